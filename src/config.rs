@@ -1,0 +1,188 @@
+//! Configuration: one `Config` read from flags and environment variables, validated at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Everything the server needs to run. Every field is a flag and an environment variable.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CHATQL_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Database: a SQLite file path (or `sqlite://path`) or a `postgres://` URL.
+    /// Default: `chatql.db` in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the default SQLite file and generated secrets.
+    #[arg(long, env = "CHATQL_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "CHATQL_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+
+    /// Secret for signing JWTs (HS256). Generated and stored in the data dir when absent.
+    #[arg(long, env = "CHATQL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Admin key (sent as `X-Admin-Key`) for user management and `issueToken`.
+    /// Generated and stored in the data dir when absent.
+    #[arg(long, env = "CHATQL_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Largest page a connection field returns (`first`/`last` above it is an error).
+    #[arg(long, env = "CHATQL_MAX_PAGE_SIZE", default_value_t = 100)]
+    pub max_page_size: usize,
+
+    /// Longest message content, in characters.
+    #[arg(long, env = "CHATQL_MAX_MESSAGE_LENGTH", default_value_t = 10_000)]
+    pub max_message_length: usize,
+
+    /// How long after sending a message its sender may edit it, in seconds (0 = no limit).
+    #[arg(long, env = "CHATQL_EDIT_WINDOW_SECS", default_value_t = 300)]
+    pub edit_window_secs: u64,
+
+    /// Allowed CORS origins, comma-separated; `*` allows any origin.
+    #[arg(long, env = "CHATQL_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
+    pub cors_origins: Vec<String>,
+
+    /// Log format.
+    #[arg(long, env = "CHATQL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Largest accepted HTTP request body, in bytes.
+    #[arg(long, env = "CHATQL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted query nesting.
+    #[arg(long, env = "CHATQL_MAX_QUERY_DEPTH", default_value_t = 16)]
+    pub max_query_depth: usize,
+
+    /// Highest accepted query complexity (one point per field).
+    #[arg(long, env = "CHATQL_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
+    pub max_query_complexity: usize,
+
+    /// Interval between WebSocket keep-alive pings, in seconds.
+    #[arg(long, env = "CHATQL_WS_KEEPALIVE_SECS", default_value_t = 30)]
+    pub ws_keepalive_secs: u64,
+
+    /// How long a new WebSocket may take to send `connection_init`, in seconds.
+    #[arg(long, env = "CHATQL_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Most WebSockets one user may hold open at once.
+    #[arg(long, env = "CHATQL_MAX_SOCKETS_PER_USER", default_value_t = 16)]
+    pub max_sockets_per_user: usize,
+
+    /// Most subscriptions one user may hold open at once, over all their sockets.
+    #[arg(long, env = "CHATQL_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 64)]
+    pub max_subscriptions_per_user: usize,
+
+    /// Events buffered per subscriber before it is told to resync (`ResyncRequired`).
+    #[arg(long, env = "CHATQL_EVENT_BUFFER", default_value_t = 1024)]
+    pub event_buffer: usize,
+}
+
+/// Which database a URL points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A PostgreSQL URL, passed on unchanged.
+    Postgres(String),
+    /// A SQLite file path.
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    /// Checks values that clap cannot; called once at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.pool_size == 0 {
+            return Err("pool size must be at least 1".into());
+        }
+        if self.max_page_size == 0 {
+            return Err("max page size must be at least 1".into());
+        }
+        if self.max_message_length == 0 {
+            return Err("max message length must be at least 1".into());
+        }
+        if matches!(&self.jwt_secret, Some(secret) if secret.len() < 16) {
+            return Err("JWT secret must be at least 16 characters".into());
+        }
+        Ok(())
+    }
+
+    /// The database to use: `DATABASE_URL` or the default SQLite file in the data dir.
+    pub fn database(&self) -> DatabaseTarget {
+        match self.database_url.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseTarget::Postgres(url.to_owned())
+            }
+            Some(url) => DatabaseTarget::Sqlite(PathBuf::from(
+                url.strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or(url),
+            )),
+            None => DatabaseTarget::Sqlite(self.data_dir.join("chatql.db")),
+        }
+    }
+
+    /// The edit window; `None` means unlimited.
+    pub fn edit_window(&self) -> Option<Duration> {
+        (self.edit_window_secs > 0).then(|| Duration::from_secs(self.edit_window_secs))
+    }
+
+    /// Path of a secret file kept in the data dir.
+    pub fn secret_path(&self, name: &str) -> PathBuf {
+        self.data_dir.join(name)
+    }
+}
+
+/// Reads a secret from `path`, or generates a random one, stores it there (mode 0600) and
+/// returns it with `generated = true` so the caller can warn.
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<(String, bool)> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if !existing.is_empty() {
+            return Ok((existing, false));
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, &secret)?;
+    Ok((secret, true))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

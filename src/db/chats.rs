@@ -1,0 +1,215 @@
+//! Chats: the model and every query on the `chats` table.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::{chats, members, messages};
+use super::{DbConn, DbResult};
+use crate::domain::cursor::{Page, PageRequest};
+use crate::domain::enums::ChatKind;
+use crate::db::members::Member;
+use crate::with_conn;
+
+/// A stored chat.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = chats)]
+pub struct Chat {
+    pub id: i64,
+    pub kind: ChatKind,
+    pub category: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub avatar_url: Option<String>,
+    pub metadata: Option<String>,
+    pub created_by: Option<i64>,
+    pub direct_key: Option<String>,
+    pub last_message_id: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_activity_at: NaiveDateTime,
+}
+
+/// Fields of a new chat.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = chats)]
+pub struct NewChat<'a> {
+    pub kind: ChatKind,
+    pub category: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub avatar_url: Option<&'a str>,
+    pub metadata: Option<String>,
+    pub created_by: Option<i64>,
+    pub direct_key: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_activity_at: NaiveDateTime,
+}
+
+/// A partial update; `Some(None)` clears a column.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = chats)]
+pub struct ChatChanges {
+    pub name: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub category: Option<Option<String>>,
+    pub metadata: Option<Option<String>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// Which of a user's chats to list.
+#[derive(Clone, Debug, Default)]
+pub struct ChatListFilter {
+    pub kind: Option<ChatKind>,
+    pub category: Option<String>,
+    pub unread_only: bool,
+}
+
+/// Position in the chat list order (pinned first, then most recent activity, then id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatListKey {
+    pub pinned: bool,
+    pub last_activity_at: NaiveDateTime,
+    pub id: i64,
+}
+
+/// Inserts a chat.
+pub async fn insert(conn: &mut DbConn, new: &NewChat<'_>) -> DbResult<Chat> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(chats::table)
+        .values(new)
+        .returning(Chat::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// The chat with `id`, if any.
+pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<Chat>> {
+    Ok(with_conn!(conn, |c| chats::table
+        .find(id)
+        .select(Chat::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// The chats with these ids (any order).
+pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<Chat>> {
+    Ok(with_conn!(conn, |c| chats::table
+        .filter(chats::id.eq_any(ids))
+        .select(Chat::as_select())
+        .load(c)
+        .await)?)
+}
+
+/// The direct chat with this pair key, if any.
+pub async fn find_direct(conn: &mut DbConn, direct_key: &str) -> DbResult<Option<Chat>> {
+    Ok(with_conn!(conn, |c| chats::table
+        .filter(chats::direct_key.eq(direct_key))
+        .select(Chat::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// Applies `changes` to chat `id`.
+pub async fn update(conn: &mut DbConn, id: i64, changes: &ChatChanges) -> DbResult<Chat> {
+    Ok(with_conn!(conn, |c| diesel::update(chats::table.find(id))
+        .set(changes)
+        .returning(Chat::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// Marks activity in chat `id` at `at`. Run first in a send transaction: the row lock it
+/// takes serialises concurrent sends to one chat on PostgreSQL, so message ids become
+/// visible in id order (no reader ever sees id N+1 before id N commits).
+pub async fn touch_activity(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> DbResult<bool> {
+    let updated = with_conn!(conn, |c| diesel::update(chats::table.find(id))
+        .set(chats::last_activity_at.eq(at))
+        .execute(c)
+        .await)?;
+    Ok(updated > 0)
+}
+
+/// Points the chat at its newest message (or none).
+pub async fn set_last_message(
+    conn: &mut DbConn,
+    id: i64,
+    message_id: Option<i64>,
+) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(chats::table.find(id))
+        .set(chats::last_message_id.eq(message_id))
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+/// Deletes chat `id` with its members and messages (ON DELETE CASCADE).
+pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
+    let deleted = with_conn!(conn, |c| diesel::delete(chats::table.find(id))
+        .execute(c)
+        .await)?;
+    Ok(deleted > 0)
+}
+
+/// A page of `user_id`'s chats with their membership rows: pinned first, then by
+/// `last_activity_at` descending, then id descending; `after` is the last key seen.
+pub async fn list_for_user(
+    conn: &mut DbConn,
+    user_id: i64,
+    filter: &ChatListFilter,
+    after: Option<ChatListKey>,
+    page: &PageRequest,
+) -> DbResult<Page<(Chat, Member)>> {
+    let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
+    let rows = with_conn!(conn, |c| {
+        let mut query = chats::table
+            .inner_join(members::table)
+            .filter(members::user_id.eq(user_id))
+            .select((Chat::as_select(), Member::as_select()))
+            .order((
+                members::pinned.desc(),
+                chats::last_activity_at.desc(),
+                chats::id.desc(),
+            ))
+            .limit(limit)
+            .into_boxed();
+        if let Some(kind) = filter.kind {
+            query = query.filter(chats::kind.eq(kind));
+        }
+        if let Some(category) = &filter.category {
+            query = query.filter(chats::category.eq(category.clone()));
+        }
+        if filter.unread_only {
+            let unread = messages::table.filter(
+                messages::chat_id
+                    .eq(chats::id)
+                    .and(messages::retracted_at.is_null())
+                    .and(
+                        messages::sender_id
+                            .ne(user_id)
+                            .or(messages::sender_id.is_null()),
+                    )
+                    .and(
+                        members::last_read_message_id
+                            .is_null()
+                            .or(messages::id.nullable().gt(members::last_read_message_id)),
+                    ),
+            );
+            query = query.filter(diesel::dsl::exists(unread));
+        }
+        if let Some(key) = after {
+            query = query.filter(
+                members::pinned.lt(key.pinned).or(members::pinned.eq(key.pinned).and(
+                    chats::last_activity_at.lt(key.last_activity_at).or(chats::last_activity_at
+                        .eq(key.last_activity_at)
+                        .and(chats::id.lt(key.id))),
+                )),
+            );
+        }
+        query.load(c).await
+    })?;
+    Ok(Page::from_rows(rows, page))
+}

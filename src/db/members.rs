@@ -1,0 +1,232 @@
+//! Chat membership: the model and every query on the `members` table, including the read
+//! and delivery watermarks that unread counts and message status derive from.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::members;
+use super::{DbConn, DbResult};
+use crate::domain::cursor::{Page, PageRequest};
+use crate::domain::enums::MemberRole;
+use crate::with_conn;
+
+/// A user's membership in a chat.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = members)]
+pub struct Member {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub role: MemberRole,
+    pub joined_at: NaiveDateTime,
+    pub last_read_message_id: Option<i64>,
+    pub last_read_at: Option<NaiveDateTime>,
+    pub last_delivered_message_id: Option<i64>,
+    pub pinned: bool,
+    pub muted: bool,
+}
+
+/// Fields of a new membership.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = members)]
+pub struct NewMember {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub role: MemberRole,
+    pub joined_at: NaiveDateTime,
+    /// New members start with everything before they joined counted as read.
+    pub last_read_message_id: Option<i64>,
+}
+
+/// Inserts a membership.
+pub async fn insert(conn: &mut DbConn, new: &NewMember) -> DbResult<Member> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(members::table)
+        .values(new)
+        .returning(Member::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// `user_id`'s membership in `chat_id`, if any.
+pub async fn find(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<Option<Member>> {
+    Ok(with_conn!(conn, |c| members::table
+        .find((chat_id, user_id))
+        .select(Member::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// `user_id`'s memberships in these chats.
+pub async fn find_for_user(
+    conn: &mut DbConn,
+    user_id: i64,
+    chat_ids: &[i64],
+) -> DbResult<Vec<Member>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::user_id.eq(user_id))
+        .filter(members::chat_id.eq_any(chat_ids))
+        .select(Member::as_select())
+        .load(c)
+        .await)?)
+}
+
+/// Every membership of these chats (for watermark-derived fields).
+pub async fn all_of_chats(conn: &mut DbConn, chat_ids: &[i64]) -> DbResult<Vec<Member>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::chat_id.eq_any(chat_ids))
+        .order((members::chat_id, members::user_id))
+        .select(Member::as_select())
+        .load(c)
+        .await)?)
+}
+
+/// The user ids of a chat's members.
+pub async fn user_ids(conn: &mut DbConn, chat_id: i64) -> DbResult<Vec<i64>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::chat_id.eq(chat_id))
+        .select(members::user_id)
+        .load(c)
+        .await)?)
+}
+
+/// Member counts of these chats.
+pub async fn counts(conn: &mut DbConn, chat_ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::chat_id.eq_any(chat_ids))
+        .group_by(members::chat_id)
+        .select((members::chat_id, diesel::dsl::count_star()))
+        .load(c)
+        .await)?)
+}
+
+/// How many members of the chat hold `role`.
+pub async fn count_with_role(conn: &mut DbConn, chat_id: i64, role: MemberRole) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::chat_id.eq(chat_id))
+        .filter(members::role.eq(role))
+        .count()
+        .get_result(c)
+        .await)?)
+}
+
+/// A page of a chat's members in user-id order.
+pub async fn list(
+    conn: &mut DbConn,
+    chat_id: i64,
+    after_user_id: Option<i64>,
+    page: &PageRequest,
+) -> DbResult<Page<Member>> {
+    let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
+    let rows = with_conn!(conn, |c| {
+        let mut query = members::table
+            .filter(members::chat_id.eq(chat_id))
+            .order(members::user_id.asc())
+            .select(Member::as_select())
+            .limit(limit)
+            .into_boxed();
+        if let Some(after) = after_user_id {
+            query = query.filter(members::user_id.gt(after));
+        }
+        query.load(c).await
+    })?;
+    Ok(Page::from_rows(rows, page))
+}
+
+/// Removes a membership; false when there was none.
+pub async fn delete(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<bool> {
+    let deleted = with_conn!(conn, |c| diesel::delete(members::table.find((chat_id, user_id)))
+        .execute(c)
+        .await)?;
+    Ok(deleted > 0)
+}
+
+/// Sets a member's role.
+pub async fn set_role(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_id: i64,
+    role: MemberRole,
+) -> DbResult<Member> {
+    Ok(with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
+        .set(members::role.eq(role))
+        .returning(Member::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// Sets a member's pinned flag.
+pub async fn set_pinned(conn: &mut DbConn, chat_id: i64, user_id: i64, pinned: bool) -> DbResult<Member> {
+    Ok(with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
+        .set(members::pinned.eq(pinned))
+        .returning(Member::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// Sets a member's muted flag.
+pub async fn set_muted(conn: &mut DbConn, chat_id: i64, user_id: i64, muted: bool) -> DbResult<Member> {
+    Ok(with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
+        .set(members::muted.eq(muted))
+        .returning(Member::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// Moves the read watermark forward to `message_id` (never back); also moves the delivery
+/// watermark, since what was read was delivered. Returns the row either way.
+pub async fn advance_read(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_id: i64,
+    message_id: i64,
+    at: NaiveDateTime,
+) -> DbResult<Member> {
+    with_conn!(conn, |c| {
+        diesel::update(members::table.find((chat_id, user_id)))
+            .filter(
+                members::last_read_message_id
+                    .is_null()
+                    .or(members::last_read_message_id.lt(message_id)),
+            )
+            .set((
+                members::last_read_message_id.eq(message_id),
+                members::last_read_at.eq(at),
+            ))
+            .execute(c)
+            .await?;
+        diesel::update(members::table.find((chat_id, user_id)))
+            .filter(
+                members::last_delivered_message_id
+                    .is_null()
+                    .or(members::last_delivered_message_id.lt(message_id)),
+            )
+            .set(members::last_delivered_message_id.eq(message_id))
+            .execute(c)
+            .await
+    })?;
+    find(conn, chat_id, user_id)
+        .await?
+        .ok_or(super::DbError::Query(diesel::result::Error::NotFound))
+}
+
+/// Moves the delivery watermark forward to `message_id` (never back).
+pub async fn advance_delivered(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_id: i64,
+    message_id: i64,
+) -> DbResult<Member> {
+    with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
+        .filter(
+            members::last_delivered_message_id
+                .is_null()
+                .or(members::last_delivered_message_id.lt(message_id)),
+        )
+        .set(members::last_delivered_message_id.eq(message_id))
+        .execute(c)
+        .await)?;
+    find(conn, chat_id, user_id)
+        .await?
+        .ok_or(super::DbError::Query(diesel::result::Error::NotFound))
+}

@@ -1,0 +1,271 @@
+//! Messages: the model and every query on the `messages` table. Message ids grow
+//! monotonically, so one id is both the keyset cursor and the read watermark.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::{members, messages};
+use super::{DbConn, DbResult};
+use crate::domain::cursor::{Direction, Page, PageRequest};
+use crate::domain::enums::{MessageKind, MessageRole, StreamState};
+use crate::with_conn;
+
+/// A stored message.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: i64,
+    pub chat_id: i64,
+    pub sender_id: Option<i64>,
+    pub role: MessageRole,
+    pub kind: MessageKind,
+    pub content: String,
+    pub data: Option<String>,
+    pub parent_id: Option<i64>,
+    pub client_id: Option<String>,
+    pub stream_state: Option<StreamState>,
+    pub created_at: NaiveDateTime,
+    pub edited_at: Option<NaiveDateTime>,
+    pub retracted_at: Option<NaiveDateTime>,
+}
+
+/// Fields of a new message.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = messages)]
+pub struct NewMessage<'a> {
+    pub chat_id: i64,
+    pub sender_id: Option<i64>,
+    pub role: MessageRole,
+    pub kind: MessageKind,
+    pub content: &'a str,
+    pub data: Option<String>,
+    pub parent_id: Option<i64>,
+    pub client_id: Option<&'a str>,
+    pub stream_state: Option<StreamState>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Inserts a message.
+pub async fn insert(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<Message> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(messages::table)
+        .values(new)
+        .returning(Message::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// The message with `id`, if any.
+pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<Message>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .find(id)
+        .select(Message::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// The messages with these ids (any order).
+pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<Message>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .filter(messages::id.eq_any(ids))
+        .select(Message::as_select())
+        .load(c)
+        .await)?)
+}
+
+/// The message a sender already sent to a chat under `client_id`, if any.
+pub async fn find_by_client_id(
+    conn: &mut DbConn,
+    chat_id: i64,
+    sender_id: i64,
+    client_id: &str,
+) -> DbResult<Option<Message>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::sender_id.eq(sender_id))
+        .filter(messages::client_id.eq(client_id))
+        .select(Message::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// A page of a chat's messages in id order. Forward pages start after `boundary` (or at the
+/// oldest); backward pages end before `boundary` (or at the newest).
+pub async fn page(
+    conn: &mut DbConn,
+    chat_id: i64,
+    boundary: Option<i64>,
+    page: &PageRequest,
+) -> DbResult<Page<Message>> {
+    let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
+    let rows = with_conn!(conn, |c| {
+        let mut query = messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .select(Message::as_select())
+            .limit(limit)
+            .into_boxed();
+        query = match (page.direction, boundary) {
+            (Direction::Forward, Some(after)) => query.filter(messages::id.gt(after)),
+            (Direction::Backward, Some(before)) => query.filter(messages::id.lt(before)),
+            (_, None) => query,
+        };
+        query = match page.direction {
+            Direction::Forward => query.order(messages::id.asc()),
+            Direction::Backward => query.order(messages::id.desc()),
+        };
+        query.load(c).await
+    })?;
+    Ok(Page::from_rows(rows, page))
+}
+
+/// Up to `limit` messages of a chat with ids above `after_id`, oldest first (used by
+/// `unreadMessages` and by subscription replay).
+pub async fn after(
+    conn: &mut DbConn,
+    chat_id: i64,
+    after_id: i64,
+    exclude_sender: Option<i64>,
+    limit: i64,
+) -> DbResult<Vec<Message>> {
+    Ok(with_conn!(conn, |c| {
+        let mut query = messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .filter(messages::id.gt(after_id))
+            .select(Message::as_select())
+            .order(messages::id.asc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(sender) = exclude_sender {
+            query = query.filter(
+                messages::sender_id
+                    .ne(sender)
+                    .or(messages::sender_id.is_null())
+                    .and(messages::retracted_at.is_null()),
+            );
+        }
+        query.load(c).await
+    })?)
+}
+
+/// The newest `limit` live (not retracted) messages of a chat, oldest first.
+pub async fn latest_live(conn: &mut DbConn, chat_id: i64, limit: i64) -> DbResult<Vec<Message>> {
+    let mut rows = with_conn!(conn, |c| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::retracted_at.is_null())
+        .select(Message::as_select())
+        .order(messages::id.desc())
+        .limit(limit)
+        .load(c)
+        .await)?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// The id of a chat's newest message, if any.
+pub async fn latest_id(conn: &mut DbConn, chat_id: i64) -> DbResult<Option<i64>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .select(diesel::dsl::max(messages::id))
+        .first(c)
+        .await)?)
+}
+
+/// Replaces a message's content and marks it edited.
+pub async fn set_content(
+    conn: &mut DbConn,
+    id: i64,
+    content: &str,
+    edited_at: NaiveDateTime,
+) -> DbResult<Message> {
+    Ok(with_conn!(conn, |c| diesel::update(messages::table.find(id))
+        .set((messages::content.eq(content), messages::edited_at.eq(edited_at)))
+        .returning(Message::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// Turns a message into a tombstone: content and data are erased, not just hidden.
+pub async fn retract(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> DbResult<Message> {
+    Ok(with_conn!(conn, |c| diesel::update(messages::table.find(id))
+        .set((
+            messages::content.eq(""),
+            messages::data.eq(None::<String>),
+            messages::retracted_at.eq(at),
+        ))
+        .returning(Message::as_returning())
+        .get_result(c)
+        .await)?)
+}
+
+/// Deletes one message; replies keep existing with no parent.
+pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
+    let deleted = with_conn!(conn, |c| diesel::delete(messages::table.find(id))
+        .execute(c)
+        .await)?;
+    Ok(deleted > 0)
+}
+
+/// Deletes every message of a chat; returns how many.
+pub async fn delete_all_in_chat(conn: &mut DbConn, chat_id: i64) -> DbResult<usize> {
+    Ok(with_conn!(conn, |c| diesel::delete(
+        messages::table.filter(messages::chat_id.eq(chat_id))
+    )
+    .execute(c)
+    .await)?)
+}
+
+/// The chat of each of these messages, as `(message id, chat id)` pairs; unknown ids are absent.
+pub async fn chats_of(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .filter(messages::id.eq_any(ids))
+        .select((messages::id, messages::chat_id))
+        .load(c)
+        .await)?)
+}
+
+/// Reply counts of these messages (messages without replies are absent).
+pub async fn reply_counts(conn: &mut DbConn, parent_ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+    let rows: Vec<(Option<i64>, i64)> = with_conn!(conn, |c| messages::table
+        .filter(messages::parent_id.eq_any(parent_ids))
+        .group_by(messages::parent_id)
+        .select((messages::parent_id, diesel::dsl::count_star()))
+        .load(c)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(parent, count)| parent.map(|p| (p, count)))
+        .collect())
+}
+
+/// Exact unread counts of `user_id` in these chats: live messages from others above the
+/// member's read watermark. Chats with nothing unread are absent.
+pub async fn unread_counts(
+    conn: &mut DbConn,
+    user_id: i64,
+    chat_ids: &[i64],
+) -> DbResult<Vec<(i64, i64)>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .inner_join(
+            members::table.on(members::chat_id
+                .eq(messages::chat_id)
+                .and(members::user_id.eq(user_id))),
+        )
+        .filter(messages::chat_id.eq_any(chat_ids))
+        .filter(messages::retracted_at.is_null())
+        .filter(
+            messages::sender_id
+                .ne(user_id)
+                .or(messages::sender_id.is_null()),
+        )
+        .filter(
+            members::last_read_message_id
+                .is_null()
+                .or(messages::id.nullable().gt(members::last_read_message_id)),
+        )
+        .group_by(messages::chat_id)
+        .select((messages::chat_id, diesel::dsl::count_star()))
+        .load(c)
+        .await)?)
+}

@@ -1,0 +1,272 @@
+//! Database access: the pool over PostgreSQL or SQLite, the connection enum with its
+//! dispatch macro (every query is written once and compiled for both backends),
+//! transactions, migrations, and one module per entity holding its models and queries.
+
+pub mod chats;
+pub mod members;
+pub mod messages;
+pub mod schema;
+pub mod users;
+
+use diesel::connection::SimpleConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_async::AsyncConnection;
+use diesel_async::AsyncPgConnection;
+use diesel_async::TransactionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+
+use crate::config::DatabaseTarget;
+
+/// The SQLite connection type diesel-async drives on a blocking thread.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A query failed (including "no row found").
+    #[error(transparent)]
+    Query(#[from] DieselError),
+    /// No connection could be had from the pool.
+    #[error("connection pool: {0}")]
+    Pool(String),
+    /// Applying migrations failed.
+    #[error("migrations: {0}")]
+    Migration(String),
+}
+
+impl From<PoolError> for DbError {
+    fn from(err: PoolError) -> Self {
+        DbError::Pool(err.to_string())
+    }
+}
+
+impl DbError {
+    /// True when the error is a unique-constraint violation (a duplicate key).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Result of a database call.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Which backend a pool talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL through diesel-async's native driver.
+    Postgres,
+    /// An embedded SQLite file.
+    Sqlite,
+}
+
+/// A connection pool over one of the two backends.
+#[derive(Clone)]
+pub enum DbPool {
+    /// PostgreSQL.
+    Pg(Pool<AsyncPgConnection>),
+    /// SQLite.
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// A pooled connection of either backend. Database functions take `&mut DbConn`.
+pub enum DbConn {
+    /// PostgreSQL.
+    Pg(Object<AsyncPgConnection>),
+    /// SQLite.
+    Sqlite(Object<SqliteConn>),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of whichever backend `$conn`
+/// holds. The body is pasted into each arm, so one diesel query compiles for both.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg(pooled) => {
+                let $c: &mut diesel_async::AsyncPgConnection = &mut **pooled;
+                $body
+            }
+            $crate::db::DbConn::Sqlite(pooled) => {
+                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// SQLite settings applied to every pooled connection: WAL lets readers run beside the
+/// writer, busy_timeout makes writers queue instead of failing with "database is locked",
+/// and foreign keys are off by default in SQLite.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+impl DbPool {
+    /// Builds a pool for `target` with at most `size` connections.
+    pub fn connect(target: &DatabaseTarget, size: usize) -> DbResult<Self> {
+        match target {
+            DatabaseTarget::Postgres(url) => {
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                let pool = Pool::builder(manager)
+                    .max_size(size)
+                    .build()
+                    .map_err(|e| DbError::Pool(e.to_string()))?;
+                Ok(DbPool::Pg(pool))
+            }
+            DatabaseTarget::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| DbError::Pool(format!("creating {}: {e}", parent.display())))?;
+                }
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.custom_setup = Box::new(|url| {
+                    let url = url.to_owned();
+                    async move {
+                        let mut conn = SqliteConn::establish(&url).await?;
+                        conn.spawn_blocking(|c| c.batch_execute(SQLITE_PRAGMAS))
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                    path.to_string_lossy(),
+                    config,
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(size)
+                    .build()
+                    .map_err(|e| DbError::Pool(e.to_string()))?;
+                Ok(DbPool::Sqlite(pool))
+            }
+        }
+    }
+
+    /// The backend this pool talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbPool::Pg(_) => Backend::Postgres,
+            DbPool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Takes a connection from the pool.
+    pub async fn conn(&self) -> DbResult<DbConn> {
+        Ok(match self {
+            DbPool::Pg(pool) => DbConn::Pg(pool.get().await?),
+            DbPool::Sqlite(pool) => DbConn::Sqlite(pool.get().await?),
+        })
+    }
+
+    /// Applies every pending migration; returns how many ran.
+    pub async fn run_migrations(&self) -> DbResult<usize> {
+        let conn = self.conn().await?;
+        // The harness runs the synchronous migration code on this worker (block_in_place),
+        // so it needs a multi-threaded runtime; it takes the connection by value.
+        let applied = match conn {
+            DbConn::Pg(pooled) => {
+                let conn = Object::take(pooled);
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map_err(|e| DbError::Migration(e.to_string()))?
+                    .len()
+            }
+            DbConn::Sqlite(pooled) => {
+                let conn = Object::take(pooled);
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| DbError::Migration(e.to_string()))?
+                    .len()
+            }
+        };
+        Ok(applied)
+    }
+
+    /// Runs `body` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+    /// SQLite transactions start with `BEGIN IMMEDIATE`, taking the write lock up front, so
+    /// read-then-write transactions queue on busy_timeout instead of failing as "locked".
+    pub async fn transaction<T, E>(
+        &self,
+        body: impl AsyncFnOnce(&mut DbConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut conn = self.conn().await?;
+        conn.begin().await?;
+        match body(&mut conn).await {
+            Ok(value) => {
+                conn.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // A failed rollback leaves the transaction manager broken; the pool then
+                // discards the connection, which rolls back on the server side.
+                if let Err(rollback) = conn.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback failed");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+type PgTransactions = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+type SqliteTransactions = <SqliteConn as AsyncConnection>::TransactionManager;
+
+impl DbConn {
+    async fn begin(&mut self) -> DbResult<()> {
+        match self {
+            DbConn::Pg(c) => PgTransactions::begin_transaction(&mut **c).await?,
+            DbConn::Sqlite(c) => {
+                c.spawn_blocking(|c| {
+                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(
+                        c,
+                        "BEGIN IMMEDIATE",
+                    )
+                })
+                .await?
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> DbResult<()> {
+        match self {
+            DbConn::Pg(c) => PgTransactions::commit_transaction(&mut **c).await?,
+            DbConn::Sqlite(c) => SqliteTransactions::commit_transaction(&mut **c).await?,
+        }
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> DbResult<()> {
+        match self {
+            DbConn::Pg(c) => PgTransactions::rollback_transaction(&mut **c).await?,
+            DbConn::Sqlite(c) => SqliteTransactions::rollback_transaction(&mut **c).await?,
+        }
+        Ok(())
+    }
+
+    /// Cheap liveness probe for `/readyz`.
+    pub async fn ping(&mut self) -> DbResult<()> {
+        use diesel_async::SimpleAsyncConnection;
+        with_conn!(self, |c| c.batch_execute("SELECT 1").await)?;
+        Ok(())
+    }
+}

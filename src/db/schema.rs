@@ -1,0 +1,70 @@
+//! Table definitions shared by both backends (see diesel.toml for why it is hand-kept).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        display_name -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        is_bot -> Bool,
+        metadata -> Nullable<Text>,
+        last_seen_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chats (id) {
+        id -> BigInt,
+        kind -> Text,
+        category -> Nullable<Text>,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        created_by -> Nullable<BigInt>,
+        direct_key -> Nullable<Text>,
+        last_message_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_activity_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    members (chat_id, user_id) {
+        chat_id -> BigInt,
+        user_id -> BigInt,
+        role -> Text,
+        joined_at -> Timestamp,
+        last_read_message_id -> Nullable<BigInt>,
+        last_read_at -> Nullable<Timestamp>,
+        last_delivered_message_id -> Nullable<BigInt>,
+        pinned -> Bool,
+        muted -> Bool,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        chat_id -> BigInt,
+        sender_id -> Nullable<BigInt>,
+        role -> Text,
+        kind -> Text,
+        content -> Text,
+        data -> Nullable<Text>,
+        parent_id -> Nullable<BigInt>,
+        client_id -> Nullable<Text>,
+        stream_state -> Nullable<Text>,
+        created_at -> Timestamp,
+        edited_at -> Nullable<Timestamp>,
+        retracted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(members -> chats (chat_id));
+diesel::joinable!(members -> users (user_id));
+diesel::joinable!(messages -> chats (chat_id));
+diesel::allow_tables_to_appear_in_same_query!(users, chats, members, messages);

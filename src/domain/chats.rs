@@ -1,0 +1,550 @@
+//! Chats and membership: creating, listing, managing members and roles, per-member
+//! settings. Only members see a chat; only OWNER/ADMIN manage it.
+
+use crate::app::App;
+use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, NewChat};
+use crate::db::members::{Member, NewMember};
+use crate::db::{self, DbConn};
+use crate::domain::access::{manager_of, member_of};
+use crate::domain::cursor::{self, Page, PageRequest};
+use crate::domain::enums::{ChatKind, MemberRole};
+use crate::domain::ids::{ChatId, UserId};
+use crate::domain::{check_text, json_to_text, now};
+use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventKind};
+
+/// Longest chat name.
+pub const MAX_NAME: usize = 200;
+/// Longest chat description.
+pub const MAX_DESCRIPTION: usize = 2000;
+/// Longest category label.
+pub const MAX_CATEGORY: usize = 100;
+/// Most users one `createChat`/`addMembers` call may add.
+pub const MAX_MEMBERS_PER_CALL: usize = 500;
+
+/// Input of a new chat.
+#[derive(Debug, Default)]
+pub struct CreateChat {
+    pub kind: Option<ChatKind>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub avatar_url: Option<String>,
+    pub category: Option<String>,
+    pub member_ids: Vec<UserId>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A chat update; `Some(None)` clears a field.
+#[derive(Debug, Default)]
+pub struct UpdateChat {
+    pub name: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub category: Option<Option<String>>,
+    pub metadata: Option<Option<serde_json::Value>>,
+}
+
+fn check_chat_texts(
+    name: Option<&str>,
+    description: Option<&str>,
+    avatar_url: Option<&str>,
+    category: Option<&str>,
+) -> AppResult<()> {
+    check_text("name", name, MAX_NAME)?;
+    check_text("description", description, MAX_DESCRIPTION)?;
+    check_text("avatarUrl", avatar_url, crate::domain::users::MAX_URL)?;
+    check_text("category", category, MAX_CATEGORY)
+}
+
+/// Fails unless every id names an existing user.
+async fn require_users_exist(conn: &mut DbConn, ids: &[UserId]) -> AppResult<()> {
+    let keys: Vec<i64> = ids.iter().map(|u| u.0).collect();
+    let found = db::users::count_existing(conn, &keys).await?;
+    if usize::try_from(found).ok() != Some(keys.len()) {
+        return Err(AppError::NotFound("user"));
+    }
+    Ok(())
+}
+
+fn dedup_users(ids: &[UserId], except: UserId) -> Vec<UserId> {
+    let mut unique: Vec<UserId> = ids.iter().copied().filter(|u| *u != except).collect();
+    unique.sort();
+    unique.dedup();
+    unique
+}
+
+/// Creates a chat: the caller becomes OWNER, `member_ids` become MEMBERs. A DIRECT chat
+/// with one other user is the same as `openDirectChat`.
+pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<Chat> {
+    let kind = input.kind.unwrap_or(ChatKind::Group);
+    check_chat_texts(
+        input.name.as_deref(),
+        input.description.as_deref(),
+        input.avatar_url.as_deref(),
+        input.category.as_deref(),
+    )?;
+    let others = dedup_users(&input.member_ids, caller);
+    if others.len() > MAX_MEMBERS_PER_CALL {
+        return Err(AppError::LimitExceeded(format!(
+            "at most {MAX_MEMBERS_PER_CALL} members per call"
+        )));
+    }
+    if kind == ChatKind::Direct {
+        return match others.as_slice() {
+            [other] => open_direct(app, caller, *other).await,
+            [] => open_direct(app, caller, caller).await,
+            _ => Err(AppError::BadInput(
+                "a DIRECT chat has exactly one other member; use a GROUP".into(),
+            )),
+        };
+    }
+    let (chat, events) = app
+        .db()
+        .transaction(async |conn| {
+            require_users_exist(conn, &others).await?;
+            let at = now();
+            let chat = db::chats::insert(
+                conn,
+                &NewChat {
+                    kind,
+                    category: input.category.as_deref(),
+                    name: input.name.as_deref(),
+                    description: input.description.as_deref(),
+                    avatar_url: input.avatar_url.as_deref(),
+                    metadata: json_to_text(input.metadata.as_ref()),
+                    created_by: Some(caller.0),
+                    direct_key: None,
+                    created_at: at,
+                    updated_at: at,
+                    last_activity_at: at,
+                },
+            )
+            .await?;
+            let mut events = Vec::with_capacity(others.len() + 1);
+            for (user, role) in std::iter::once((caller, MemberRole::Owner))
+                .chain(others.iter().map(|u| (*u, MemberRole::Member)))
+            {
+                insert_member(conn, chat.id, user, role, None).await?;
+                events.push(Event {
+                    chat_id: chat.id,
+                    kind: EventKind::MemberJoined { user_id: user.0 },
+                });
+            }
+            Ok::<_, AppError>((chat, events))
+        })
+        .await?;
+    app.broker().publish(events);
+    Ok(chat)
+}
+
+async fn insert_member(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user: UserId,
+    role: MemberRole,
+    read_up_to: Option<i64>,
+) -> AppResult<Member> {
+    Ok(db::members::insert(
+        conn,
+        &NewMember {
+            chat_id,
+            user_id: user.0,
+            role,
+            joined_at: now(),
+            last_read_message_id: read_up_to,
+        },
+    )
+    .await?)
+}
+
+/// Gets or creates the DIRECT chat between the caller and `other` (idempotent, also when
+/// two calls race: the unique `direct_key` lets only one insert win).
+pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<Chat> {
+    let (low, high) = if caller <= other { (caller, other) } else { (other, caller) };
+    let key = format!("{}:{}", low.0, high.0);
+    let attempt = app
+        .db()
+        .transaction(async |conn| {
+            if let Some(chat) = db::chats::find_direct(conn, &key).await? {
+                return Ok((chat, Vec::new()));
+            }
+            require_users_exist(conn, &[other]).await?;
+            let at = now();
+            let chat = db::chats::insert(
+                conn,
+                &NewChat {
+                    kind: ChatKind::Direct,
+                    category: None,
+                    name: None,
+                    description: None,
+                    avatar_url: None,
+                    metadata: None,
+                    created_by: Some(caller.0),
+                    direct_key: Some(key.clone()),
+                    created_at: at,
+                    updated_at: at,
+                    last_activity_at: at,
+                },
+            )
+            .await?;
+            let mut events = Vec::new();
+            let mut pair = vec![caller, other];
+            pair.dedup();
+            for user in pair {
+                insert_member(conn, chat.id, user, MemberRole::Member, None).await?;
+                events.push(Event {
+                    chat_id: chat.id,
+                    kind: EventKind::MemberJoined { user_id: user.0 },
+                });
+            }
+            Ok::<_, AppError>((chat, events))
+        })
+        .await;
+    match attempt {
+        Ok((chat, events)) => {
+            app.broker().publish(events);
+            Ok(chat)
+        }
+        // Another call created it between our read and our insert: theirs is the chat.
+        Err(AppError::Db(e)) if e.is_unique_violation() => {
+            let mut conn = app.db().conn().await?;
+            db::chats::find_direct(&mut conn, &key)
+                .await?
+                .ok_or(AppError::Db(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Updates a chat's settings (OWNER/ADMIN; either member of a DIRECT chat).
+pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) -> AppResult<Chat> {
+    check_chat_texts(
+        input.name.as_ref().and_then(|v| v.as_deref()),
+        input.description.as_ref().and_then(|v| v.as_deref()),
+        input.avatar_url.as_ref().and_then(|v| v.as_deref()),
+        input.category.as_ref().and_then(|v| v.as_deref()),
+    )?;
+    let updated = app
+        .db()
+        .transaction(async |conn| {
+            require_settings_right(conn, chat, caller).await?;
+            let changes = ChatChanges {
+                name: input.name,
+                description: input.description,
+                avatar_url: input.avatar_url,
+                category: input.category,
+                metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
+                updated_at: Some(now()),
+            };
+            Ok::<_, AppError>(db::chats::update(conn, chat.0, &changes).await?)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: chat.0,
+        kind: EventKind::ChatUpdated,
+    }]);
+    Ok(updated)
+}
+
+/// OWNER/ADMIN of a group chat, or either member of a DIRECT chat.
+async fn require_settings_right(conn: &mut DbConn, chat: ChatId, caller: UserId) -> AppResult<Chat> {
+    let (chat_row, member) = member_of(conn, chat, caller).await?;
+    if chat_row.kind != ChatKind::Direct && !member.role.can_manage() {
+        return Err(AppError::Forbidden(
+            "only the chat's OWNER or ADMIN may do this".into(),
+        ));
+    }
+    Ok(chat_row)
+}
+
+/// Deletes a chat with all its messages and memberships, in one transaction (OWNER; either
+/// member of a DIRECT chat).
+pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
+    let member_ids = app
+        .db()
+        .transaction(async |conn| {
+            let (chat_row, member) = member_of(conn, chat, caller).await?;
+            if chat_row.kind != ChatKind::Direct && member.role != MemberRole::Owner {
+                return Err(AppError::Forbidden("only an OWNER may delete the chat".into()));
+            }
+            let member_ids = db::members::user_ids(conn, chat.0).await?;
+            db::chats::delete(conn, chat.0).await?;
+            Ok(member_ids)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: chat.0,
+        kind: EventKind::ChatDeleted { member_ids },
+    }]);
+    Ok(true)
+}
+
+/// Deletes every message of a chat but keeps the chat (OWNER/ADMIN; either member of a
+/// DIRECT chat). Returns how many messages were deleted.
+pub async fn clear(app: &App, caller: UserId, chat: ChatId) -> AppResult<i32> {
+    let deleted = app
+        .db()
+        .transaction(async |conn| {
+            require_settings_right(conn, chat, caller).await?;
+            let deleted = db::messages::delete_all_in_chat(conn, chat.0).await?;
+            db::chats::set_last_message(conn, chat.0, None).await?;
+            Ok::<_, AppError>(deleted)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: chat.0,
+        kind: EventKind::ChatUpdated,
+    }]);
+    Ok(i32::try_from(deleted).unwrap_or(i32::MAX))
+}
+
+/// A chat the caller is a member of.
+pub async fn get(app: &App, caller: UserId, chat: ChatId) -> AppResult<Chat> {
+    let mut conn = app.db().conn().await?;
+    Ok(member_of(&mut conn, chat, caller).await?.0)
+}
+
+/// Cursor kind of the chat list.
+pub const CHAT_CURSOR: &str = "chat";
+
+/// The cursor of a chat in the caller's chat list.
+pub fn chat_list_cursor(chat: &Chat, member: &Member) -> String {
+    cursor::encode(
+        CHAT_CURSOR,
+        &[
+            i64::from(member.pinned),
+            chat.last_activity_at.and_utc().timestamp_micros(),
+            chat.id,
+        ],
+    )
+}
+
+/// The caller's chats: pinned first, then most recently active.
+pub async fn list(
+    app: &App,
+    caller: UserId,
+    filter: &ChatListFilter,
+    page: &PageRequest,
+) -> AppResult<Page<(Chat, Member)>> {
+    let after = match page.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let fields = cursor::decode(CHAT_CURSOR, c, 3)?;
+            let last_activity_at = chrono::DateTime::from_timestamp_micros(fields[1])
+                .ok_or_else(|| AppError::BadInput(format!("invalid cursor `{c}`")))?
+                .naive_utc();
+            Some(ChatListKey {
+                pinned: fields[0] != 0,
+                last_activity_at,
+                id: fields[2],
+            })
+        }
+    };
+    let mut conn = app.db().conn().await?;
+    Ok(db::chats::list_for_user(&mut conn, caller.0, filter, after, page).await?)
+}
+
+/// Cursor kind of member lists.
+pub const MEMBER_CURSOR: &str = "member";
+
+/// The cursor of a member in a chat's member list.
+pub fn member_cursor(member: &Member) -> String {
+    cursor::encode(MEMBER_CURSOR, &[member.user_id])
+}
+
+/// A page of a chat's members (members only).
+pub async fn members(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    page: &PageRequest,
+) -> AppResult<Page<Member>> {
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode(MEMBER_CURSOR, c, 1).map(|f| f[0]))
+        .transpose()?;
+    let mut conn = app.db().conn().await?;
+    member_of(&mut conn, chat, caller).await?;
+    Ok(db::members::list(&mut conn, chat.0, after, page).await?)
+}
+
+/// Only an OWNER may hand out or take away OWNER and ADMIN.
+fn check_role_grant(actor: MemberRole, role: MemberRole) -> AppResult<()> {
+    if matches!(role, MemberRole::Owner | MemberRole::Admin) && actor != MemberRole::Owner {
+        return Err(AppError::Forbidden(
+            "only an OWNER may grant OWNER or ADMIN".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn require_group(chat: &Chat) -> AppResult<()> {
+    if chat.kind == ChatKind::Direct {
+        return Err(AppError::BadInput(
+            "a DIRECT chat's members are fixed; create a GROUP instead".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds users to a chat (OWNER/ADMIN). Users already in it keep their membership; every
+/// requested member is returned. New members start with the existing history read.
+pub async fn add_members(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    user_ids: &[UserId],
+    role: Option<MemberRole>,
+) -> AppResult<Vec<Member>> {
+    let role = role.unwrap_or(MemberRole::Member);
+    let mut wanted = user_ids.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.len() > MAX_MEMBERS_PER_CALL {
+        return Err(AppError::LimitExceeded(format!(
+            "at most {MAX_MEMBERS_PER_CALL} members per call"
+        )));
+    }
+    let (members, events) = app
+        .db()
+        .transaction(async |conn| {
+            let (chat_row, actor) = manager_of(conn, chat, caller).await?;
+            require_group(&chat_row)?;
+            check_role_grant(actor.role, role)?;
+            require_users_exist(conn, &wanted).await?;
+            let mut members = Vec::with_capacity(wanted.len());
+            let mut events = Vec::new();
+            for user in &wanted {
+                if let Some(existing) = db::members::find(conn, chat.0, user.0).await? {
+                    members.push(existing);
+                    continue;
+                }
+                members.push(insert_member(conn, chat.0, *user, role, chat_row.last_message_id).await?);
+                events.push(Event {
+                    chat_id: chat.0,
+                    kind: EventKind::MemberJoined { user_id: user.0 },
+                });
+            }
+            Ok::<_, AppError>((members, events))
+        })
+        .await?;
+    app.broker().publish(events);
+    Ok(members)
+}
+
+/// Fails when removing `leaving` (or taking its OWNER role) would leave the chat with
+/// other members but no OWNER.
+async fn keep_an_owner(conn: &mut DbConn, chat: ChatId, leaving: &Member) -> AppResult<()> {
+    if leaving.role != MemberRole::Owner {
+        return Ok(());
+    }
+    let owners = db::members::count_with_role(conn, chat.0, MemberRole::Owner).await?;
+    let members = db::members::user_ids(conn, chat.0).await?.len();
+    if owners <= 1 && members > 1 {
+        return Err(AppError::Conflict(
+            "the last OWNER must hand over ownership (setMemberRole) first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes a member (OWNER/ADMIN; only an OWNER removes OWNERs and ADMINs).
+pub async fn remove_member(app: &App, caller: UserId, chat: ChatId, user: UserId) -> AppResult<bool> {
+    if user == caller {
+        return leave(app, caller, chat).await;
+    }
+    app.db()
+        .transaction(async |conn| {
+            let (chat_row, actor) = manager_of(conn, chat, caller).await?;
+            require_group(&chat_row)?;
+            let target = db::members::find(conn, chat.0, user.0)
+                .await?
+                .ok_or(AppError::NotFound("member"))?;
+            check_role_grant(actor.role, target.role)?;
+            keep_an_owner(conn, chat, &target).await?;
+            db::members::delete(conn, chat.0, user.0).await?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: chat.0,
+        kind: EventKind::MemberLeft { user_id: user.0 },
+    }]);
+    Ok(true)
+}
+
+/// The caller leaves a chat. The last OWNER of a chat with other members must hand over
+/// ownership first.
+pub async fn leave(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
+    app.db()
+        .transaction(async |conn| {
+            let (_, me) = member_of(conn, chat, caller).await?;
+            keep_an_owner(conn, chat, &me).await?;
+            db::members::delete(conn, chat.0, caller.0).await?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: chat.0,
+        kind: EventKind::MemberLeft { user_id: caller.0 },
+    }]);
+    Ok(true)
+}
+
+/// Changes a member's role (OWNER/ADMIN; only an OWNER grants or revokes OWNER/ADMIN).
+pub async fn set_role(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    user: UserId,
+    role: MemberRole,
+) -> AppResult<Member> {
+    let member = app
+        .db()
+        .transaction(async |conn| {
+            let (chat_row, actor) = manager_of(conn, chat, caller).await?;
+            require_group(&chat_row)?;
+            let target = db::members::find(conn, chat.0, user.0)
+                .await?
+                .ok_or(AppError::NotFound("member"))?;
+            check_role_grant(actor.role, role)?;
+            check_role_grant(actor.role, target.role)?;
+            if role != MemberRole::Owner {
+                keep_an_owner(conn, chat, &target).await?;
+            }
+            Ok::<_, AppError>(db::members::set_role(conn, chat.0, user.0, role).await?)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: chat.0,
+        kind: EventKind::MemberUpdated { user_id: user.0 },
+    }]);
+    Ok(member)
+}
+
+/// Which per-member flag to set.
+#[derive(Clone, Copy, Debug)]
+pub enum MemberFlag {
+    /// Pinned to the top of the member's chat list.
+    Pinned,
+    /// Notifications muted.
+    Muted,
+}
+
+/// Sets one of the caller's own flags on a chat.
+pub async fn set_flag(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    flag: MemberFlag,
+    value: bool,
+) -> AppResult<Member> {
+    let mut conn = app.db().conn().await?;
+    member_of(&mut conn, chat, caller).await?;
+    let member = match flag {
+        MemberFlag::Pinned => db::members::set_pinned(&mut conn, chat.0, caller.0, value).await?,
+        MemberFlag::Muted => db::members::set_muted(&mut conn, chat.0, caller.0, value).await?,
+    };
+    Ok(member)
+}

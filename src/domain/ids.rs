@@ -1,0 +1,86 @@
+//! Typed ids and their opaque public form.
+//!
+//! Internally every entity has an `i64` key. Clients see Relay global ids:
+//! base64url("<Type>:<key>"), so an id names its type and `node(id)` can resolve it.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::AppError;
+
+macro_rules! id_type {
+    ($name:ident, $type_name:literal) => {
+        #[doc = concat!("Key of a ", $type_name, ".")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The GraphQL type name this id belongs to.
+            pub const TYPE_NAME: &'static str = $type_name;
+
+            /// The opaque public id.
+            pub fn to_global(self) -> String {
+                encode_global(Self::TYPE_NAME, self.0)
+            }
+
+            /// Parses a public id, rejecting ids of other types.
+            pub fn from_global(id: &str) -> Result<Self, AppError> {
+                match decode_global(id) {
+                    Some(($type_name, key)) => Ok(Self(key)),
+                    _ => Err(AppError::BadInput(format!(
+                        "`{id}` is not a valid {} id",
+                        $type_name
+                    ))),
+                }
+            }
+        }
+
+        impl From<$name> for async_graphql::ID {
+            fn from(id: $name) -> Self {
+                async_graphql::ID(id.to_global())
+            }
+        }
+    };
+}
+
+id_type!(UserId, "User");
+id_type!(ChatId, "Chat");
+id_type!(MessageId, "Message");
+
+/// Encodes `<type>:<key>` as base64url.
+pub fn encode_global(type_name: &str, key: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{type_name}:{key}"))
+}
+
+/// Decodes a global id into its type name and key; `None` when it is not one.
+pub fn decode_global(id: &str) -> Option<(&'static str, i64)> {
+    let bytes = URL_SAFE_NO_PAD.decode(id).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (type_name, key) = text.split_once(':')?;
+    let key: i64 = key.parse().ok()?;
+    let type_name = [UserId::TYPE_NAME, ChatId::TYPE_NAME, MessageId::TYPE_NAME]
+        .into_iter()
+        .find(|known| *known == type_name)?;
+    Some((type_name, key))
+}
+
+/// Parses a list of public ids of one type.
+pub fn parse_all<T>(
+    ids: &[async_graphql::ID],
+    parse: impl Fn(&str) -> Result<T, AppError>,
+) -> Result<Vec<T>, AppError> {
+    ids.iter().map(|id| parse(id.as_str())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_ids_round_trip_and_keep_their_type() {
+        let id = MessageId(42).to_global();
+        assert_eq!(MessageId::from_global(&id).ok(), Some(MessageId(42)));
+        assert!(ChatId::from_global(&id).is_err());
+        assert!(UserId::from_global("not an id").is_err());
+    }
+}

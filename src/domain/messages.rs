@@ -1,0 +1,431 @@
+//! Messages: sending (with clientId dedupe), paging, editing, retracting, deleting, read
+//! and delivery watermarks, and the LLM history view.
+
+use std::collections::BTreeMap;
+
+use crate::app::App;
+use crate::db::chats::Chat;
+use crate::db::members::Member;
+use crate::db::messages::{Message, NewMessage};
+use crate::db::{self, DbConn};
+use crate::domain::access::member_of;
+use crate::domain::cursor::{self, Page, PageRequest};
+use crate::domain::enums::{MessageKind, MessageRole, StreamState};
+use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::domain::{json_to_text, now};
+use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventKind};
+
+/// Longest client-chosen idempotency key.
+pub const MAX_CLIENT_ID: usize = 128;
+/// Most ids one `markMessagesRead` call takes.
+pub const MAX_BATCH: usize = 500;
+/// Most entries `history` returns.
+pub const MAX_HISTORY: usize = 1000;
+/// Cursor kind of message lists.
+pub const MESSAGE_CURSOR: &str = "msg";
+
+/// Input of a new message.
+#[derive(Debug)]
+pub struct SendMessage {
+    pub chat_id: ChatId,
+    pub content: String,
+    pub kind: Option<MessageKind>,
+    pub role: Option<MessageRole>,
+    pub parent_id: Option<MessageId>,
+    pub client_id: Option<String>,
+    pub data: Option<serde_json::Value>,
+    /// Starts an assistant reply in the STREAMING state (content may then start empty).
+    pub stream: bool,
+}
+
+/// The cursor of a message in its chat's message list.
+pub fn message_cursor(message: &Message) -> String {
+    cursor::encode(MESSAGE_CURSOR, &[message.id])
+}
+
+/// Decodes a message cursor into the message id it points at.
+pub fn decode_message_cursor(raw: &str) -> AppResult<i64> {
+    Ok(cursor::decode(MESSAGE_CURSOR, raw, 1)?[0])
+}
+
+/// Content rules: not blank (unless a stream is starting) and at most the configured length.
+fn check_content(app: &App, content: &str, allow_empty: bool) -> AppResult<()> {
+    if !allow_empty && content.trim().is_empty() {
+        return Err(AppError::BadInput("message content must not be empty".into()));
+    }
+    let max = app.config().max_message_length;
+    let length = content.chars().count();
+    if length > max {
+        return Err(AppError::BadInput(format!(
+            "message content is {length} characters; the limit is {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// Sends a message (members only). A repeated `clientId` from the same sender in the same
+/// chat returns the original message instead of storing a duplicate.
+pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Message> {
+    check_content(app, &input.content, input.stream)?;
+    if let Some(client_id) = &input.client_id {
+        if client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID {
+            return Err(AppError::BadInput(format!(
+                "`clientId` must be 1–{MAX_CLIENT_ID} characters"
+            )));
+        }
+    }
+    let chat = input.chat_id;
+    let attempt = app
+        .db()
+        .transaction(async |conn| {
+            let (_, member) = member_of(conn, chat, caller).await?;
+            if let Some(client_id) = &input.client_id {
+                if let Some(existing) =
+                    db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
+                {
+                    return Ok((existing, false));
+                }
+            }
+            let sender = db::users::find(conn, caller.0)
+                .await?
+                .ok_or_else(|| AppError::Unauthenticated("this token's user no longer exists".into()))?;
+            let role = input.role.unwrap_or(if sender.is_bot {
+                MessageRole::Assistant
+            } else {
+                MessageRole::User
+            });
+            if role == MessageRole::System && !member.role.can_manage() {
+                return Err(AppError::Forbidden(
+                    "only the chat's OWNER or ADMIN may send SYSTEM messages".into(),
+                ));
+            }
+            if let Some(parent) = input.parent_id {
+                let parent_row = db::messages::find(conn, parent.0)
+                    .await?
+                    .ok_or(AppError::NotFound("parent message"))?;
+                if parent_row.chat_id != chat.0 {
+                    return Err(AppError::BadInput(
+                        "`parentId` must be a message of the same chat".into(),
+                    ));
+                }
+            }
+            let at = now();
+            // Lock the chat row before allocating the id (see touch_activity).
+            db::chats::touch_activity(conn, chat.0, at).await?;
+            let message = db::messages::insert(
+                conn,
+                &NewMessage {
+                    chat_id: chat.0,
+                    sender_id: Some(caller.0),
+                    role,
+                    kind: input.kind.unwrap_or(MessageKind::Text),
+                    content: &input.content,
+                    data: json_to_text(input.data.as_ref()),
+                    parent_id: input.parent_id.map(|p| p.0),
+                    client_id: input.client_id.as_deref(),
+                    stream_state: input.stream.then_some(StreamState::Streaming),
+                    created_at: at,
+                },
+            )
+            .await?;
+            db::chats::set_last_message(conn, chat.0, Some(message.id)).await?;
+            // Senders have read what they wrote.
+            db::members::advance_read(conn, chat.0, caller.0, message.id, at).await?;
+            Ok::<_, AppError>((message, true))
+        })
+        .await;
+    let message = match attempt {
+        Ok((message, true)) => {
+            app.broker().publish(vec![Event {
+                chat_id: chat.0,
+                kind: EventKind::MessageAdded {
+                    message_id: message.id,
+                    sender_id: message.sender_id,
+                },
+            }]);
+            message
+        }
+        Ok((message, false)) => message,
+        // A concurrent retry with the same clientId won the insert: return its message.
+        Err(AppError::Db(e)) if e.is_unique_violation() => {
+            let client_id = input.client_id.as_deref().unwrap_or_default();
+            let mut conn = app.db().conn().await?;
+            db::messages::find_by_client_id(&mut conn, chat.0, caller.0, client_id)
+                .await?
+                .ok_or(AppError::Db(e))?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(message)
+}
+
+/// A message and its chat, if the caller is a member of that chat.
+async fn visible_message(
+    conn: &mut DbConn,
+    caller: UserId,
+    id: MessageId,
+) -> AppResult<(Message, Chat, Member)> {
+    let message = db::messages::find(conn, id.0)
+        .await?
+        .ok_or(AppError::NotFound("message"))?;
+    let (chat, member) = member_of(conn, ChatId(message.chat_id), caller).await?;
+    Ok((message, chat, member))
+}
+
+/// A message the caller may see.
+pub async fn get(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
+    let mut conn = app.db().conn().await?;
+    Ok(visible_message(&mut conn, caller, id).await?.0)
+}
+
+/// A page of a chat's messages (members only): `first/after` oldest→newest, `last/before`
+/// back from the newest.
+pub async fn list(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    page: &PageRequest,
+) -> AppResult<Page<Message>> {
+    let boundary = page.cursor.as_deref().map(decode_message_cursor).transpose()?;
+    let mut conn = app.db().conn().await?;
+    member_of(&mut conn, chat, caller).await?;
+    Ok(db::messages::page(&mut conn, chat.0, boundary, page).await?)
+}
+
+/// The caller's unread messages in a chat, oldest first.
+pub async fn unread(app: &App, caller: UserId, chat: ChatId, limit: usize) -> AppResult<Page<Message>> {
+    let mut conn = app.db().conn().await?;
+    let (_, member) = member_of(&mut conn, chat, caller).await?;
+    let rows = db::messages::after(
+        &mut conn,
+        chat.0,
+        member.last_read_message_id.unwrap_or(0),
+        Some(caller.0),
+        i64::try_from(limit + 1).unwrap_or(i64::MAX),
+    )
+    .await?;
+    let request = PageRequest {
+        direction: cursor::Direction::Forward,
+        limit,
+        cursor: None,
+    };
+    Ok(Page::from_rows(rows, &request))
+}
+
+/// Edits a message's content (its sender only, inside the edit window).
+pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> AppResult<Message> {
+    check_content(app, content, false)?;
+    let edit_window = app.config().edit_window();
+    let message = app
+        .db()
+        .transaction(async |conn| {
+            let (message, _, _) = visible_message(conn, caller, id).await?;
+            if message.sender_id != Some(caller.0) {
+                return Err(AppError::Forbidden("only the sender may edit a message".into()));
+            }
+            if message.retracted_at.is_some() {
+                return Err(AppError::Conflict("a retracted message cannot be edited".into()));
+            }
+            if message.stream_state == Some(StreamState::Streaming) {
+                return Err(AppError::Conflict(
+                    "a streaming message is changed with appendMessageContent".into(),
+                ));
+            }
+            if let Some(window) = edit_window {
+                let age = (now() - message.created_at).to_std().unwrap_or_default();
+                if age > window {
+                    return Err(AppError::Forbidden(format!(
+                        "messages can only be edited within {} seconds of sending",
+                        window.as_secs()
+                    )));
+                }
+            }
+            Ok(db::messages::set_content(conn, id.0, content, now()).await?)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: message.chat_id,
+        kind: EventKind::MessageEdited { message_id: id.0 },
+    }]);
+    Ok(message)
+}
+
+/// Retracts a message (its sender only): it stays as a tombstone with no content.
+/// Retracting twice returns the tombstone.
+pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
+    let (message, changed) = app
+        .db()
+        .transaction(async |conn| {
+            let (message, _, _) = visible_message(conn, caller, id).await?;
+            if message.sender_id != Some(caller.0) {
+                return Err(AppError::Forbidden(
+                    "only the sender may retract a message".into(),
+                ));
+            }
+            if message.retracted_at.is_some() {
+                return Ok((message, false));
+            }
+            Ok((db::messages::retract(conn, id.0, now()).await?, true))
+        })
+        .await?;
+    if changed {
+        app.broker().publish(vec![Event {
+            chat_id: message.chat_id,
+            kind: EventKind::MessageRetracted { message_id: id.0 },
+        }]);
+    }
+    Ok(message)
+}
+
+/// Deletes a message for good (OWNER/ADMIN/MODERATOR of its chat).
+pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool> {
+    let chat_id = app
+        .db()
+        .transaction(async |conn| {
+            let (message, chat, member) = visible_message(conn, caller, id).await?;
+            if !member.role.can_moderate() {
+                return Err(AppError::Forbidden(
+                    "only an OWNER, ADMIN or MODERATOR may delete messages".into(),
+                ));
+            }
+            db::messages::delete(conn, id.0).await?;
+            if chat.last_message_id == Some(id.0) {
+                let newest = db::messages::latest_id(conn, chat.id).await?;
+                db::chats::set_last_message(conn, chat.id, newest).await?;
+            }
+            Ok::<_, AppError>(message.chat_id)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id,
+        kind: EventKind::MessageDeleted { message_id: id.0 },
+    }]);
+    Ok(true)
+}
+
+/// Resolves the message a watermark should move to: `up_to` (which must be in the chat)
+/// or the chat's newest message.
+async fn watermark_target(conn: &mut DbConn, chat: ChatId, up_to: Option<MessageId>) -> AppResult<Option<i64>> {
+    match up_to {
+        Some(id) => {
+            let message = db::messages::find(conn, id.0)
+                .await?
+                .ok_or(AppError::NotFound("message"))?;
+            if message.chat_id != chat.0 {
+                return Err(AppError::BadInput("the message is not in this chat".into()));
+            }
+            Ok(Some(id.0))
+        }
+        None => Ok(db::messages::latest_id(conn, chat.0).await?),
+    }
+}
+
+/// Moves the caller's read watermark in a chat up to a message (or the newest). It never
+/// moves back; unread counts and read receipts derive from it.
+pub async fn mark_read(app: &App, caller: UserId, chat: ChatId, up_to: Option<MessageId>) -> AppResult<Member> {
+    let (before, after) = app
+        .db()
+        .transaction(async |conn| {
+            let (_, member) = member_of(conn, chat, caller).await?;
+            let Some(target) = watermark_target(conn, chat, up_to).await? else {
+                return Ok((member.clone(), member));
+            };
+            let updated = db::members::advance_read(conn, chat.0, caller.0, target, now()).await?;
+            Ok::<_, AppError>((member, updated))
+        })
+        .await?;
+    publish_watermark_moves(app, &before, &after);
+    Ok(after)
+}
+
+fn publish_watermark_moves(app: &App, before: &Member, after: &Member) {
+    let mut events = Vec::new();
+    if let Some(read) = after.last_read_message_id.filter(|r| Some(*r) != before.last_read_message_id) {
+        events.push(Event {
+            chat_id: after.chat_id,
+            kind: EventKind::ReadReceipt { user_id: after.user_id, message_id: read },
+        });
+    }
+    if let Some(delivered) = after
+        .last_delivered_message_id
+        .filter(|d| Some(*d) != before.last_delivered_message_id)
+    {
+        events.push(Event {
+            chat_id: after.chat_id,
+            kind: EventKind::DeliveryReceipt { user_id: after.user_id, message_id: delivered },
+        });
+    }
+    app.broker().publish(events);
+}
+
+/// Marks the given messages read: in each of their chats the watermark moves to the
+/// newest of them. Returns how many messages were given and found.
+pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) -> AppResult<i32> {
+    if ids.len() > MAX_BATCH {
+        return Err(AppError::LimitExceeded(format!("at most {MAX_BATCH} ids per call")));
+    }
+    let keys: Vec<i64> = ids.iter().map(|m| m.0).collect();
+    let moves = app
+        .db()
+        .transaction(async |conn| {
+            let found = db::messages::chats_of(conn, &keys).await?;
+            if found.len() != {
+                let mut unique = keys.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                unique.len()
+            } {
+                return Err(AppError::NotFound("message"));
+            }
+            let mut newest_per_chat: BTreeMap<i64, i64> = BTreeMap::new();
+            for (message_id, chat_id) in &found {
+                let newest = newest_per_chat.entry(*chat_id).or_insert(*message_id);
+                *newest = (*newest).max(*message_id);
+            }
+            let mut moves = Vec::new();
+            for (chat_id, newest) in newest_per_chat {
+                let (_, before) = member_of(conn, ChatId(chat_id), caller).await?;
+                let after = db::members::advance_read(conn, chat_id, caller.0, newest, now()).await?;
+                moves.push((before, after));
+            }
+            Ok::<_, AppError>((moves, found.len()))
+        })
+        .await?;
+    let (moves, count) = moves;
+    for (before, after) in &moves {
+        publish_watermark_moves(app, before, after);
+    }
+    Ok(i32::try_from(count).unwrap_or(i32::MAX))
+}
+
+/// Moves the caller's delivery watermark in a chat up to a message (never back).
+pub async fn mark_delivered(app: &App, caller: UserId, chat: ChatId, up_to: MessageId) -> AppResult<Member> {
+    let (before, after) = app
+        .db()
+        .transaction(async |conn| {
+            let (_, member) = member_of(conn, chat, caller).await?;
+            let target = watermark_target(conn, chat, Some(up_to)).await?.unwrap_or(up_to.0);
+            let updated = db::members::advance_delivered(conn, chat.0, caller.0, target).await?;
+            Ok::<_, AppError>((member, updated))
+        })
+        .await?;
+    publish_watermark_moves(app, &before, &after);
+    Ok(after)
+}
+
+/// The newest `last` live messages as `(role, content)` pairs, oldest first, in the shape
+/// LLM chat-completion APIs take.
+pub async fn history(app: &App, caller: UserId, chat: ChatId, last: Option<i32>) -> AppResult<Vec<Message>> {
+    let limit = match last {
+        None => 50,
+        Some(n) if n < 0 => return Err(AppError::BadInput("`last` must not be negative".into())),
+        Some(n) if usize::try_from(n).unwrap_or(usize::MAX) > MAX_HISTORY => {
+            return Err(AppError::LimitExceeded(format!("`last` may be at most {MAX_HISTORY}")));
+        }
+        Some(n) => i64::from(n),
+    };
+    let mut conn = app.db().conn().await?;
+    member_of(&mut conn, chat, caller).await?;
+    Ok(db::messages::latest_live(&mut conn, chat.0, limit).await?)
+}

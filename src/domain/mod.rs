@@ -1,0 +1,36 @@
+//! Domain services: the rules of chat that are not SQL — who may do what, input limits,
+//! read state, cursors and ids. Each mutation is one transaction; events are published
+//! after it commits.
+
+pub mod access;
+pub mod chats;
+pub mod cursor;
+pub mod enums;
+pub mod ids;
+pub mod messages;
+pub mod users;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+
+use crate::error::{AppError, AppResult};
+
+/// The current UTC time at millisecond precision (the API's precision), so both backends
+/// store and return exactly the same value.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(3)
+}
+
+/// Serialises an optional JSON value for storage.
+pub fn json_to_text(value: Option<&serde_json::Value>) -> Option<String> {
+    value.map(serde_json::Value::to_string)
+}
+
+/// Checks an optional text field: trimmed length at most `max` characters.
+pub fn check_text(field: &str, value: Option<&str>, max: usize) -> AppResult<()> {
+    match value {
+        Some(text) if text.chars().count() > max => Err(AppError::BadInput(format!(
+            "`{field}` may be at most {max} characters"
+        ))),
+        _ => Ok(()),
+    }
+}

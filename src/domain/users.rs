@@ -1,0 +1,204 @@
+//! User management (admin key) and lookups.
+
+use std::time::Duration;
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::db::users::{NewUser, User, UserChanges};
+use crate::db;
+use crate::domain::cursor::{self, PageRequest, Page};
+use crate::domain::ids::UserId;
+use crate::domain::{check_text, json_to_text, now};
+use crate::error::{AppError, AppResult};
+
+/// Longest username.
+pub const MAX_USERNAME: usize = 64;
+/// Longest display name.
+pub const MAX_DISPLAY_NAME: usize = 200;
+/// Longest URL.
+pub const MAX_URL: usize = 2048;
+/// Default lifetime of a token minted by `issueToken`.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest lifetime of a minted token.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Input of a new user.
+#[derive(Debug, Default)]
+pub struct CreateUser {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub is_bot: bool,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A user update; `Some(None)` clears a field.
+#[derive(Debug, Default)]
+pub struct UpdateUser {
+    pub display_name: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub metadata: Option<Option<serde_json::Value>>,
+}
+
+fn check_username(username: &str) -> AppResult<()> {
+    let valid_chars = username
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if username.is_empty() || username.chars().count() > MAX_USERNAME || !valid_chars {
+        return Err(AppError::BadInput(format!(
+            "username must be 1–{MAX_USERNAME} characters of letters, digits, `_`, `-` or `.`"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a user (admin key).
+pub async fn create(app: &App, caller: &Caller, input: CreateUser) -> AppResult<User> {
+    caller.require_admin()?;
+    create_unchecked(app, input).await
+}
+
+/// Creates a user without a permission check (for the local `token --create` command).
+pub async fn create_unchecked(app: &App, input: CreateUser) -> AppResult<User> {
+    check_username(&input.username)?;
+    check_text("displayName", input.display_name.as_deref(), MAX_DISPLAY_NAME)?;
+    check_text("avatarUrl", input.avatar_url.as_deref(), MAX_URL)?;
+    let at = now();
+    let new = NewUser {
+        username: &input.username,
+        display_name: input.display_name.as_deref(),
+        avatar_url: input.avatar_url.as_deref(),
+        is_bot: input.is_bot,
+        metadata: json_to_text(input.metadata.as_ref()),
+        created_at: at,
+        updated_at: at,
+    };
+    let mut conn = app.db().conn().await?;
+    db::users::insert(&mut conn, &new).await.map_err(|e| {
+        if e.is_unique_violation() {
+            AppError::Conflict(format!("username `{}` is taken", input.username))
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// Updates a user (admin key, or the user themself).
+pub async fn update(app: &App, caller: &Caller, id: UserId, input: UpdateUser) -> AppResult<User> {
+    if !matches!(caller, Caller::Admin) && caller.user_id()? != id {
+        return Err(AppError::Forbidden("you may only update yourself".into()));
+    }
+    if let Some(name) = &input.display_name {
+        check_text("displayName", name.as_deref(), MAX_DISPLAY_NAME)?;
+    }
+    if let Some(url) = &input.avatar_url {
+        check_text("avatarUrl", url.as_deref(), MAX_URL)?;
+    }
+    let changes = UserChanges {
+        display_name: input.display_name,
+        avatar_url: input.avatar_url,
+        metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
+        updated_at: Some(now()),
+    };
+    let mut conn = app.db().conn().await?;
+    db::users::update(&mut conn, id.0, &changes)
+        .await?
+        .ok_or(AppError::NotFound("user"))
+}
+
+/// Deletes a user (admin key). Their memberships go; their messages stay without sender.
+pub async fn delete(app: &App, caller: &Caller, id: UserId) -> AppResult<bool> {
+    caller.require_admin()?;
+    let mut conn = app.db().conn().await?;
+    if !db::users::delete(&mut conn, id.0).await? {
+        return Err(AppError::NotFound("user"));
+    }
+    Ok(true)
+}
+
+/// Mints a token for a user (admin key).
+pub async fn issue_token(
+    app: &App,
+    caller: &Caller,
+    id: UserId,
+    ttl_seconds: Option<i32>,
+) -> AppResult<String> {
+    caller.require_admin()?;
+    let ttl = match ttl_seconds {
+        None => DEFAULT_TOKEN_TTL,
+        Some(secs) if secs > 0 => Duration::from_secs(secs.unsigned_abs().into()),
+        Some(_) => return Err(AppError::BadInput("`ttlSeconds` must be positive".into())),
+    };
+    if ttl > MAX_TOKEN_TTL {
+        return Err(AppError::BadInput(format!(
+            "`ttlSeconds` may be at most {}",
+            MAX_TOKEN_TTL.as_secs()
+        )));
+    }
+    let mut conn = app.db().conn().await?;
+    db::users::find(&mut conn, id.0)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    app.auth().issue_token(id, ttl)
+}
+
+/// The calling user. A valid token for a deleted user is `UNAUTHENTICATED`.
+pub async fn me(app: &App, caller: &Caller) -> AppResult<User> {
+    let id = caller.user_id()?;
+    let mut conn = app.db().conn().await?;
+    db::users::find(&mut conn, id.0)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("this token's user no longer exists".into()))
+}
+
+/// Requires a user token or the admin key.
+pub fn require_authenticated(caller: &Caller) -> AppResult<()> {
+    match caller {
+        Caller::Anonymous => Err(AppError::Unauthenticated(
+            "authentication required: send `Authorization: Bearer <token>`".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A user by id or username.
+pub async fn find(
+    app: &App,
+    caller: &Caller,
+    id: Option<UserId>,
+    username: Option<&str>,
+) -> AppResult<Option<User>> {
+    require_authenticated(caller)?;
+    let mut conn = app.db().conn().await?;
+    match (id, username) {
+        (Some(id), None) => Ok(db::users::find(&mut conn, id.0).await?),
+        (None, Some(name)) => Ok(db::users::find_by_username(&mut conn, name).await?),
+        _ => Err(AppError::BadInput("pass exactly one of `id` or `username`".into())),
+    }
+}
+
+/// Cursor kind of the user list.
+pub const USER_CURSOR: &str = "user";
+
+/// A page of users, optionally matching `search`.
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    search: Option<&str>,
+    page: &PageRequest,
+) -> AppResult<Page<User>> {
+    require_authenticated(caller)?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode(USER_CURSOR, c, 1).map(|f| f[0]))
+        .transpose()?;
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let mut conn = app.db().conn().await?;
+    Ok(db::users::list(&mut conn, search, after, page).await?)
+}
+
+/// The cursor of a user in the user list.
+pub fn user_cursor(user: &User) -> String {
+    cursor::encode(USER_CURSOR, &[user.id])
+}

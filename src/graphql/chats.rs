@@ -1,0 +1,199 @@
+//! Chat and membership queries and mutations (thin: parse ids, call `domain::chats`, wrap).
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+
+use super::types::{ChatNode, MemberNode, connection};
+use super::users::patch;
+use super::{app, caller_id};
+use crate::db::chats::ChatListFilter;
+use crate::domain::chats::{self, CreateChat, MemberFlag, UpdateChat};
+use crate::domain::cursor::PageRequest;
+use crate::domain::enums::{ChatKind, MemberRole};
+use crate::domain::ids::{ChatId, UserId, parse_all};
+
+/// A new chat.
+#[derive(InputObject)]
+pub struct CreateChatInput {
+    /// Direct, group or assistant chat.
+    pub kind: ChatKind,
+    /// Title.
+    pub name: Option<String>,
+    /// Longer description.
+    pub description: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Application-defined grouping label.
+    pub category: Option<String>,
+    /// Users to add as MEMBERs (the creator becomes OWNER).
+    pub member_ids: Option<Vec<ID>>,
+    /// Free-form data.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Changes to a chat; an omitted field stays, `null` clears it.
+#[derive(InputObject)]
+pub struct UpdateChatInput {
+    /// Title.
+    pub name: MaybeUndefined<String>,
+    /// Longer description.
+    pub description: MaybeUndefined<String>,
+    /// Avatar image URL.
+    pub avatar_url: MaybeUndefined<String>,
+    /// Application-defined grouping label.
+    pub category: MaybeUndefined<String>,
+    /// Free-form data.
+    pub metadata: MaybeUndefined<serde_json::Value>,
+}
+
+/// Which of my chats to list.
+#[derive(InputObject, Default)]
+pub struct ChatFilter {
+    /// Only chats of this kind.
+    pub kind: Option<ChatKind>,
+    /// Only chats with this category.
+    pub category: Option<String>,
+    /// Only chats with unread messages.
+    pub unread_only: Option<bool>,
+}
+
+/// Chat queries.
+#[derive(Default)]
+pub struct ChatQuery;
+
+#[Object]
+impl ChatQuery {
+    /// A chat the caller is a member of.
+    async fn chat(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ChatNode>> {
+        let chat = chats::get(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?;
+        Ok(Some(ChatNode(chat)))
+    }
+
+    /// The caller's chats: pinned first, then by `lastActivityAt`, newest first.
+    async fn chats(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ChatFilter>,
+    ) -> Result<Connection<String, ChatNode>> {
+        let app = app(ctx)?;
+        let page = PageRequest::forward(first, after, app.config().max_page_size)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ChatListFilter {
+            kind: filter.kind,
+            category: filter.category,
+            unread_only: filter.unread_only.unwrap_or(false),
+        };
+        let rows = chats::list(app, caller_id(ctx)?, &filter, &page).await?;
+        Ok(connection(
+            rows,
+            |(chat, member)| chats::chat_list_cursor(chat, member),
+            |(chat, _)| ChatNode(chat),
+        ))
+    }
+}
+
+/// Chat mutations.
+#[derive(Default)]
+pub struct ChatMutation;
+
+#[Object]
+impl ChatMutation {
+    /// Creates a chat; the caller becomes its OWNER and `memberIds` its MEMBERs.
+    async fn create_chat(&self, ctx: &Context<'_>, input: CreateChatInput) -> Result<ChatNode> {
+        let member_ids = parse_all(&input.member_ids.unwrap_or_default(), UserId::from_global)?;
+        let input = CreateChat {
+            kind: Some(input.kind),
+            name: input.name,
+            description: input.description,
+            avatar_url: input.avatar_url,
+            category: input.category,
+            member_ids,
+            metadata: input.metadata,
+        };
+        Ok(ChatNode(chats::create(app(ctx)?, caller_id(ctx)?, input).await?))
+    }
+
+    /// The direct chat between the caller and `userId`, created on first use. Idempotent.
+    async fn open_direct_chat(&self, ctx: &Context<'_>, user_id: ID) -> Result<ChatNode> {
+        let other = UserId::from_global(&user_id)?;
+        Ok(ChatNode(chats::open_direct(app(ctx)?, caller_id(ctx)?, other).await?))
+    }
+
+    /// Changes a chat's settings (OWNER/ADMIN).
+    async fn update_chat(&self, ctx: &Context<'_>, id: ID, input: UpdateChatInput) -> Result<ChatNode> {
+        let input = UpdateChat {
+            name: patch(input.name),
+            description: patch(input.description),
+            avatar_url: patch(input.avatar_url),
+            category: patch(input.category),
+            metadata: patch(input.metadata),
+        };
+        let chat = ChatId::from_global(&id)?;
+        Ok(ChatNode(chats::update(app(ctx)?, caller_id(ctx)?, chat, input).await?))
+    }
+
+    /// Deletes a chat with all its messages, in one transaction (OWNER).
+    async fn delete_chat(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        Ok(chats::delete(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?)
+    }
+
+    /// Deletes every message but keeps the chat (OWNER/ADMIN); returns how many were deleted.
+    async fn clear_chat(&self, ctx: &Context<'_>, id: ID) -> Result<i32> {
+        Ok(chats::clear(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?)
+    }
+
+    /// Adds users to a chat (OWNER/ADMIN); returns every requested membership.
+    async fn add_members(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        user_ids: Vec<ID>,
+        role: Option<MemberRole>,
+    ) -> Result<Vec<MemberNode>> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let users = parse_all(&user_ids, UserId::from_global)?;
+        let members = chats::add_members(app(ctx)?, caller_id(ctx)?, chat, &users, role).await?;
+        Ok(members.into_iter().map(MemberNode).collect())
+    }
+
+    /// Removes a member (OWNER/ADMIN).
+    async fn remove_member(&self, ctx: &Context<'_>, chat_id: ID, user_id: ID) -> Result<bool> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let user = UserId::from_global(&user_id)?;
+        Ok(chats::remove_member(app(ctx)?, caller_id(ctx)?, chat, user).await?)
+    }
+
+    /// The caller leaves a chat; the last OWNER must hand over first.
+    async fn leave_chat(&self, ctx: &Context<'_>, chat_id: ID) -> Result<bool> {
+        Ok(chats::leave(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&chat_id)?).await?)
+    }
+
+    /// Changes a member's role (OWNER/ADMIN; only an OWNER grants OWNER or ADMIN).
+    async fn set_member_role(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        user_id: ID,
+        role: MemberRole,
+    ) -> Result<MemberNode> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let user = UserId::from_global(&user_id)?;
+        Ok(MemberNode(chats::set_role(app(ctx)?, caller_id(ctx)?, chat, user, role).await?))
+    }
+
+    /// Pins or unpins a chat in the caller's list.
+    async fn set_chat_pinned(&self, ctx: &Context<'_>, chat_id: ID, pinned: bool) -> Result<MemberNode> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let member = chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Pinned, pinned).await?;
+        Ok(MemberNode(member))
+    }
+
+    /// Mutes or unmutes a chat for the caller.
+    async fn set_chat_muted(&self, ctx: &Context<'_>, chat_id: ID, muted: bool) -> Result<MemberNode> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let member = chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Muted, muted).await?;
+        Ok(MemberNode(member))
+    }
+}

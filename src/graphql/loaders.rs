@@ -1,0 +1,204 @@
+//! DataLoaders: every nested entity is fetched in one batched query per page (`eq_any`),
+//! so a page of 50 messages with senders and chat costs a constant number of queries.
+//! They batch only (no cache), so a long-lived subscription never reads stale rows.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use crate::db::chats::Chat;
+use crate::db::members::Member;
+use crate::db::messages::Message;
+use crate::db::users::User;
+use crate::db::{self, DbPool};
+use crate::error::AppError;
+
+/// The one loader type; it implements `Loader` for every key type below.
+pub struct DbLoader {
+    db: DbPool,
+}
+
+/// The loaders of one request or subscription.
+pub type Loaders = DataLoader<DbLoader>;
+
+/// Builds the loaders over `db`.
+pub fn loaders(db: DbPool) -> Loaders {
+    DataLoader::new(DbLoader { db }, tokio::spawn)
+}
+
+/// A user by key.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct UserKey(pub i64);
+/// A chat by key.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ChatKey(pub i64);
+/// A message by key.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct MessageKey(pub i64);
+/// The number of replies to a message.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ReplyCountKey(pub i64);
+/// The number of members of a chat.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct MemberCountKey(pub i64);
+/// Every membership of a chat (watermarks for status and readBy).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ChatMembersKey(pub i64);
+/// A user's membership in a chat.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct MembershipKey {
+    pub chat_id: i64,
+    pub user_id: i64,
+}
+/// A user's unread count in a chat.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct UnreadKey {
+    pub chat_id: i64,
+    pub user_id: i64,
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+
+fn failed(err: db::DbError) -> async_graphql::Error {
+    AppError::from(err).into()
+}
+
+impl DbLoader {
+    async fn conn(&self) -> Result<db::DbConn, async_graphql::Error> {
+        self.db.conn().await.map_err(failed)
+    }
+}
+
+fn raw<K: Copy>(keys: &[K], key: impl Fn(K) -> i64) -> Vec<i64> {
+    keys.iter().map(|k| key(*k)).collect()
+}
+
+impl Loader<UserKey> for DbLoader {
+    type Value = User;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UserKey]) -> LoadResult<UserKey, User> {
+        let rows = db::users::find_many(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|r| (UserKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<ChatKey> for DbLoader {
+    type Value = Chat;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ChatKey]) -> LoadResult<ChatKey, Chat> {
+        let rows = db::chats::find_many(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|r| (ChatKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<MessageKey> for DbLoader {
+    type Value = Message;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MessageKey]) -> LoadResult<MessageKey, Message> {
+        let rows = db::messages::find_many(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|r| (MessageKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<ReplyCountKey> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ReplyCountKey]) -> LoadResult<ReplyCountKey, i64> {
+        let rows = db::messages::reply_counts(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|(id, n)| (ReplyCountKey(id), n)).collect())
+    }
+}
+
+impl Loader<MemberCountKey> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MemberCountKey]) -> LoadResult<MemberCountKey, i64> {
+        let rows = db::members::counts(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|(id, n)| (MemberCountKey(id), n)).collect())
+    }
+}
+
+impl Loader<ChatMembersKey> for DbLoader {
+    type Value = Vec<Member>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ChatMembersKey]) -> LoadResult<ChatMembersKey, Vec<Member>> {
+        let rows = db::members::all_of_chats(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        let mut by_chat: HashMap<ChatMembersKey, Vec<Member>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for member in rows {
+            by_chat.entry(ChatMembersKey(member.chat_id)).or_default().push(member);
+        }
+        Ok(by_chat)
+    }
+}
+
+/// Groups `(chat, user)` keys by user: the usual batch (a chat list) has one user.
+fn chats_by_user(keys: impl Iterator<Item = (i64, i64)>) -> HashMap<i64, Vec<i64>> {
+    let mut by_user: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (chat_id, user_id) in keys {
+        by_user.entry(user_id).or_default().push(chat_id);
+    }
+    by_user
+}
+
+impl Loader<MembershipKey> for DbLoader {
+    type Value = Member;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MembershipKey]) -> LoadResult<MembershipKey, Member> {
+        let mut conn = self.conn().await?;
+        let mut found = HashMap::new();
+        for (user_id, chat_ids) in chats_by_user(keys.iter().map(|k| (k.chat_id, k.user_id))) {
+            for member in db::members::find_for_user(&mut conn, user_id, &chat_ids)
+                .await
+                .map_err(failed)?
+            {
+                found.insert(
+                    MembershipKey {
+                        chat_id: member.chat_id,
+                        user_id,
+                    },
+                    member,
+                );
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<UnreadKey> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UnreadKey]) -> LoadResult<UnreadKey, i64> {
+        let mut conn = self.conn().await?;
+        let mut found = HashMap::new();
+        for (user_id, chat_ids) in chats_by_user(keys.iter().map(|k| (k.chat_id, k.user_id))) {
+            for (chat_id, count) in db::messages::unread_counts(&mut conn, user_id, &chat_ids)
+                .await
+                .map_err(failed)?
+            {
+                found.insert(UnreadKey { chat_id, user_id }, count);
+            }
+        }
+        Ok(found)
+    }
+}

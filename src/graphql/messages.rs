@@ -1,0 +1,147 @@
+//! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, Object, Result};
+
+use super::types::{HistoryEntry, MemberNode, MessageNode, connection, message_page};
+use super::{app, caller_id};
+use crate::domain::cursor::PageRequest;
+use crate::domain::enums::{MessageKind, MessageRole};
+use crate::domain::ids::{ChatId, MessageId, parse_all};
+use crate::domain::messages::{self, SendMessage};
+
+/// A message to send.
+#[derive(InputObject)]
+pub struct SendMessageInput {
+    /// The chat to send to.
+    pub chat_id: ID,
+    /// The text (not blank unless `stream` is true; at most the configured length).
+    pub content: String,
+    /// What it carries (default TEXT).
+    pub kind: Option<MessageKind>,
+    /// LLM-style role (default USER, or ASSISTANT for bots).
+    pub role: Option<MessageRole>,
+    /// The message this one replies to.
+    pub parent_id: Option<ID>,
+    /// Client-chosen idempotency key: resending with the same key returns the original.
+    pub client_id: Option<String>,
+    /// Free-form data.
+    pub data: Option<serde_json::Value>,
+    /// True starts an assistant reply in STREAMING state.
+    pub stream: Option<bool>,
+}
+
+/// Message queries.
+#[derive(Default)]
+pub struct MessageQuery;
+
+#[Object]
+impl MessageQuery {
+    /// A message in one of the caller's chats.
+    async fn message(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MessageNode>> {
+        let message = messages::get(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?;
+        Ok(Some(MessageNode(message)))
+    }
+
+    /// A chat's messages: `first/after` reads oldest→newest, `last/before` reads back from
+    /// the newest.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, MessageNode>> {
+        message_page(ctx, ChatId::from_global(&chat_id)?, first, after, last, before).await
+    }
+
+    /// The caller's unread messages in a chat, oldest first.
+    async fn unread_messages(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        first: Option<i32>,
+    ) -> Result<Connection<String, MessageNode>> {
+        let app = app(ctx)?;
+        let page = PageRequest::forward(first, None, app.config().max_page_size)?;
+        let chat = ChatId::from_global(&chat_id)?;
+        let rows = messages::unread(app, caller_id(ctx)?, chat, page.limit).await?;
+        Ok(connection(rows, messages::message_cursor, MessageNode))
+    }
+
+    /// The newest `last` (default 50) live messages, oldest first, as `{role, content}`
+    /// entries ready for an LLM chat-completion request.
+    async fn history(&self, ctx: &Context<'_>, chat_id: ID, last: Option<i32>) -> Result<Vec<HistoryEntry>> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let rows = messages::history(app(ctx)?, caller_id(ctx)?, chat, last).await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| HistoryEntry {
+                role: m.role,
+                content: m.content,
+                sender_id: m.sender_id,
+            })
+            .collect())
+    }
+}
+
+/// Message mutations.
+#[derive(Default)]
+pub struct MessageMutation;
+
+#[Object]
+impl MessageMutation {
+    /// Sends a message (members only). A repeated `clientId` returns the original message.
+    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<MessageNode> {
+        let input = SendMessage {
+            chat_id: ChatId::from_global(&input.chat_id)?,
+            content: input.content,
+            kind: input.kind,
+            role: input.role,
+            parent_id: input.parent_id.map(|p| MessageId::from_global(&p)).transpose()?,
+            client_id: input.client_id,
+            data: input.data,
+            stream: input.stream.unwrap_or(false),
+        };
+        Ok(MessageNode(messages::send(app(ctx)?, caller_id(ctx)?, input).await?))
+    }
+
+    /// Replaces a message's content (sender only, inside the edit window).
+    async fn edit_message(&self, ctx: &Context<'_>, id: ID, content: String) -> Result<MessageNode> {
+        let id = MessageId::from_global(&id)?;
+        Ok(MessageNode(messages::edit(app(ctx)?, caller_id(ctx)?, id, &content).await?))
+    }
+
+    /// Retracts a message (sender only): it stays as a tombstone, its content hidden.
+    async fn retract_message(&self, ctx: &Context<'_>, id: ID) -> Result<MessageNode> {
+        let id = MessageId::from_global(&id)?;
+        Ok(MessageNode(messages::retract(app(ctx)?, caller_id(ctx)?, id).await?))
+    }
+
+    /// Deletes a message for good (OWNER/ADMIN/MODERATOR).
+    async fn delete_message(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        Ok(messages::delete(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?)
+    }
+
+    /// Moves the caller's read watermark up to a message (null: the newest). Never moves back.
+    async fn mark_read(&self, ctx: &Context<'_>, chat_id: ID, up_to_message_id: Option<ID>) -> Result<MemberNode> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let up_to = up_to_message_id.map(|m| MessageId::from_global(&m)).transpose()?;
+        Ok(MemberNode(messages::mark_read(app(ctx)?, caller_id(ctx)?, chat, up_to).await?))
+    }
+
+    /// Marks messages read (in each chat, up to the newest given); returns how many.
+    async fn mark_messages_read(&self, ctx: &Context<'_>, message_ids: Vec<ID>) -> Result<i32> {
+        let ids = parse_all(&message_ids, MessageId::from_global)?;
+        Ok(messages::mark_messages_read(app(ctx)?, caller_id(ctx)?, &ids).await?)
+    }
+
+    /// Moves the caller's delivery watermark up to a message. Never moves back.
+    async fn mark_delivered(&self, ctx: &Context<'_>, chat_id: ID, up_to_message_id: ID) -> Result<MemberNode> {
+        let chat = ChatId::from_global(&chat_id)?;
+        let up_to = MessageId::from_global(&up_to_message_id)?;
+        Ok(MemberNode(messages::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?))
+    }
+}

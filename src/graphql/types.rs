@@ -1,0 +1,481 @@
+//! The entity types of the schema (User, Chat, Member, Message), the `Node` interface and
+//! connection helpers. Fields resolve nested entities through the loaders.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{ComplexObject, Context, ID, Interface, Object, Result, SimpleObject};
+
+use super::loaders::{
+    ChatKey, ChatMembersKey, MemberCountKey, MembershipKey, MessageKey, ReplyCountKey, UnreadKey,
+    UserKey,
+};
+use super::scalars::{DateTime, stored_json};
+use super::{app, caller_id, loaders};
+use crate::db;
+use crate::domain::cursor::{Page, PageRequest};
+use crate::domain::enums::{
+    ChatKind, MemberRole, MessageKind, MessageRole, MessageStatus, StreamState,
+};
+use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::domain::{chats, messages, users};
+use crate::error::AppError;
+
+/// Builds a Relay connection from a page, giving each item its cursor.
+pub fn connection<T, N: async_graphql::OutputType>(
+    page: Page<T>,
+    cursor: impl Fn(&T) -> String,
+    node: impl Fn(T) -> N,
+) -> Connection<String, N> {
+    let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|item| Edge::new(cursor(&item), node(item))),
+    );
+    connection
+}
+
+/// Anything with a global id (Relay object identification).
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "The globally unique, opaque id."))]
+pub enum Node {
+    /// A user.
+    User(UserNode),
+    /// A chat.
+    Chat(ChatNode),
+    /// A message.
+    Message(MessageNode),
+}
+
+/// A person or bot that takes part in chats.
+pub struct UserNode(pub db::users::User);
+
+/// A person or bot that takes part in chats.
+#[Object(name = "User")]
+impl UserNode {
+    /// The globally unique, opaque id.
+    async fn id(&self) -> ID {
+        UserId(self.0.id).into()
+    }
+    /// Unique handle.
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    /// Name shown in the UI (falls back to the username).
+    async fn display_name(&self) -> &str {
+        self.0.display_name.as_deref().unwrap_or(&self.0.username)
+    }
+    /// Avatar image URL.
+    async fn avatar_url(&self) -> Option<&str> {
+        self.0.avatar_url.as_deref()
+    }
+    /// True for bots and AI agents.
+    async fn is_bot(&self) -> bool {
+        self.0.is_bot
+    }
+    /// True while the user holds an open subscription connection.
+    async fn online(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(app(ctx)?.presence().is_online(self.0.id))
+    }
+    /// When the user was last connected or active.
+    async fn last_seen_at(&self) -> Option<DateTime> {
+        self.0.last_seen_at.map(DateTime)
+    }
+    /// When the user was created.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+    /// When the user was last changed.
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
+    }
+    /// Free-form data the application attached.
+    async fn metadata(&self) -> Option<serde_json::Value> {
+        stored_json(self.0.metadata.as_deref())
+    }
+}
+
+/// A conversation: direct, group or assistant.
+pub struct ChatNode(pub db::chats::Chat);
+
+impl ChatNode {
+    async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
+        let user_id = caller_id(ctx)?;
+        Ok(loaders(ctx)?
+            .load_one(MembershipKey {
+                chat_id: self.0.id,
+                user_id: user_id.0,
+            })
+            .await?)
+    }
+}
+
+/// A conversation: direct, group or assistant.
+#[Object(name = "Chat")]
+impl ChatNode {
+    /// The globally unique, opaque id.
+    async fn id(&self) -> ID {
+        ChatId(self.0.id).into()
+    }
+    /// Direct, group or assistant chat.
+    async fn kind(&self) -> ChatKind {
+        self.0.kind
+    }
+    /// Application-defined grouping label.
+    async fn category(&self) -> Option<&str> {
+        self.0.category.as_deref()
+    }
+    /// Title.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    /// Longer description.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// Avatar image URL.
+    async fn avatar_url(&self) -> Option<&str> {
+        self.0.avatar_url.as_deref()
+    }
+    /// When the chat was created.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+    /// When the chat's settings last changed.
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
+    }
+    /// When the last message was sent (or the chat created); the chat list's order.
+    async fn last_activity_at(&self) -> DateTime {
+        DateTime(self.0.last_activity_at)
+    }
+    /// The newest message.
+    async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+        let Some(id) = self.0.last_message_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?.load_one(MessageKey(id)).await?.map(MessageNode))
+    }
+    /// The user who created the chat.
+    async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+        let Some(id) = self.0.created_by else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?.load_one(UserKey(id)).await?.map(UserNode))
+    }
+    /// How many members the chat has.
+    async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = loaders(ctx)?.load_one(MemberCountKey(self.0.id)).await?;
+        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+    }
+    /// The members, in the order they were first added (user id order).
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, MemberNode>> {
+        let app = app(ctx)?;
+        let page = PageRequest::forward(first, after, app.config().max_page_size)?;
+        let members = chats::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
+        Ok(connection(members, chats::member_cursor, MemberNode))
+    }
+    /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
+    /// from the newest. With no arguments: the oldest 20.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, MessageNode>> {
+        message_page(ctx, ChatId(self.0.id), first, after, last, before).await
+    }
+    /// The caller's membership (null for the admin key).
+    async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
+        Ok(self.my_member(ctx).await?.map(MemberNode))
+    }
+    /// Messages from others after the caller's read watermark.
+    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let user_id = caller_id(ctx)?;
+        let count = loaders(ctx)?
+            .load_one(UnreadKey {
+                chat_id: self.0.id,
+                user_id: user_id.0,
+            })
+            .await?;
+        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+    }
+    /// Whether the caller pinned this chat.
+    async fn pinned(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.my_member(ctx).await?.is_some_and(|m| m.pinned))
+    }
+    /// Whether the caller muted this chat.
+    async fn muted(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.my_member(ctx).await?.is_some_and(|m| m.muted))
+    }
+    /// Free-form data the application attached.
+    async fn metadata(&self) -> Option<serde_json::Value> {
+        stored_json(self.0.metadata.as_deref())
+    }
+}
+
+/// Resolves a page of a chat's messages for `Chat.messages` and `Query.messages`.
+pub async fn message_page(
+    ctx: &Context<'_>,
+    chat: ChatId,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<Connection<String, MessageNode>> {
+    let app = app(ctx)?;
+    let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
+    let rows = messages::list(app, caller_id(ctx)?, chat, &page).await?;
+    Ok(connection(rows, messages::message_cursor, MessageNode))
+}
+
+/// A user's membership in a chat.
+pub struct MemberNode(pub db::members::Member);
+
+/// A user's membership in a chat, with their role and read state.
+#[Object(name = "Member")]
+impl MemberNode {
+    /// The member.
+    async fn user(&self, ctx: &Context<'_>) -> Result<UserNode> {
+        loaders(ctx)?
+            .load_one(UserKey(self.0.user_id))
+            .await?
+            .map(UserNode)
+            .ok_or_else(|| AppError::NotFound("user").into())
+    }
+    /// The chat.
+    async fn chat(&self, ctx: &Context<'_>) -> Result<ChatNode> {
+        loaders(ctx)?
+            .load_one(ChatKey(self.0.chat_id))
+            .await?
+            .map(ChatNode)
+            .ok_or_else(|| AppError::NotFound("chat").into())
+    }
+    /// What the member may do.
+    async fn role(&self) -> MemberRole {
+        self.0.role
+    }
+    /// When the member joined.
+    async fn joined_at(&self) -> DateTime {
+        DateTime(self.0.joined_at)
+    }
+    /// The newest message the member has read (their read watermark).
+    async fn last_read_message_id(&self) -> Option<ID> {
+        self.0.last_read_message_id.map(|id| MessageId(id).into())
+    }
+    /// When the read watermark last moved.
+    async fn last_read_at(&self) -> Option<DateTime> {
+        self.0.last_read_at.map(DateTime)
+    }
+    /// The newest message delivered to the member's device (delivery watermark).
+    async fn last_delivered_message_id(&self) -> Option<ID> {
+        self.0.last_delivered_message_id.map(|id| MessageId(id).into())
+    }
+    /// Messages from others after the member's read watermark.
+    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = loaders(ctx)?
+            .load_one(UnreadKey {
+                chat_id: self.0.chat_id,
+                user_id: self.0.user_id,
+            })
+            .await?;
+        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+    }
+    /// Pinned to the top of the member's chat list.
+    async fn pinned(&self) -> bool {
+        self.0.pinned
+    }
+    /// Notifications muted by the member.
+    async fn muted(&self) -> bool {
+        self.0.muted
+    }
+}
+
+/// A message in a chat.
+pub struct MessageNode(pub db::messages::Message);
+
+impl MessageNode {
+    /// The other members' watermarks: `(user id, read up to, delivered up to)`.
+    async fn others(&self, ctx: &Context<'_>) -> Result<Vec<db::members::Member>> {
+        let members = loaders(ctx)?
+            .load_one(ChatMembersKey(self.0.chat_id))
+            .await?
+            .unwrap_or_default();
+        Ok(members
+            .into_iter()
+            .filter(|m| Some(m.user_id) != self.0.sender_id)
+            .collect())
+    }
+
+    fn is_retracted(&self) -> bool {
+        self.0.retracted_at.is_some()
+    }
+}
+
+/// A message in a chat.
+#[Object(name = "Message")]
+impl MessageNode {
+    /// The globally unique, opaque id.
+    async fn id(&self) -> ID {
+        MessageId(self.0.id).into()
+    }
+    /// This message's position in its chat, usable as `after`/`before` and for
+    /// `chatEvents(after:)`.
+    async fn cursor(&self) -> String {
+        messages::message_cursor(&self.0)
+    }
+    /// The chat it was sent to.
+    async fn chat(&self, ctx: &Context<'_>) -> Result<ChatNode> {
+        loaders(ctx)?
+            .load_one(ChatKey(self.0.chat_id))
+            .await?
+            .map(ChatNode)
+            .ok_or_else(|| AppError::NotFound("chat").into())
+    }
+    /// Who sent it (null once the sender's account is deleted).
+    async fn sender(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+        let Some(id) = self.0.sender_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?.load_one(UserKey(id)).await?.map(UserNode))
+    }
+    /// LLM-style role.
+    async fn role(&self) -> MessageRole {
+        self.0.role
+    }
+    /// What it carries.
+    async fn kind(&self) -> MessageKind {
+        self.0.kind
+    }
+    /// The text; empty once retracted.
+    async fn content(&self) -> &str {
+        if self.is_retracted() { "" } else { &self.0.content }
+    }
+    /// Free-form data; null once retracted.
+    async fn data(&self) -> Option<serde_json::Value> {
+        if self.is_retracted() {
+            return None;
+        }
+        stored_json(self.0.data.as_deref())
+    }
+    /// The message this one replies to.
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+        let Some(id) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?.load_one(MessageKey(id)).await?.map(MessageNode))
+    }
+    /// How many messages reply to this one.
+    async fn reply_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = loaders(ctx)?.load_one(ReplyCountKey(self.0.id)).await?;
+        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+    }
+    /// When it was sent.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+    /// When its content was last edited.
+    async fn edited_at(&self) -> Option<DateTime> {
+        self.0.edited_at.map(DateTime)
+    }
+    /// True once the sender retracted it (a tombstone).
+    async fn retracted(&self) -> bool {
+        self.is_retracted()
+    }
+    /// When it was retracted.
+    async fn retracted_at(&self) -> Option<DateTime> {
+        self.0.retracted_at.map(DateTime)
+    }
+    /// Delivery state as the sender sees it: READ when every other member read it,
+    /// DELIVERED when it reached every other member, else SENT.
+    async fn status(&self, ctx: &Context<'_>) -> Result<MessageStatus> {
+        let others = self.others(ctx).await?;
+        let id = self.0.id;
+        let reached = |mark: Option<i64>| mark.is_some_and(|m| m >= id);
+        if others.is_empty() {
+            return Ok(MessageStatus::Sent);
+        }
+        if others.iter().all(|m| reached(m.last_read_message_id)) {
+            Ok(MessageStatus::Read)
+        } else if others
+            .iter()
+            .all(|m| reached(m.last_delivered_message_id) || reached(m.last_read_message_id))
+        {
+            Ok(MessageStatus::Delivered)
+        } else {
+            Ok(MessageStatus::Sent)
+        }
+    }
+    /// The other members who have read it, in user-id order.
+    async fn read_by(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, UserNode>> {
+        let page = PageRequest::forward(first, after, app(ctx)?.config().max_page_size)?;
+        let after_user = page
+            .cursor
+            .as_deref()
+            .map(|c| crate::domain::cursor::decode(users::USER_CURSOR, c, 1).map(|f| f[0]))
+            .transpose()?;
+        let id = self.0.id;
+        let readers: Vec<i64> = self
+            .others(ctx)
+            .await?
+            .into_iter()
+            .filter(|m| m.last_read_message_id.is_some_and(|r| r >= id))
+            .map(|m| m.user_id)
+            .filter(|u| after_user.is_none_or(|a| *u > a))
+            .take(page.limit + 1)
+            .collect();
+        let loaded = loaders(ctx)?
+            .load_many(readers.iter().map(|u| UserKey(*u)))
+            .await?;
+        let rows: Vec<db::users::User> = readers
+            .iter()
+            .filter_map(|u| loaded.get(&UserKey(*u)).cloned())
+            .collect();
+        Ok(connection(Page::from_rows(rows, &page), users::user_cursor, UserNode))
+    }
+    /// State of a streamed assistant reply (null for ordinary messages).
+    async fn stream_state(&self) -> Option<StreamState> {
+        self.0.stream_state
+    }
+    /// The sender's idempotency key, if it gave one.
+    async fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+}
+
+/// One entry of a chat's history in LLM chat-completion form.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct HistoryEntry {
+    /// `USER`, `ASSISTANT` or `SYSTEM`.
+    pub role: MessageRole,
+    /// The message text.
+    pub content: String,
+    #[graphql(skip)]
+    pub sender_id: Option<i64>,
+}
+
+#[ComplexObject]
+impl HistoryEntry {
+    /// Sender's display name, for multi-party prompts.
+    async fn name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let Some(id) = self.sender_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .load_one(UserKey(id))
+            .await?
+            .map(|u| u.display_name.unwrap_or(u.username)))
+    }
+}

@@ -1,0 +1,125 @@
+//! User queries and mutations (thin: parse ids, call `domain::users`, wrap).
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+
+use super::types::{UserNode, connection};
+use super::{app, caller};
+use crate::domain::cursor::PageRequest;
+use crate::domain::ids::UserId;
+use crate::domain::users::{self, CreateUser, UpdateUser};
+
+/// A new user.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    /// Unique handle: letters, digits, `_`, `-`, `.` (at most 64).
+    pub username: String,
+    /// Name shown in the UI.
+    pub display_name: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// True for bots and AI agents.
+    pub is_bot: Option<bool>,
+    /// Free-form data.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Changes to a user; an omitted field stays, `null` clears it.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// Name shown in the UI.
+    pub display_name: MaybeUndefined<String>,
+    /// Avatar image URL.
+    pub avatar_url: MaybeUndefined<String>,
+    /// Free-form data.
+    pub metadata: MaybeUndefined<serde_json::Value>,
+}
+
+/// `MaybeUndefined` → "leave" (`None`) / "clear" (`Some(None)`) / "set".
+pub fn patch<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+/// User queries.
+#[derive(Default)]
+pub struct UserQuery;
+
+#[Object]
+impl UserQuery {
+    /// The calling user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
+        Ok(UserNode(users::me(app(ctx)?, caller(ctx)).await?))
+    }
+
+    /// A user by `id` or by `username` (exactly one).
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        username: Option<String>,
+    ) -> Result<Option<UserNode>> {
+        let id = id.map(|i| UserId::from_global(&i)).transpose()?;
+        Ok(users::find(app(ctx)?, caller(ctx), id, username.as_deref())
+            .await?
+            .map(UserNode))
+    }
+
+    /// Users in id order, optionally those whose username or display name contains `search`.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, UserNode>> {
+        let app = app(ctx)?;
+        let page = PageRequest::forward(first, after, app.config().max_page_size)?;
+        let rows = users::list(app, caller(ctx), search.as_deref(), &page).await?;
+        Ok(connection(rows, users::user_cursor, UserNode))
+    }
+}
+
+/// User mutations.
+#[derive(Default)]
+pub struct UserMutation;
+
+#[Object]
+impl UserMutation {
+    /// Creates a user (admin key).
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserNode> {
+        let input = CreateUser {
+            username: input.username,
+            display_name: input.display_name,
+            avatar_url: input.avatar_url,
+            is_bot: input.is_bot.unwrap_or(false),
+            metadata: input.metadata,
+        };
+        Ok(UserNode(users::create(app(ctx)?, caller(ctx), input).await?))
+    }
+
+    /// Updates a user (admin key, or the user themself).
+    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<UserNode> {
+        let input = UpdateUser {
+            display_name: patch(input.display_name),
+            avatar_url: patch(input.avatar_url),
+            metadata: patch(input.metadata),
+        };
+        let id = UserId::from_global(&id)?;
+        Ok(UserNode(users::update(app(ctx)?, caller(ctx), id, input).await?))
+    }
+
+    /// Deletes a user (admin key). Their messages stay, without a sender.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        Ok(users::delete(app(ctx)?, caller(ctx), UserId::from_global(&id)?).await?)
+    }
+
+    /// Mints a token that acts as the user (admin key). Default lifetime 24 hours.
+    async fn issue_token(&self, ctx: &Context<'_>, user_id: ID, ttl_seconds: Option<i32>) -> Result<String> {
+        let id = UserId::from_global(&user_id)?;
+        Ok(users::issue_token(app(ctx)?, caller(ctx), id, ttl_seconds).await?)
+    }
+}

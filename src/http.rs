@@ -1,0 +1,393 @@
+//! The axum router: GraphQL over HTTP at `/graphql` (GET for queries, POST for everything),
+//! GraphQL over WebSocket at the same path, GraphiQL at `/`, `/healthz` and `/readyz`.
+//!
+//! The HTTP handler follows the GraphQL-over-HTTP spec: the response media type follows
+//! `Accept` (`application/graphql-response+json` or `application/json`), requests that never
+//! reach execution (unparsable, invalid) are 400 under the former, mutations over GET are 405.
+
+use std::time::Duration;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{ServerError, Variables};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::graphql::{self, ChatSchema};
+
+/// State of the HTTP layer.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Shared application state.
+    pub app: App,
+    /// The executable schema.
+    pub schema: ChatSchema,
+}
+
+/// The media type the GraphQL-over-HTTP spec defines for responses.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+/// Builds the router with CORS, compression, body limit and request tracing.
+pub fn router(app: App) -> Router {
+    let schema = graphql::build_schema(&app);
+    let config = app.config();
+    let cors = cors_layer(&config.cors_origins);
+    let body_limit = config.max_body_bytes;
+    let state = HttpState { app, schema };
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("x-admin-key"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(Any);
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("chatql")
+            .finish(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let ready = match state.app.db().conn().await {
+        Ok(mut conn) => conn.ping().await,
+        Err(e) => Err(e),
+    };
+    match ready {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+/// Which media type the response uses, from the request's `Accept` header.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ResponseType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl ResponseType {
+    fn content_type(self) -> &'static str {
+        match self {
+            ResponseType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            ResponseType::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// Picks the first acceptable type in `Accept` order; a missing header means the legacy
+    /// `application/json`. `None` when nothing the server speaks is acceptable.
+    fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Some(ResponseType::Json);
+        };
+        for item in accept.split(',') {
+            let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            match media.as_str() {
+                GRAPHQL_RESPONSE_JSON => return Some(ResponseType::GraphqlResponseJson),
+                APPLICATION_JSON => return Some(ResponseType::Json),
+                "*/*" | "application/*" => return Some(ResponseType::GraphqlResponseJson),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The request parameters of GraphQL over HTTP.
+#[derive(Debug, Default, Deserialize)]
+struct GraphqlParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<serde_json::Value>,
+    extensions: Option<serde_json::Value>,
+}
+
+/// A request the server refuses before running it (status code + message).
+struct Rejection {
+    status: StatusCode,
+    message: String,
+    allow: Option<&'static str>,
+}
+
+impl Rejection {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    fn into_response(self, response_type: ResponseType) -> Response {
+        let error = ServerError::new(self.message, None);
+        let body = serde_json::json!({ "errors": [error_with_code(error, "BAD_USER_INPUT")] });
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, response_type.content_type())],
+            body.to_string(),
+        )
+            .into_response();
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+fn error_with_code(mut error: ServerError, code: &str) -> ServerError {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+async fn graphql_get(
+    State(state): State<HttpState>,
+    request: axum::extract::Request,
+) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if is_websocket_upgrade(&parts.headers) {
+        return crate::ws::upgrade(state, &mut parts).await;
+    }
+    let Some(response_type) = ResponseType::negotiate(&parts.headers) else {
+        return not_acceptable();
+    };
+    let params = match Query::<RawParams>::from_request_parts(&mut parts, &()).await {
+        Ok(Query(raw)) => raw.parse(),
+        Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
+    };
+    let result = match params {
+        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
+        Err(rejection) => Err(rejection),
+    };
+    result.unwrap_or_else(|rejection| rejection.into_response(response_type))
+        .with_type(response_type)
+}
+
+async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(response_type) = ResponseType::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media != APPLICATION_JSON {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("send GraphQL requests as `{APPLICATION_JSON}`"),
+        )
+            .into_response();
+    }
+    let params = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(map)) => {
+            serde_json::from_value::<GraphqlParams>(serde_json::Value::Object(map))
+                .map_err(|e| Rejection::bad_request(format!("invalid request: {e}")))
+        }
+        Ok(_) => Err(Rejection::bad_request("the request body must be a JSON object")),
+        Err(e) => Err(Rejection::bad_request(format!("invalid JSON body: {e}"))),
+    };
+    let result = match params {
+        Ok(params) => execute(&state, &headers, params, Method::POST, response_type).await,
+        Err(rejection) => Err(rejection),
+    };
+    result.unwrap_or_else(|rejection| rejection.into_response(response_type))
+        .with_type(response_type)
+}
+
+trait WithType {
+    fn with_type(self, response_type: ResponseType) -> Response;
+}
+
+impl WithType for Response {
+    /// Sets the negotiated content type on successful GraphQL responses.
+    fn with_type(mut self, response_type: ResponseType) -> Response {
+        if self.headers().get(header::CONTENT_TYPE).is_none() {
+            self.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(response_type.content_type()),
+            );
+        }
+        self
+    }
+}
+
+fn not_acceptable() -> Response {
+    (
+        StatusCode::NOT_ACCEPTABLE,
+        format!("accept `{GRAPHQL_RESPONSE_JSON}` or `{APPLICATION_JSON}`"),
+    )
+        .into_response()
+}
+
+/// GET parameters arrive as strings; `variables` and `extensions` are JSON-encoded.
+#[derive(Debug, Deserialize)]
+struct RawParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+impl RawParams {
+    fn parse(self) -> Result<GraphqlParams, Rejection> {
+        let json = |name: &str, text: Option<String>| -> Result<Option<serde_json::Value>, Rejection> {
+            match text.filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => serde_json::from_str(&t)
+                    .map(Some)
+                    .map_err(|e| Rejection::bad_request(format!("`{name}` is not valid JSON: {e}"))),
+            }
+        };
+        Ok(GraphqlParams {
+            query: self.query,
+            operation_name: self.operation_name,
+            variables: json("variables", self.variables)?,
+            extensions: json("extensions", self.extensions)?,
+        })
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The caller named by the request's headers.
+pub fn caller_from_headers(app: &App, headers: &HeaderMap) -> Result<Caller, crate::error::AppError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    app.auth()
+        .caller_from(text(header::AUTHORIZATION.as_str()), text("x-admin-key"))
+}
+
+async fn execute(
+    state: &HttpState,
+    headers: &HeaderMap,
+    params: GraphqlParams,
+    method: Method,
+    response_type: ResponseType,
+) -> Result<Response, Rejection> {
+    let query = match params.query {
+        Some(q) if !q.trim().is_empty() => q,
+        _ => return Err(Rejection::bad_request("the request has no `query`")),
+    };
+    let variables = match params.variables {
+        None | Some(serde_json::Value::Null) => Variables::default(),
+        Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
+        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
+    };
+    if !matches!(params.extensions, None | Some(serde_json::Value::Null | serde_json::Value::Object(_))) {
+        return Err(Rejection::bad_request("`extensions` must be an object"));
+    }
+    if method == Method::GET {
+        // GET is for queries only: a mutation over GET could be triggered by a link.
+        if let Ok(document) = async_graphql::parser::parse_query(&query) {
+            let selected = match &params.operation_name {
+                Some(name) => document
+                    .operations
+                    .iter()
+                    .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+                    .map(|(_, op)| op.node.ty),
+                None => document.operations.iter().next().map(|(_, op)| op.node.ty),
+            };
+            if matches!(selected, Some(OperationType::Mutation | OperationType::Subscription)) {
+                return Err(Rejection {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    message: "only queries may be sent with GET; use POST".into(),
+                    allow: Some("POST"),
+                });
+            }
+        }
+    }
+    // Under `application/graphql-response+json` a request that is not executed gets a 4xx;
+    // legacy `application/json` clients expect 200 with `errors`.
+    let status_unless_executed = |status: StatusCode| match response_type {
+        ResponseType::GraphqlResponseJson => status,
+        ResponseType::Json => StatusCode::OK,
+    };
+    let caller = match caller_from_headers(&state.app, headers) {
+        Ok(caller) => caller,
+        Err(e) => {
+            let error: async_graphql::Error = e.into();
+            let body = serde_json::json!({ "errors": [error.into_server_error(Default::default())] });
+            let status = status_unless_executed(StatusCode::UNAUTHORIZED);
+            return Ok((status, body.to_string()).into_response());
+        }
+    };
+    let (caller, loaders) = graphql::request_data(&state.app, caller);
+    let mut request = async_graphql::Request::new(query)
+        .variables(variables)
+        .data(caller)
+        .data(loaders);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    let response = state.schema.execute(request).await;
+    // Errors that stopped the request before execution carry no path and leave no data.
+    let not_executed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let body = serde_json::to_string(&response)
+        .map_err(|e| Rejection::bad_request(format!("unserialisable response: {e}")))?;
+    let status = if not_executed {
+        status_unless_executed(StatusCode::BAD_REQUEST)
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, body).into_response())
+}

@@ -1,0 +1,177 @@
+//! The `chatql` command line: serve, migrate, mint a token, print the schema.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use chatql::config::{Config, LogFormat};
+use chatql::domain::ids::UserId;
+use chatql::{db, domain, graphql, server};
+
+/// chatql: a GraphQL API server for chat and instant messaging.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(Config),
+    /// Apply pending database migrations and exit.
+    Migrate(Config),
+    /// Mint a JWT for a user, for local use.
+    Token {
+        /// The user: a username or a user id.
+        #[arg(long)]
+        user: String,
+        /// Create the user first when no such username exists.
+        #[arg(long)]
+        create: bool,
+        /// Token lifetime in seconds.
+        #[arg(long, default_value_t = 30 * 24 * 3600)]
+        ttl: u64,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Print the GraphQL schema (SDL) to stdout.
+    PrintSchema,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or_else(|| {
+        // `chatql` alone serves with flags/env defaults.
+        Command::Serve(Config::parse_default())
+    });
+    let result = match command {
+        Command::Serve(config) => {
+            init_tracing(config.log_format);
+            serve(config).await
+        }
+        Command::Migrate(config) => {
+            init_tracing(config.log_format);
+            migrate(config).await
+        }
+        Command::Token {
+            user,
+            create,
+            ttl,
+            config,
+        } => {
+            init_tracing(config.log_format);
+            token(config, &user, create, ttl).await
+        }
+        Command::PrintSchema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+trait ParseDefault {
+    fn parse_default() -> Self;
+}
+
+impl ParseDefault for Config {
+    /// The config from environment variables and defaults only.
+    fn parse_default() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        Only::parse_from(["chatql"]).config
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let bind = config.bind;
+    let database = config.database();
+    let app = server::build_app(config).await.map_err(|e| e.to_string())?;
+    let listener = server::bind(bind).await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(?database, "database ready");
+    tracing::info!("chatql listening on http://{addr} — GraphiQL at http://{addr}/ , API at http://{addr}/graphql");
+    tracing::info!(
+        "get a token: `cargo run --release -- token --user <name> --create`, then send `Authorization: Bearer <token>`"
+    );
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        trigger.cancel();
+    });
+    server::serve(app, listener, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn migrate(config: Config) -> Result<(), String> {
+    config.validate()?;
+    let pool = db::DbPool::connect(&config.database(), 1).map_err(|e| e.to_string())?;
+    let applied = pool.run_migrations().await.map_err(|e| e.to_string())?;
+    tracing::info!(applied, "migrations applied");
+    Ok(())
+}
+
+async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(), String> {
+    let app = server::build_app(config).await.map_err(|e| e.to_string())?;
+    let mut conn = app.db().conn().await.map_err(|e| e.to_string())?;
+    let by_name = db::users::find_by_username(&mut conn, user)
+        .await
+        .map_err(|e| e.to_string())?;
+    let by_id = match UserId::from_global(user) {
+        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id.0).await.map_err(|e| e.to_string())?,
+        _ => None,
+    };
+    drop(conn);
+    let found = match by_name.or(by_id) {
+        Some(found) => found,
+        None if create => domain::users::create_unchecked(
+            &app,
+            domain::users::CreateUser {
+                username: user.to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+        None => return Err(format!("no user `{user}` (pass --create to create it)")),
+    };
+    let token = app
+        .auth()
+        .issue_token(UserId(found.id), Duration::from_secs(ttl))
+        .map_err(|e| e.to_string())?;
+    println!("{token}");
+    eprintln!(
+        "token for {} ({}); send it as `Authorization: Bearer <token>`",
+        found.username,
+        UserId(found.id).to_global()
+    );
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Start-up and serving: secrets, pool, migrations, the listener and graceful shutdown.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::auth::Authenticator;
+use crate::config::{Config, load_or_create_secret};
+use crate::db::DbPool;
+use crate::events::Broker;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A secret file could not be read or written.
+    #[error("secret file {path}: {source}")]
+    Secret {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+    /// The listener could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The configured secret, or one generated once and kept in the data dir.
+fn secret(config: &Config, given: Option<&String>, file: &str, what: &str) -> Result<String, StartError> {
+    if let Some(value) = given {
+        return Ok(value.clone());
+    }
+    let path = config.secret_path(file);
+    let (value, generated) = load_or_create_secret(&path).map_err(|source| StartError::Secret {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if generated {
+        tracing::warn!(
+            path = %path.display(),
+            "no {what} configured: generated one and stored it; set it explicitly in production"
+        );
+    }
+    Ok(value)
+}
+
+/// Opens the database, applies migrations and assembles the application state.
+pub async fn build_app(config: Config) -> Result<App, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let jwt_secret = secret(&config, config.jwt_secret.as_ref(), "jwt_secret", "JWT secret")?;
+    let admin_key = secret(&config, config.admin_key.as_ref(), "admin_key", "admin key")?;
+    let db = DbPool::connect(&config.database(), config.pool_size)?;
+    let applied = db.run_migrations().await?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    let broker = Broker::new(config.event_buffer);
+    let auth = Authenticator::new(&jwt_secret, &admin_key);
+    Ok(App::new(db, config, auth, broker))
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled; in-flight HTTP requests finish,
+/// WebSocket connections are told to close.
+pub async fn serve(app: App, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    let router = crate::http::router(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Binds the configured address.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
