@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -106,7 +106,23 @@ pub enum DatabaseTarget {
     Sqlite(PathBuf),
 }
 
+#[derive(Parser)]
+struct ConfigOnly {
+    #[command(flatten)]
+    config: Config,
+}
+
 impl Config {
+    /// Parses a config from command-line style arguments (the first is the program name),
+    /// falling back to environment variables and defaults.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        ConfigOnly::try_parse_from(args).map(|only| only.config)
+    }
+
     /// Checks values that clap cannot; called once at start.
     pub fn validate(&self) -> Result<(), String> {
         if self.pool_size == 0 {

@@ -56,10 +56,14 @@ fn init_tracing(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or_else(|| {
-        // `chatql` alone serves with flags/env defaults.
-        Command::Serve(Config::parse_default())
-    });
+    let command = match cli.command {
+        Some(command) => command,
+        // `chatql` alone serves, configured by the environment.
+        None => match Config::from_args(["chatql"]) {
+            Ok(config) => Command::Serve(config),
+            Err(e) => e.exit(),
+        },
+    };
     let result = match command {
         Command::Serve(config) => {
             init_tracing(config.log_format);
@@ -90,22 +94,6 @@ async fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-trait ParseDefault {
-    fn parse_default() -> Self;
-}
-
-impl ParseDefault for Config {
-    /// The config from environment variables and defaults only.
-    fn parse_default() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            config: Config,
-        }
-        Only::parse_from(["chatql"]).config
     }
 }
 

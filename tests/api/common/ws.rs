@@ -1,0 +1,1 @@
+//! graphql-ws test client (filled in with the subscription work).
