@@ -161,7 +161,10 @@ mod tests {
     fn tokens_verify_and_forgeries_do_not() -> AppResult<()> {
         let auth = Authenticator::new("0123456789abcdef0123", "admin");
         let token = auth.issue_token(UserId(5), Duration::from_secs(60))?;
-        assert!(matches!(auth.verify_token(&token)?, Caller::User { id: UserId(5), .. }));
+        assert!(matches!(
+            auth.verify_token(&token)?,
+            Caller::User { id: UserId(5), .. }
+        ));
         let other = Authenticator::new("another-secret-entirely", "admin");
         assert!(other.verify_token(&token).is_err());
         assert!(auth.is_admin_key("admin") && !auth.is_admin_key("admin2"));

@@ -57,7 +57,12 @@ pub struct Config {
     pub edit_window_secs: u64,
 
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
-    #[arg(long, env = "CHATQL_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
+    #[arg(
+        long,
+        env = "CHATQL_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
     pub cors_origins: Vec<String>,
 
     /// Log format.

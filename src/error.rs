@@ -138,7 +138,8 @@ pub fn assign_code(error: &mut async_graphql::ServerError) {
 /// arrive without one.
 pub fn classify_engine_error(message: &str) -> ErrorCode {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("too complex") || lower.contains("nested too deep") || lower.contains("limit") {
+    if lower.contains("too complex") || lower.contains("nested too deep") || lower.contains("limit")
+    {
         ErrorCode::LimitExceeded
     } else {
         ErrorCode::BadUserInput

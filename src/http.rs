@@ -128,7 +128,12 @@ impl ResponseType {
             return Some(ResponseType::Json);
         };
         for item in accept.split(',') {
-            let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             match media.as_str() {
                 GRAPHQL_RESPONSE_JSON => return Some(ResponseType::GraphqlResponseJson),
                 APPLICATION_JSON => return Some(ResponseType::Json),
@@ -192,10 +197,7 @@ fn error_with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-async fn graphql_get(
-    State(state): State<HttpState>,
-    request: axum::extract::Request,
-) -> Response {
+async fn graphql_get(State(state): State<HttpState>, request: axum::extract::Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
         return crate::ws::upgrade(state, &mut parts).await;
@@ -211,7 +213,8 @@ async fn graphql_get(
         Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
         Err(rejection) => Err(rejection),
     };
-    result.unwrap_or_else(|rejection| rejection.into_response(response_type))
+    result
+        .unwrap_or_else(|rejection| rejection.into_response(response_type))
         .with_type(response_type)
 }
 
@@ -223,7 +226,12 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media != APPLICATION_JSON {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -236,14 +244,17 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             serde_json::from_value::<GraphqlParams>(serde_json::Value::Object(map))
                 .map_err(|e| Rejection::bad_request(format!("invalid request: {e}")))
         }
-        Ok(_) => Err(Rejection::bad_request("the request body must be a JSON object")),
+        Ok(_) => Err(Rejection::bad_request(
+            "the request body must be a JSON object",
+        )),
         Err(e) => Err(Rejection::bad_request(format!("invalid JSON body: {e}"))),
     };
     let result = match params {
         Ok(params) => execute(&state, &headers, params, Method::POST, response_type).await,
         Err(rejection) => Err(rejection),
     };
-    result.unwrap_or_else(|rejection| rejection.into_response(response_type))
+    result
+        .unwrap_or_else(|rejection| rejection.into_response(response_type))
         .with_type(response_type)
 }
 
@@ -284,14 +295,15 @@ struct RawParams {
 
 impl RawParams {
     fn parse(self) -> Result<GraphqlParams, Rejection> {
-        let json = |name: &str, text: Option<String>| -> Result<Option<serde_json::Value>, Rejection> {
-            match text.filter(|t| !t.is_empty()) {
-                None => Ok(None),
-                Some(t) => serde_json::from_str(&t)
-                    .map(Some)
-                    .map_err(|e| Rejection::bad_request(format!("`{name}` is not valid JSON: {e}"))),
-            }
-        };
+        let json =
+            |name: &str, text: Option<String>| -> Result<Option<serde_json::Value>, Rejection> {
+                match text.filter(|t| !t.is_empty()) {
+                    None => Ok(None),
+                    Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| {
+                        Rejection::bad_request(format!("`{name}` is not valid JSON: {e}"))
+                    }),
+                }
+            };
         Ok(GraphqlParams {
             query: self.query,
             operation_name: self.operation_name,
@@ -309,7 +321,10 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// The caller named by the request's headers.
-pub fn caller_from_headers(app: &App, headers: &HeaderMap) -> Result<Caller, crate::error::AppError> {
+pub fn caller_from_headers(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<Caller, crate::error::AppError> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     app.auth()
         .caller_from(text(header::AUTHORIZATION.as_str()), text("x-admin-key"))
@@ -331,7 +346,10 @@ async fn execute(
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
         Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
     };
-    if !matches!(params.extensions, None | Some(serde_json::Value::Null | serde_json::Value::Object(_))) {
+    if !matches!(
+        params.extensions,
+        None | Some(serde_json::Value::Null | serde_json::Value::Object(_))
+    ) {
         return Err(Rejection::bad_request("`extensions` must be an object"));
     }
     if method == Method::GET {
@@ -345,7 +363,10 @@ async fn execute(
                     .map(|(_, op)| op.node.ty),
                 None => document.operations.iter().next().map(|(_, op)| op.node.ty),
             };
-            if matches!(selected, Some(OperationType::Mutation | OperationType::Subscription)) {
+            if matches!(
+                selected,
+                Some(OperationType::Mutation | OperationType::Subscription)
+            ) {
                 return Err(Rejection {
                     status: StatusCode::METHOD_NOT_ALLOWED,
                     message: "only queries may be sent with GET; use POST".into(),
@@ -364,7 +385,8 @@ async fn execute(
         Ok(caller) => caller,
         Err(e) => {
             let error: async_graphql::Error = e.into();
-            let body = serde_json::json!({ "errors": [error.into_server_error(Default::default())] });
+            let body =
+                serde_json::json!({ "errors": [error.into_server_error(Default::default())] });
             let status = status_unless_executed(StatusCode::UNAUTHORIZED);
             return Ok((status, body.to_string()).into_response());
         }

@@ -46,7 +46,9 @@ enum Command {
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -104,7 +106,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let listener = server::bind(bind).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(?database, "database ready");
-    tracing::info!("chatql listening on http://{addr} — GraphiQL at http://{addr}/ , API at http://{addr}/graphql");
+    tracing::info!(
+        "chatql listening on http://{addr} — GraphiQL at http://{addr}/ , API at http://{addr}/graphql"
+    );
     tracing::info!(
         "get a token: `cargo run --release -- token --user <name> --create`, then send `Authorization: Bearer <token>`"
     );
@@ -134,7 +138,9 @@ async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(),
         .await
         .map_err(|e| e.to_string())?;
     let by_id = match UserId::from_global(user) {
-        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id.0).await.map_err(|e| e.to_string())?,
+        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id.0)
+            .await
+            .map_err(|e| e.to_string())?,
         _ => None,
     };
     drop(conn);

@@ -35,7 +35,12 @@ pub enum StartError {
 }
 
 /// The configured secret, or one generated once and kept in the data dir.
-fn secret(config: &Config, given: Option<&String>, file: &str, what: &str) -> Result<String, StartError> {
+fn secret(
+    config: &Config,
+    given: Option<&String>,
+    file: &str,
+    what: &str,
+) -> Result<String, StartError> {
     if let Some(value) = given {
         return Ok(value.clone());
     }
@@ -56,7 +61,12 @@ fn secret(config: &Config, given: Option<&String>, file: &str, what: &str) -> Re
 /// Opens the database, applies migrations and assembles the application state.
 pub async fn build_app(config: Config) -> Result<App, StartError> {
     config.validate().map_err(StartError::Config)?;
-    let jwt_secret = secret(&config, config.jwt_secret.as_ref(), "jwt_secret", "JWT secret")?;
+    let jwt_secret = secret(
+        &config,
+        config.jwt_secret.as_ref(),
+        "jwt_secret",
+        "JWT secret",
+    )?;
     let admin_key = secret(&config, config.admin_key.as_ref(), "admin_key", "admin key")?;
     let db = DbPool::connect(&config.database(), config.pool_size)?;
     let applied = db.run_migrations().await?;
@@ -70,7 +80,11 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; in-flight HTTP requests finish,
 /// WebSocket connections are told to close.
-pub async fn serve(app: App, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let router = crate::http::router(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -6,9 +6,9 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::{chats, members, messages};
 use super::{DbConn, DbResult};
+use crate::db::members::Member;
 use crate::domain::cursor::{Page, PageRequest};
 use crate::domain::enums::ChatKind;
-use crate::db::members::Member;
 use crate::with_conn;
 
 /// A stored chat.
@@ -134,11 +134,7 @@ pub async fn touch_activity(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Db
 }
 
 /// Points the chat at its newest message (or none).
-pub async fn set_last_message(
-    conn: &mut DbConn,
-    id: i64,
-    message_id: Option<i64>,
-) -> DbResult<()> {
+pub async fn set_last_message(conn: &mut DbConn, id: i64, message_id: Option<i64>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(chats::table.find(id))
         .set(chats::last_message_id.eq(message_id))
         .execute(c)
@@ -202,11 +198,15 @@ pub async fn list_for_user(
         }
         if let Some(key) = after {
             query = query.filter(
-                members::pinned.lt(key.pinned).or(members::pinned.eq(key.pinned).and(
-                    chats::last_activity_at.lt(key.last_activity_at).or(chats::last_activity_at
-                        .eq(key.last_activity_at)
-                        .and(chats::id.lt(key.id))),
-                )),
+                members::pinned
+                    .lt(key.pinned)
+                    .or(members::pinned.eq(key.pinned).and(
+                        chats::last_activity_at.lt(key.last_activity_at).or(
+                            chats::last_activity_at
+                                .eq(key.last_activity_at)
+                                .and(chats::id.lt(key.id)),
+                        ),
+                    )),
             );
         }
         query.load(c).await

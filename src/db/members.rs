@@ -135,9 +135,11 @@ pub async fn list(
 
 /// Removes a membership; false when there was none.
 pub async fn delete(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<bool> {
-    let deleted = with_conn!(conn, |c| diesel::delete(members::table.find((chat_id, user_id)))
-        .execute(c)
-        .await)?;
+    let deleted = with_conn!(conn, |c| diesel::delete(
+        members::table.find((chat_id, user_id))
+    )
+    .execute(c)
+    .await)?;
     Ok(deleted > 0)
 }
 
@@ -148,29 +150,45 @@ pub async fn set_role(
     user_id: i64,
     role: MemberRole,
 ) -> DbResult<Member> {
-    Ok(with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
-        .set(members::role.eq(role))
-        .returning(Member::as_returning())
-        .get_result(c)
-        .await)?)
+    Ok(with_conn!(conn, |c| diesel::update(
+        members::table.find((chat_id, user_id))
+    )
+    .set(members::role.eq(role))
+    .returning(Member::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
 /// Sets a member's pinned flag.
-pub async fn set_pinned(conn: &mut DbConn, chat_id: i64, user_id: i64, pinned: bool) -> DbResult<Member> {
-    Ok(with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
-        .set(members::pinned.eq(pinned))
-        .returning(Member::as_returning())
-        .get_result(c)
-        .await)?)
+pub async fn set_pinned(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_id: i64,
+    pinned: bool,
+) -> DbResult<Member> {
+    Ok(with_conn!(conn, |c| diesel::update(
+        members::table.find((chat_id, user_id))
+    )
+    .set(members::pinned.eq(pinned))
+    .returning(Member::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
 /// Sets a member's muted flag.
-pub async fn set_muted(conn: &mut DbConn, chat_id: i64, user_id: i64, muted: bool) -> DbResult<Member> {
-    Ok(with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
-        .set(members::muted.eq(muted))
-        .returning(Member::as_returning())
-        .get_result(c)
-        .await)?)
+pub async fn set_muted(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_id: i64,
+    muted: bool,
+) -> DbResult<Member> {
+    Ok(with_conn!(conn, |c| diesel::update(
+        members::table.find((chat_id, user_id))
+    )
+    .set(members::muted.eq(muted))
+    .returning(Member::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
 /// Moves the read watermark forward to `message_id` (never back); also moves the delivery
@@ -217,15 +235,17 @@ pub async fn advance_delivered(
     user_id: i64,
     message_id: i64,
 ) -> DbResult<Member> {
-    with_conn!(conn, |c| diesel::update(members::table.find((chat_id, user_id)))
-        .filter(
-            members::last_delivered_message_id
-                .is_null()
-                .or(members::last_delivered_message_id.lt(message_id)),
-        )
-        .set(members::last_delivered_message_id.eq(message_id))
-        .execute(c)
-        .await)?;
+    with_conn!(conn, |c| diesel::update(
+        members::table.find((chat_id, user_id))
+    )
+    .filter(
+        members::last_delivered_message_id
+            .is_null()
+            .or(members::last_delivered_message_id.lt(message_id)),
+    )
+    .set(members::last_delivered_message_id.eq(message_id))
+    .execute(c)
+    .await)?;
     find(conn, chat_id, user_id)
         .await?
         .ok_or(super::DbError::Query(diesel::result::Error::NotFound))

@@ -179,24 +179,31 @@ pub async fn set_content(
     content: &str,
     edited_at: NaiveDateTime,
 ) -> DbResult<Message> {
-    Ok(with_conn!(conn, |c| diesel::update(messages::table.find(id))
-        .set((messages::content.eq(content), messages::edited_at.eq(edited_at)))
-        .returning(Message::as_returning())
-        .get_result(c)
-        .await)?)
+    Ok(with_conn!(conn, |c| diesel::update(
+        messages::table.find(id)
+    )
+    .set((
+        messages::content.eq(content),
+        messages::edited_at.eq(edited_at)
+    ))
+    .returning(Message::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
 /// Turns a message into a tombstone: content and data are erased, not just hidden.
 pub async fn retract(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> DbResult<Message> {
-    Ok(with_conn!(conn, |c| diesel::update(messages::table.find(id))
-        .set((
-            messages::content.eq(""),
-            messages::data.eq(None::<String>),
-            messages::retracted_at.eq(at),
-        ))
-        .returning(Message::as_returning())
-        .get_result(c)
-        .await)?)
+    Ok(with_conn!(conn, |c| diesel::update(
+        messages::table.find(id)
+    )
+    .set((
+        messages::content.eq(""),
+        messages::data.eq(None::<String>),
+        messages::retracted_at.eq(at),
+    ))
+    .returning(Message::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
 /// Deletes one message; replies keep existing with no parent.

@@ -8,6 +8,9 @@ pub mod messages;
 pub mod schema;
 pub mod users;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
@@ -15,7 +18,9 @@ use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::TransactionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
@@ -73,16 +78,37 @@ pub enum Backend {
     Sqlite,
 }
 
-/// A connection pool over one of the two backends.
+/// A connection pool over one of the two backends, counting the statements it runs.
 #[derive(Clone)]
-pub enum DbPool {
-    /// PostgreSQL.
+pub struct DbPool {
+    pools: Pools,
+    statements: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Pools {
     Pg(Pool<AsyncPgConnection>),
-    /// SQLite.
     Sqlite(Pool<SqliteConn>),
 }
 
+/// Counts every statement a connection starts (diesel instrumentation), so tests and
+/// benchmarks can check that a query's cost does not grow with the page size.
+fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrumentation {
+    move |event: diesel::connection::InstrumentationEvent<'_>| {
+        if matches!(
+            event,
+            diesel::connection::InstrumentationEvent::StartQuery { .. }
+        ) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A pooled connection of either backend. Database functions take `&mut DbConn`.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one lives per request on the stack; boxing would cost an allocation per checkout"
+)]
 pub enum DbConn {
     /// PostgreSQL.
     Pg(Object<AsyncPgConnection>),
@@ -117,28 +143,49 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 1
 impl DbPool {
     /// Builds a pool for `target` with at most `size` connections.
     pub fn connect(target: &DatabaseTarget, size: usize) -> DbResult<Self> {
-        match target {
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        let pools = match target {
             DatabaseTarget::Postgres(url) => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                // No `SELECT 1` round trip on every checkout (a request checks out several
+                // connections); the pool still discards connections the server closed.
+                config.recycling_method = RecyclingMethod::Fast;
+                config.custom_setup = Box::new(move |url| {
+                    let url = url.to_owned();
+                    let counter = counter.clone();
+                    async move {
+                        let mut conn = AsyncPgConnection::establish(&url).await?;
+                        conn.set_instrumentation(count_statements(counter));
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                let manager =
+                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
                 let pool = Pool::builder(manager)
                     .max_size(size)
                     .build()
                     .map_err(|e| DbError::Pool(e.to_string()))?;
-                Ok(DbPool::Pg(pool))
+                Pools::Pg(pool)
             }
             DatabaseTarget::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| DbError::Pool(format!("creating {}: {e}", parent.display())))?;
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        DbError::Pool(format!("creating {}: {e}", parent.display()))
+                    })?;
                 }
                 let mut config = ManagerConfig::<SqliteConn>::default();
-                config.custom_setup = Box::new(|url| {
+                config.recycling_method = RecyclingMethod::Fast;
+                config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
+                    let counter = counter.clone();
                     async move {
                         let mut conn = SqliteConn::establish(&url).await?;
                         conn.spawn_blocking(|c| c.batch_execute(SQLITE_PRAGMAS))
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        conn.set_instrumentation(count_statements(counter));
                         Ok(conn)
                     }
                     .boxed()
@@ -151,24 +198,30 @@ impl DbPool {
                     .max_size(size)
                     .build()
                     .map_err(|e| DbError::Pool(e.to_string()))?;
-                Ok(DbPool::Sqlite(pool))
+                Pools::Sqlite(pool)
             }
-        }
+        };
+        Ok(DbPool { pools, statements })
+    }
+
+    /// How many SQL statements this pool's connections have started.
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// The backend this pool talks to.
     pub fn backend(&self) -> Backend {
-        match self {
-            DbPool::Pg(_) => Backend::Postgres,
-            DbPool::Sqlite(_) => Backend::Sqlite,
+        match self.pools {
+            Pools::Pg(_) => Backend::Postgres,
+            Pools::Sqlite(_) => Backend::Sqlite,
         }
     }
 
     /// Takes a connection from the pool.
     pub async fn conn(&self) -> DbResult<DbConn> {
-        Ok(match self {
-            DbPool::Pg(pool) => DbConn::Pg(pool.get().await?),
-            DbPool::Sqlite(pool) => DbConn::Sqlite(pool.get().await?),
+        Ok(match &self.pools {
+            Pools::Pg(pool) => DbConn::Pg(pool.get().await?),
+            Pools::Sqlite(pool) => DbConn::Sqlite(pool.get().await?),
         })
     }
 

@@ -1,9 +1,9 @@
 //! Membership checks shared by the services: only members see a chat, and roles decide
 //! who manages it.
 
-use crate::db::{self, DbConn};
 use crate::db::chats::Chat;
 use crate::db::members::Member;
+use crate::db::{self, DbConn};
 use crate::domain::ids::{ChatId, UserId};
 use crate::error::{AppError, AppResult};
 
@@ -20,7 +20,11 @@ pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResu
 }
 
 /// Like [`member_of`], and the member must be allowed to manage the chat (OWNER or ADMIN).
-pub async fn manager_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {
+pub async fn manager_of(
+    conn: &mut DbConn,
+    chat: ChatId,
+    user: UserId,
+) -> AppResult<(Chat, Member)> {
     let (chat_row, member) = member_of(conn, chat, user).await?;
     if !member.role.can_manage() {
         return Err(AppError::Forbidden(

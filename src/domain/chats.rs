@@ -160,7 +160,11 @@ async fn insert_member(
 /// Gets or creates the DIRECT chat between the caller and `other` (idempotent, also when
 /// two calls race: the unique `direct_key` lets only one insert win).
 pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<Chat> {
-    let (low, high) = if caller <= other { (caller, other) } else { (other, caller) };
+    let (low, high) = if caller <= other {
+        (caller, other)
+    } else {
+        (other, caller)
+    };
     let key = format!("{}:{}", low.0, high.0);
     let attempt = app
         .db()
@@ -247,7 +251,11 @@ pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) 
 }
 
 /// OWNER/ADMIN of a group chat, or either member of a DIRECT chat.
-async fn require_settings_right(conn: &mut DbConn, chat: ChatId, caller: UserId) -> AppResult<Chat> {
+async fn require_settings_right(
+    conn: &mut DbConn,
+    chat: ChatId,
+    caller: UserId,
+) -> AppResult<Chat> {
     let (chat_row, member) = member_of(conn, chat, caller).await?;
     if chat_row.kind != ChatKind::Direct && !member.role.can_manage() {
         return Err(AppError::Forbidden(
@@ -265,7 +273,9 @@ pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> 
         .transaction(async |conn| {
             let (chat_row, member) = member_of(conn, chat, caller).await?;
             if chat_row.kind != ChatKind::Direct && member.role != MemberRole::Owner {
-                return Err(AppError::Forbidden("only an OWNER may delete the chat".into()));
+                return Err(AppError::Forbidden(
+                    "only an OWNER may delete the chat".into(),
+                ));
             }
             let member_ids = db::members::user_ids(conn, chat.0).await?;
             db::chats::delete(conn, chat.0).await?;
@@ -420,7 +430,9 @@ pub async fn add_members(
                     members.push(existing);
                     continue;
                 }
-                members.push(insert_member(conn, chat.0, *user, role, chat_row.last_message_id).await?);
+                members.push(
+                    insert_member(conn, chat.0, *user, role, chat_row.last_message_id).await?,
+                );
                 events.push(Event {
                     chat_id: chat.0,
                     kind: EventKind::MemberJoined { user_id: user.0 },
@@ -450,7 +462,12 @@ async fn keep_an_owner(conn: &mut DbConn, chat: ChatId, leaving: &Member) -> App
 }
 
 /// Removes a member (OWNER/ADMIN; only an OWNER removes OWNERs and ADMINs).
-pub async fn remove_member(app: &App, caller: UserId, chat: ChatId, user: UserId) -> AppResult<bool> {
+pub async fn remove_member(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    user: UserId,
+) -> AppResult<bool> {
     if user == caller {
         return leave(app, caller, chat).await;
     }

@@ -117,7 +117,11 @@ impl PageRequest {
     }
 
     /// A forward page of `first` items (for fields with only `first`/`after`).
-    pub fn forward(first: Option<i32>, after: Option<String>, max: usize) -> Result<Self, AppError> {
+    pub fn forward(
+        first: Option<i32>,
+        after: Option<String>,
+        max: usize,
+    ) -> Result<Self, AppError> {
         Self::from_args(first, after, None, None, max)
     }
 }

@@ -52,7 +52,9 @@ pub fn decode_message_cursor(raw: &str) -> AppResult<i64> {
 /// Content rules: not blank (unless a stream is starting) and at most the configured length.
 fn check_content(app: &App, content: &str, allow_empty: bool) -> AppResult<()> {
     if !allow_empty && content.trim().is_empty() {
-        return Err(AppError::BadInput("message content must not be empty".into()));
+        return Err(AppError::BadInput(
+            "message content must not be empty".into(),
+        ));
     }
     let max = app.config().max_message_length;
     let length = content.chars().count();
@@ -68,28 +70,27 @@ fn check_content(app: &App, content: &str, allow_empty: bool) -> AppResult<()> {
 /// chat returns the original message instead of storing a duplicate.
 pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Message> {
     check_content(app, &input.content, input.stream)?;
-    if let Some(client_id) = &input.client_id {
-        if client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID {
-            return Err(AppError::BadInput(format!(
-                "`clientId` must be 1–{MAX_CLIENT_ID} characters"
-            )));
-        }
+    if let Some(client_id) = &input.client_id
+        && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
+    {
+        return Err(AppError::BadInput(format!(
+            "`clientId` must be 1–{MAX_CLIENT_ID} characters"
+        )));
     }
     let chat = input.chat_id;
     let attempt = app
         .db()
         .transaction(async |conn| {
             let (_, member) = member_of(conn, chat, caller).await?;
-            if let Some(client_id) = &input.client_id {
-                if let Some(existing) =
+            if let Some(client_id) = &input.client_id
+                && let Some(existing) =
                     db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
-                {
-                    return Ok((existing, false));
-                }
+            {
+                return Ok((existing, false));
             }
-            let sender = db::users::find(conn, caller.0)
-                .await?
-                .ok_or_else(|| AppError::Unauthenticated("this token's user no longer exists".into()))?;
+            let sender = db::users::find(conn, caller.0).await?.ok_or_else(|| {
+                AppError::Unauthenticated("this token's user no longer exists".into())
+            })?;
             let role = input.role.unwrap_or(if sender.is_bot {
                 MessageRole::Assistant
             } else {
@@ -187,14 +188,23 @@ pub async fn list(
     chat: ChatId,
     page: &PageRequest,
 ) -> AppResult<Page<Message>> {
-    let boundary = page.cursor.as_deref().map(decode_message_cursor).transpose()?;
+    let boundary = page
+        .cursor
+        .as_deref()
+        .map(decode_message_cursor)
+        .transpose()?;
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
     Ok(db::messages::page(&mut conn, chat.0, boundary, page).await?)
 }
 
 /// The caller's unread messages in a chat, oldest first.
-pub async fn unread(app: &App, caller: UserId, chat: ChatId, limit: usize) -> AppResult<Page<Message>> {
+pub async fn unread(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    limit: usize,
+) -> AppResult<Page<Message>> {
     let mut conn = app.db().conn().await?;
     let (_, member) = member_of(&mut conn, chat, caller).await?;
     let rows = db::messages::after(
@@ -222,10 +232,14 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
         .transaction(async |conn| {
             let (message, _, _) = visible_message(conn, caller, id).await?;
             if message.sender_id != Some(caller.0) {
-                return Err(AppError::Forbidden("only the sender may edit a message".into()));
+                return Err(AppError::Forbidden(
+                    "only the sender may edit a message".into(),
+                ));
             }
             if message.retracted_at.is_some() {
-                return Err(AppError::Conflict("a retracted message cannot be edited".into()));
+                return Err(AppError::Conflict(
+                    "a retracted message cannot be edited".into(),
+                ));
             }
             if message.stream_state == Some(StreamState::Streaming) {
                 return Err(AppError::Conflict(
@@ -306,7 +320,11 @@ pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool>
 
 /// Resolves the message a watermark should move to: `up_to` (which must be in the chat)
 /// or the chat's newest message.
-async fn watermark_target(conn: &mut DbConn, chat: ChatId, up_to: Option<MessageId>) -> AppResult<Option<i64>> {
+async fn watermark_target(
+    conn: &mut DbConn,
+    chat: ChatId,
+    up_to: Option<MessageId>,
+) -> AppResult<Option<i64>> {
     match up_to {
         Some(id) => {
             let message = db::messages::find(conn, id.0)
@@ -323,7 +341,12 @@ async fn watermark_target(conn: &mut DbConn, chat: ChatId, up_to: Option<Message
 
 /// Moves the caller's read watermark in a chat up to a message (or the newest). It never
 /// moves back; unread counts and read receipts derive from it.
-pub async fn mark_read(app: &App, caller: UserId, chat: ChatId, up_to: Option<MessageId>) -> AppResult<Member> {
+pub async fn mark_read(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    up_to: Option<MessageId>,
+) -> AppResult<Member> {
     let (before, after) = app
         .db()
         .transaction(async |conn| {
@@ -341,10 +364,16 @@ pub async fn mark_read(app: &App, caller: UserId, chat: ChatId, up_to: Option<Me
 
 fn publish_watermark_moves(app: &App, before: &Member, after: &Member) {
     let mut events = Vec::new();
-    if let Some(read) = after.last_read_message_id.filter(|r| Some(*r) != before.last_read_message_id) {
+    if let Some(read) = after
+        .last_read_message_id
+        .filter(|r| Some(*r) != before.last_read_message_id)
+    {
         events.push(Event {
             chat_id: after.chat_id,
-            kind: EventKind::ReadReceipt { user_id: after.user_id, message_id: read },
+            kind: EventKind::ReadReceipt {
+                user_id: after.user_id,
+                message_id: read,
+            },
         });
     }
     if let Some(delivered) = after
@@ -353,7 +382,10 @@ fn publish_watermark_moves(app: &App, before: &Member, after: &Member) {
     {
         events.push(Event {
             chat_id: after.chat_id,
-            kind: EventKind::DeliveryReceipt { user_id: after.user_id, message_id: delivered },
+            kind: EventKind::DeliveryReceipt {
+                user_id: after.user_id,
+                message_id: delivered,
+            },
         });
     }
     app.broker().publish(events);
@@ -363,7 +395,9 @@ fn publish_watermark_moves(app: &App, before: &Member, after: &Member) {
 /// newest of them. Returns how many messages were given and found.
 pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) -> AppResult<i32> {
     if ids.len() > MAX_BATCH {
-        return Err(AppError::LimitExceeded(format!("at most {MAX_BATCH} ids per call")));
+        return Err(AppError::LimitExceeded(format!(
+            "at most {MAX_BATCH} ids per call"
+        )));
     }
     let keys: Vec<i64> = ids.iter().map(|m| m.0).collect();
     let moves = app
@@ -386,7 +420,8 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
             let mut moves = Vec::new();
             for (chat_id, newest) in newest_per_chat {
                 let (_, before) = member_of(conn, ChatId(chat_id), caller).await?;
-                let after = db::members::advance_read(conn, chat_id, caller.0, newest, now()).await?;
+                let after =
+                    db::members::advance_read(conn, chat_id, caller.0, newest, now()).await?;
                 moves.push((before, after));
             }
             Ok::<_, AppError>((moves, found.len()))
@@ -400,12 +435,19 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
 }
 
 /// Moves the caller's delivery watermark in a chat up to a message (never back).
-pub async fn mark_delivered(app: &App, caller: UserId, chat: ChatId, up_to: MessageId) -> AppResult<Member> {
+pub async fn mark_delivered(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    up_to: MessageId,
+) -> AppResult<Member> {
     let (before, after) = app
         .db()
         .transaction(async |conn| {
             let (_, member) = member_of(conn, chat, caller).await?;
-            let target = watermark_target(conn, chat, Some(up_to)).await?.unwrap_or(up_to.0);
+            let target = watermark_target(conn, chat, Some(up_to))
+                .await?
+                .unwrap_or(up_to.0);
             let updated = db::members::advance_delivered(conn, chat.0, caller.0, target).await?;
             Ok::<_, AppError>((member, updated))
         })
@@ -416,12 +458,19 @@ pub async fn mark_delivered(app: &App, caller: UserId, chat: ChatId, up_to: Mess
 
 /// The newest `last` live messages as `(role, content)` pairs, oldest first, in the shape
 /// LLM chat-completion APIs take.
-pub async fn history(app: &App, caller: UserId, chat: ChatId, last: Option<i32>) -> AppResult<Vec<Message>> {
+pub async fn history(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    last: Option<i32>,
+) -> AppResult<Vec<Message>> {
     let limit = match last {
         None => 50,
         Some(n) if n < 0 => return Err(AppError::BadInput("`last` must not be negative".into())),
         Some(n) if usize::try_from(n).unwrap_or(usize::MAX) > MAX_HISTORY => {
-            return Err(AppError::LimitExceeded(format!("`last` may be at most {MAX_HISTORY}")));
+            return Err(AppError::LimitExceeded(format!(
+                "`last` may be at most {MAX_HISTORY}"
+            )));
         }
         Some(n) => i64::from(n),
     };

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::db::users::{NewUser, User, UserChanges};
 use crate::db;
-use crate::domain::cursor::{self, PageRequest, Page};
+use crate::db::users::{NewUser, User, UserChanges};
+use crate::domain::cursor::{self, Page, PageRequest};
 use crate::domain::ids::UserId;
 use crate::domain::{check_text, json_to_text, now};
 use crate::error::{AppError, AppResult};
@@ -61,7 +61,11 @@ pub async fn create(app: &App, caller: &Caller, input: CreateUser) -> AppResult<
 /// Creates a user without a permission check (for the local `token --create` command).
 pub async fn create_unchecked(app: &App, input: CreateUser) -> AppResult<User> {
     check_username(&input.username)?;
-    check_text("displayName", input.display_name.as_deref(), MAX_DISPLAY_NAME)?;
+    check_text(
+        "displayName",
+        input.display_name.as_deref(),
+        MAX_DISPLAY_NAME,
+    )?;
     check_text("avatarUrl", input.avatar_url.as_deref(), MAX_URL)?;
     let at = now();
     let new = NewUser {
@@ -173,7 +177,9 @@ pub async fn find(
     match (id, username) {
         (Some(id), None) => Ok(db::users::find(&mut conn, id.0).await?),
         (None, Some(name)) => Ok(db::users::find_by_username(&mut conn, name).await?),
-        _ => Err(AppError::BadInput("pass exactly one of `id` or `username`".into())),
+        _ => Err(AppError::BadInput(
+            "pass exactly one of `id` or `username`".into(),
+        )),
     }
 }
 

@@ -26,7 +26,10 @@ pub struct Event {
 #[serde(tag = "type")]
 pub enum EventKind {
     /// A message was sent.
-    MessageAdded { message_id: i64, sender_id: Option<i64> },
+    MessageAdded {
+        message_id: i64,
+        sender_id: Option<i64>,
+    },
     /// A message's content was edited.
     MessageEdited { message_id: i64 },
     /// A message was retracted by its sender.

@@ -12,7 +12,9 @@ pub struct Presence {
 impl Presence {
     fn sockets(&self) -> MutexGuard<'_, HashMap<i64, usize>> {
         // The map stays consistent even if a holder panicked: every update is one insert.
-        self.sockets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sockets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// True while the user has at least one open connection.

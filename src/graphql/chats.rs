@@ -112,17 +112,26 @@ impl ChatMutation {
             member_ids,
             metadata: input.metadata,
         };
-        Ok(ChatNode(chats::create(app(ctx)?, caller_id(ctx)?, input).await?))
+        Ok(ChatNode(
+            chats::create(app(ctx)?, caller_id(ctx)?, input).await?,
+        ))
     }
 
     /// The direct chat between the caller and `userId`, created on first use. Idempotent.
     async fn open_direct_chat(&self, ctx: &Context<'_>, user_id: ID) -> Result<ChatNode> {
         let other = UserId::from_global(&user_id)?;
-        Ok(ChatNode(chats::open_direct(app(ctx)?, caller_id(ctx)?, other).await?))
+        Ok(ChatNode(
+            chats::open_direct(app(ctx)?, caller_id(ctx)?, other).await?,
+        ))
     }
 
     /// Changes a chat's settings (OWNER/ADMIN).
-    async fn update_chat(&self, ctx: &Context<'_>, id: ID, input: UpdateChatInput) -> Result<ChatNode> {
+    async fn update_chat(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateChatInput,
+    ) -> Result<ChatNode> {
         let input = UpdateChat {
             name: patch(input.name),
             description: patch(input.description),
@@ -131,7 +140,9 @@ impl ChatMutation {
             metadata: patch(input.metadata),
         };
         let chat = ChatId::from_global(&id)?;
-        Ok(ChatNode(chats::update(app(ctx)?, caller_id(ctx)?, chat, input).await?))
+        Ok(ChatNode(
+            chats::update(app(ctx)?, caller_id(ctx)?, chat, input).await?,
+        ))
     }
 
     /// Deletes a chat with all its messages, in one transaction (OWNER).
@@ -180,20 +191,34 @@ impl ChatMutation {
     ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
         let user = UserId::from_global(&user_id)?;
-        Ok(MemberNode(chats::set_role(app(ctx)?, caller_id(ctx)?, chat, user, role).await?))
+        Ok(MemberNode(
+            chats::set_role(app(ctx)?, caller_id(ctx)?, chat, user, role).await?,
+        ))
     }
 
     /// Pins or unpins a chat in the caller's list.
-    async fn set_chat_pinned(&self, ctx: &Context<'_>, chat_id: ID, pinned: bool) -> Result<MemberNode> {
+    async fn set_chat_pinned(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        pinned: bool,
+    ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
-        let member = chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Pinned, pinned).await?;
+        let member =
+            chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Pinned, pinned).await?;
         Ok(MemberNode(member))
     }
 
     /// Mutes or unmutes a chat for the caller.
-    async fn set_chat_muted(&self, ctx: &Context<'_>, chat_id: ID, muted: bool) -> Result<MemberNode> {
+    async fn set_chat_muted(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        muted: bool,
+    ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
-        let member = chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Muted, muted).await?;
+        let member =
+            chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Muted, muted).await?;
         Ok(MemberNode(member))
     }
 }

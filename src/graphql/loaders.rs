@@ -117,7 +117,10 @@ impl Loader<ReplyCountKey> for DbLoader {
         let rows = db::messages::reply_counts(&mut self.conn().await?, &raw(keys, |k| k.0))
             .await
             .map_err(failed)?;
-        Ok(rows.into_iter().map(|(id, n)| (ReplyCountKey(id), n)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, n)| (ReplyCountKey(id), n))
+            .collect())
     }
 }
 
@@ -129,7 +132,10 @@ impl Loader<MemberCountKey> for DbLoader {
         let rows = db::members::counts(&mut self.conn().await?, &raw(keys, |k| k.0))
             .await
             .map_err(failed)?;
-        Ok(rows.into_iter().map(|(id, n)| (MemberCountKey(id), n)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, n)| (MemberCountKey(id), n))
+            .collect())
     }
 }
 
@@ -144,7 +150,10 @@ impl Loader<ChatMembersKey> for DbLoader {
         let mut by_chat: HashMap<ChatMembersKey, Vec<Member>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for member in rows {
-            by_chat.entry(ChatMembersKey(member.chat_id)).or_default().push(member);
+            by_chat
+                .entry(ChatMembersKey(member.chat_id))
+                .or_default()
+                .push(member);
         }
         Ok(by_chat)
     }

@@ -39,7 +39,8 @@ pub struct MessageQuery;
 impl MessageQuery {
     /// A message in one of the caller's chats.
     async fn message(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MessageNode>> {
-        let message = messages::get(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?;
+        let message =
+            messages::get(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?;
         Ok(Some(MessageNode(message)))
     }
 
@@ -54,7 +55,15 @@ impl MessageQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Connection<String, MessageNode>> {
-        message_page(ctx, ChatId::from_global(&chat_id)?, first, after, last, before).await
+        message_page(
+            ctx,
+            ChatId::from_global(&chat_id)?,
+            first,
+            after,
+            last,
+            before,
+        )
+        .await
     }
 
     /// The caller's unread messages in a chat, oldest first.
@@ -73,7 +82,12 @@ impl MessageQuery {
 
     /// The newest `last` (default 50) live messages, oldest first, as `{role, content}`
     /// entries ready for an LLM chat-completion request.
-    async fn history(&self, ctx: &Context<'_>, chat_id: ID, last: Option<i32>) -> Result<Vec<HistoryEntry>> {
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        last: Option<i32>,
+    ) -> Result<Vec<HistoryEntry>> {
         let chat = ChatId::from_global(&chat_id)?;
         let rows = messages::history(app(ctx)?, caller_id(ctx)?, chat, last).await?;
         Ok(rows
@@ -94,30 +108,48 @@ pub struct MessageMutation;
 #[Object]
 impl MessageMutation {
     /// Sends a message (members only). A repeated `clientId` returns the original message.
-    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<MessageNode> {
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        input: SendMessageInput,
+    ) -> Result<MessageNode> {
         let input = SendMessage {
             chat_id: ChatId::from_global(&input.chat_id)?,
             content: input.content,
             kind: input.kind,
             role: input.role,
-            parent_id: input.parent_id.map(|p| MessageId::from_global(&p)).transpose()?,
+            parent_id: input
+                .parent_id
+                .map(|p| MessageId::from_global(&p))
+                .transpose()?,
             client_id: input.client_id,
             data: input.data,
             stream: input.stream.unwrap_or(false),
         };
-        Ok(MessageNode(messages::send(app(ctx)?, caller_id(ctx)?, input).await?))
+        Ok(MessageNode(
+            messages::send(app(ctx)?, caller_id(ctx)?, input).await?,
+        ))
     }
 
     /// Replaces a message's content (sender only, inside the edit window).
-    async fn edit_message(&self, ctx: &Context<'_>, id: ID, content: String) -> Result<MessageNode> {
+    async fn edit_message(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        content: String,
+    ) -> Result<MessageNode> {
         let id = MessageId::from_global(&id)?;
-        Ok(MessageNode(messages::edit(app(ctx)?, caller_id(ctx)?, id, &content).await?))
+        Ok(MessageNode(
+            messages::edit(app(ctx)?, caller_id(ctx)?, id, &content).await?,
+        ))
     }
 
     /// Retracts a message (sender only): it stays as a tombstone, its content hidden.
     async fn retract_message(&self, ctx: &Context<'_>, id: ID) -> Result<MessageNode> {
         let id = MessageId::from_global(&id)?;
-        Ok(MessageNode(messages::retract(app(ctx)?, caller_id(ctx)?, id).await?))
+        Ok(MessageNode(
+            messages::retract(app(ctx)?, caller_id(ctx)?, id).await?,
+        ))
     }
 
     /// Deletes a message for good (OWNER/ADMIN/MODERATOR).
@@ -126,10 +158,19 @@ impl MessageMutation {
     }
 
     /// Moves the caller's read watermark up to a message (null: the newest). Never moves back.
-    async fn mark_read(&self, ctx: &Context<'_>, chat_id: ID, up_to_message_id: Option<ID>) -> Result<MemberNode> {
+    async fn mark_read(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        up_to_message_id: Option<ID>,
+    ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
-        let up_to = up_to_message_id.map(|m| MessageId::from_global(&m)).transpose()?;
-        Ok(MemberNode(messages::mark_read(app(ctx)?, caller_id(ctx)?, chat, up_to).await?))
+        let up_to = up_to_message_id
+            .map(|m| MessageId::from_global(&m))
+            .transpose()?;
+        Ok(MemberNode(
+            messages::mark_read(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
+        ))
     }
 
     /// Marks messages read (in each chat, up to the newest given); returns how many.
@@ -139,9 +180,16 @@ impl MessageMutation {
     }
 
     /// Moves the caller's delivery watermark up to a message. Never moves back.
-    async fn mark_delivered(&self, ctx: &Context<'_>, chat_id: ID, up_to_message_id: ID) -> Result<MemberNode> {
+    async fn mark_delivered(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+        up_to_message_id: ID,
+    ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
         let up_to = MessageId::from_global(&up_to_message_id)?;
-        Ok(MemberNode(messages::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?))
+        Ok(MemberNode(
+            messages::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
+        ))
     }
 }

@@ -134,14 +134,12 @@ impl NodeQuery {
             return Err(AppError::BadInput(format!("`{}` is not a valid id", id.as_str())).into());
         };
         let node = match type_name {
-            UserId::TYPE_NAME => {
-                user_service::find(app, caller, Some(UserId(key)), None)
-                    .await?
-                    .map(|u| Node::User(UserNode(u)))
-            }
-            ChatId::TYPE_NAME => {
-                Some(Node::Chat(ChatNode(chat_service::get(app, caller.user_id()?, ChatId(key)).await?)))
-            }
+            UserId::TYPE_NAME => user_service::find(app, caller, Some(UserId(key)), None)
+                .await?
+                .map(|u| Node::User(UserNode(u))),
+            ChatId::TYPE_NAME => Some(Node::Chat(ChatNode(
+                chat_service::get(app, caller.user_id()?, ChatId(key)).await?,
+            ))),
             MessageId::TYPE_NAME => Some(Node::Message(MessageNode(
                 message_service::get(app, caller.user_id()?, MessageId(key)).await?,
             ))),

@@ -8,7 +8,10 @@ use chrono::{NaiveDateTime, SecondsFormat};
 pub struct DateTime(pub NaiveDateTime);
 
 /// A point in time: RFC 3339, UTC, millisecond precision (e.g. `2026-11-23T09:30:00.000Z`).
-#[Scalar(name = "DateTime", specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339")]
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339"
+)]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
@@ -20,7 +23,11 @@ impl ScalarType for DateTime {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(self.0.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true))
+        Value::String(
+            self.0
+                .and_utc()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+        )
     }
 }
 

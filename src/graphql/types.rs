@@ -100,12 +100,12 @@ pub struct ChatNode(pub db::chats::Chat);
 impl ChatNode {
     async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
         let user_id = caller_id(ctx)?;
-        Ok(loaders(ctx)?
+        loaders(ctx)?
             .load_one(MembershipKey {
                 chat_id: self.0.id,
                 user_id: user_id.0,
             })
-            .await?)
+            .await
     }
 }
 
@@ -153,7 +153,10 @@ impl ChatNode {
         let Some(id) = self.0.last_message_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?.load_one(MessageKey(id)).await?.map(MessageNode))
+        Ok(loaders(ctx)?
+            .load_one(MessageKey(id))
+            .await?
+            .map(MessageNode))
     }
     /// The user who created the chat.
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
@@ -275,7 +278,9 @@ impl MemberNode {
     }
     /// The newest message delivered to the member's device (delivery watermark).
     async fn last_delivered_message_id(&self) -> Option<ID> {
-        self.0.last_delivered_message_id.map(|id| MessageId(id).into())
+        self.0
+            .last_delivered_message_id
+            .map(|id| MessageId(id).into())
     }
     /// Messages from others after the member's read watermark.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -355,7 +360,11 @@ impl MessageNode {
     }
     /// The text; empty once retracted.
     async fn content(&self) -> &str {
-        if self.is_retracted() { "" } else { &self.0.content }
+        if self.is_retracted() {
+            ""
+        } else {
+            &self.0.content
+        }
     }
     /// Free-form data; null once retracted.
     async fn data(&self) -> Option<serde_json::Value> {
@@ -369,7 +378,10 @@ impl MessageNode {
         let Some(id) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?.load_one(MessageKey(id)).await?.map(MessageNode))
+        Ok(loaders(ctx)?
+            .load_one(MessageKey(id))
+            .await?
+            .map(MessageNode))
     }
     /// How many messages reply to this one.
     async fn reply_count(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -442,7 +454,11 @@ impl MessageNode {
             .iter()
             .filter_map(|u| loaded.get(&UserKey(*u)).cloned())
             .collect();
-        Ok(connection(Page::from_rows(rows, &page), users::user_cursor, UserNode))
+        Ok(connection(
+            Page::from_rows(rows, &page),
+            users::user_cursor,
+            UserNode,
+        ))
     }
     /// State of a streamed assistant reply (null for ordinary messages).
     async fn stream_state(&self) -> Option<StreamState> {

@@ -98,18 +98,27 @@ impl UserMutation {
             is_bot: input.is_bot.unwrap_or(false),
             metadata: input.metadata,
         };
-        Ok(UserNode(users::create(app(ctx)?, caller(ctx), input).await?))
+        Ok(UserNode(
+            users::create(app(ctx)?, caller(ctx), input).await?,
+        ))
     }
 
     /// Updates a user (admin key, or the user themself).
-    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<UserNode> {
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> Result<UserNode> {
         let input = UpdateUser {
             display_name: patch(input.display_name),
             avatar_url: patch(input.avatar_url),
             metadata: patch(input.metadata),
         };
         let id = UserId::from_global(&id)?;
-        Ok(UserNode(users::update(app(ctx)?, caller(ctx), id, input).await?))
+        Ok(UserNode(
+            users::update(app(ctx)?, caller(ctx), id, input).await?,
+        ))
     }
 
     /// Deletes a user (admin key). Their messages stay, without a sender.
@@ -118,7 +127,12 @@ impl UserMutation {
     }
 
     /// Mints a token that acts as the user (admin key). Default lifetime 24 hours.
-    async fn issue_token(&self, ctx: &Context<'_>, user_id: ID, ttl_seconds: Option<i32>) -> Result<String> {
+    async fn issue_token(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        ttl_seconds: Option<i32>,
+    ) -> Result<String> {
         let id = UserId::from_global(&user_id)?;
         Ok(users::issue_token(app(ctx)?, caller(ctx), id, ttl_seconds).await?)
     }

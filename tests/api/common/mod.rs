@@ -61,7 +61,8 @@ async fn create_pg_database() -> TestResult<String> {
         chrono::Utc::now().timestamp_micros() % 1_000_000
     );
     let mut conn = AsyncPgConnection::establish(&base).await?;
-    conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
     let (prefix, _) = base
         .rsplit_once('/')
         .ok_or("CHATQL_TEST_PG_URL must end in /<database>")?;
@@ -125,7 +126,11 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        tokio::spawn(chatql::server::serve(app.clone(), listener, shutdown.clone()));
+        tokio::spawn(chatql::server::serve(
+            app.clone(),
+            listener,
+            shutdown.clone(),
+        ));
         Ok(Self {
             addr,
             app,
@@ -224,7 +229,12 @@ impl Gql {
     pub fn codes(&self) -> Vec<String> {
         self.errors()
             .iter()
-            .map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_owned())
+            .map(|e| {
+                e["extensions"]["code"]
+                    .as_str()
+                    .unwrap_or("<none>")
+                    .to_owned()
+            })
             .collect()
     }
 }
@@ -304,7 +314,11 @@ pub fn int_at(value: &Value, pointer: &str) -> TestResult<i64> {
 }
 
 /// Creates a group chat owned by `owner` with `members`; returns its id.
-pub async fn group(server: &TestServer, owner: &TestUser, members: &[&TestUser]) -> TestResult<String> {
+pub async fn group(
+    server: &TestServer,
+    owner: &TestUser,
+    members: &[&TestUser],
+) -> TestResult<String> {
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let data = server
         .client(owner)
@@ -317,7 +331,12 @@ pub async fn group(server: &TestServer, owner: &TestUser, members: &[&TestUser])
 }
 
 /// Sends a text message; returns its id.
-pub async fn send(server: &TestServer, user: &TestUser, chat: &str, content: &str) -> TestResult<String> {
+pub async fn send(
+    server: &TestServer,
+    user: &TestUser,
+    chat: &str,
+    content: &str,
+) -> TestResult<String> {
     let data = server
         .client(user)
         .ok(
