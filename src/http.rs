@@ -137,7 +137,8 @@ impl ResponseType {
             match media.as_str() {
                 GRAPHQL_RESPONSE_JSON => return Some(ResponseType::GraphqlResponseJson),
                 APPLICATION_JSON => return Some(ResponseType::Json),
-                "*/*" | "application/*" => return Some(ResponseType::GraphqlResponseJson),
+                // Wildcards get the legacy type, which every client understands.
+                "*/*" | "application/*" => return Some(ResponseType::Json),
                 _ => {}
             }
         }
@@ -384,11 +385,16 @@ async fn execute(
     let caller = match caller_from_headers(&state.app, headers) {
         Ok(caller) => caller,
         Err(e) => {
-            let error: async_graphql::Error = e.into();
-            let body =
-                serde_json::json!({ "errors": [error.into_server_error(Default::default())] });
+            let mut error = async_graphql::Error::from(e).into_server_error(Default::default());
+            crate::error::assign_code(&mut error);
+            let body = serde_json::json!({ "errors": [error] });
             let status = status_unless_executed(StatusCode::UNAUTHORIZED);
-            return Ok((status, body.to_string()).into_response());
+            return Ok((
+                status,
+                [(header::CONTENT_TYPE, response_type.content_type())],
+                body.to_string(),
+            )
+                .into_response());
         }
     };
     let (caller, loaders) = graphql::request_data(&state.app, caller);
@@ -404,12 +410,21 @@ async fn execute(
     let not_executed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let body = serde_json::to_string(&response)
+    let mut body = serde_json::to_value(&response)
         .map_err(|e| Rejection::bad_request(format!("unserialisable response: {e}")))?;
     let status = if not_executed {
+        // A request that never ran has no `data` entry at all (not even null).
+        if let Some(map) = body.as_object_mut() {
+            map.remove("data");
+        }
         status_unless_executed(StatusCode::BAD_REQUEST)
     } else {
         StatusCode::OK
     };
-    Ok((status, body).into_response())
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, response_type.content_type())],
+        body.to_string(),
+    )
+        .into_response())
 }

@@ -1,1 +1,151 @@
-//! GraphQL over HTTP.
+//! GraphQL over HTTP: the spec's own audit suite, the schema contract, transport rules,
+//! limits and health endpoints.
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn js_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passes_every_graphql_over_http_audit() -> TestResult {
+    let server = TestServer::start().await?;
+    if !js_dir().join("node_modules/graphql-http").exists() {
+        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
+    }
+    let output = tokio::process::Command::new("node")
+        .arg(js_dir().join("http-audits.mjs"))
+        .arg(server.url())
+        .output()
+        .await?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "audits failed:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("all audits ok"), "{report}");
+    Ok(())
+}
+
+#[test]
+fn committed_schema_is_what_the_server_prints() -> TestResult {
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql"),
+    )?;
+    assert!(
+        committed == chatql::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -- print-schema > schema.graphql`"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_runs_queries_but_not_mutations() -> TestResult {
+    let server = TestServer::start().await?;
+    let http = reqwest::Client::new();
+    let response = http
+        .get(server.url())
+        .query(&[("query", "{ __typename }")])
+        .header("accept", "application/graphql-response+json")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("application/graphql-response+json")
+    );
+    assert_eq!(
+        response.json::<serde_json::Value>().await?,
+        json!({"data": {"__typename": "Query"}})
+    );
+
+    let response = http
+        .get(server.url())
+        .query(&[("query", "mutation { leaveChat(chatId: \"x\") }")])
+        .send()
+        .await?;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+
+    let response = http
+        .post(server.url())
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 415);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_checked_and_never_silently_ignored() -> TestResult {
+    let server = TestServer::start().await?;
+    let forged = server.anonymous().with_token("not.a.token");
+    let response = forged.send("{ __typename }", json!({})).await?;
+    assert_eq!(response.status, 401);
+    assert_eq!(response.codes(), vec!["UNAUTHENTICATED"]);
+    let wrong_admin = Client::new(server.url(), None, Some("wrong".into()));
+    assert_eq!(
+        wrong_admin.code("{ __typename }", json!({})).await?,
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        server.anonymous().code("{ me { id } }", json!({})).await?,
+        "UNAUTHENTICATED"
+    );
+    // The admin key is the application backend, not a user.
+    assert_eq!(
+        server.admin().code("{ me { id } }", json!({})).await?,
+        "FORBIDDEN"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn depth_complexity_and_body_limits_give_clear_errors() -> TestResult {
+    let server =
+        TestServer::start_with(&["--max-query-depth", "4", "--max-body-bytes", "2048"]).await?;
+    let alice = server.user("alice").await?;
+    let deep = "{ me { id } chats { nodes { lastMessage { chat { lastMessage { id } } } } } }";
+    let response = server.client(&alice).send(deep, json!({})).await?;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.codes(), vec!["LIMIT_EXCEEDED"]);
+    assert!(response.body.get("data").is_none());
+
+    let huge = format!("{{ __typename }} # {}", "x".repeat(4096));
+    let response = reqwest::Client::new()
+        .post(server.url())
+        .json(&json!({ "query": huge }))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 413);
+
+    let bad_syntax = server.client(&alice).send("{ me { id ", json!({})).await?;
+    assert_eq!(
+        (bad_syntax.status, bad_syntax.codes()),
+        (400, vec!["BAD_USER_INPUT".to_owned()])
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_graphiql_are_served() -> TestResult {
+    let server = TestServer::start().await?;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz")).send().await?.status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz")).send().await?.status(),
+        200
+    );
+    let page = http.get(format!("{base}/")).send().await?.text().await?;
+    assert!(page.contains("graphiql"), "GraphiQL page expected");
+    Ok(())
+}

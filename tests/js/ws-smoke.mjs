@@ -56,8 +56,10 @@ async function finish(code, message) {
   if (finished) return;
   finished = true;
   (code === 0 ? console.log : console.error)(`ws-smoke: ${message}`);
+  // dispose() waits for the socket to close, which never happens on a hung
+  // connection: give it a moment, then exit regardless.
   try {
-    await client.dispose();
+    await Promise.race([client.dispose(), new Promise((resolve) => setTimeout(resolve, 500))]);
   } catch {
     // ignore: we are exiting anyway
   }
