@@ -8,6 +8,8 @@ use crate::config::Config;
 use crate::db::DbPool;
 use crate::events::Broker;
 use crate::events::presence::Presence;
+use crate::events::typing::TypingTimers;
+use tokio_util::sync::CancellationToken;
 
 /// Shared state; cheap to clone.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ struct AppInner {
     auth: Authenticator,
     broker: Broker,
     presence: Presence,
+    typing: TypingTimers,
+    shutdown: CancellationToken,
 }
 
 impl App {
@@ -33,6 +37,8 @@ impl App {
                 auth,
                 broker,
                 presence: Presence::default(),
+                typing: TypingTimers::default(),
+                shutdown: CancellationToken::new(),
             }),
         }
     }
@@ -60,5 +66,16 @@ impl App {
     /// Who is online in this process.
     pub fn presence(&self) -> &Presence {
         &self.inner.presence
+    }
+
+    /// Typing indicators and their expiry.
+    pub fn typing(&self) -> &TypingTimers {
+        &self.inner.typing
+    }
+
+    /// Cancelled when the server shuts down: long-lived work (WebSockets, the event
+    /// bridge) watches it, since axum's graceful shutdown does not end them.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
     }
 }

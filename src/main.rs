@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use chatql::config::{Config, LogFormat};
@@ -112,13 +111,12 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(
         "get a token: `cargo run --release -- token --user <name> --create`, then send `Authorization: Bearer <token>`"
     );
-    let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
+    let trigger = app.shutdown().clone();
     tokio::spawn(async move {
         server::shutdown_signal().await;
         trigger.cancel();
     });
-    server::serve(app, listener, shutdown)
+    server::serve(app, listener)
         .await
         .map_err(|e| e.to_string())
 }

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -78,13 +77,10 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
     Ok(App::new(db, config, auth, broker))
 }
 
-/// Serves `app` on `listener` until `shutdown` is cancelled; in-flight HTTP requests finish,
-/// WebSocket connections are told to close.
-pub async fn serve(
-    app: App,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+/// Serves `app` on `listener` until `app.shutdown()` is cancelled; in-flight HTTP requests
+/// finish, WebSocket connections are closed with 1001 (going away).
+pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
+    let shutdown = app.shutdown().clone();
     let router = crate::http::router(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -1,43 +1,456 @@
-//! GraphQL over WebSocket at `/graphql`.
+//! GraphQL over WebSocket at `/graphql`, speaking both `graphql-transport-ws` (the
+//! `graphql-ws` client) and the legacy `graphql-ws` protocol (subscriptions-transport-ws),
+//! chosen by `Sec-WebSocket-Protocol`.
+//!
+//! Written here rather than taken from async-graphql so the connection follows the
+//! protocols' close codes (4400/4401/4403/4408/4409/4429), authenticates from the
+//! `connection_init` payload, sends keep-alive pings, enforces per-user caps, ends when the
+//! token expires or the server shuts down, and tears down everything it held on close.
 
-use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_graphql::{Response as GqlResponse, ServerError};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::graphql;
+use crate::app::App;
+use crate::auth::Caller;
+use crate::error::assign_code;
+use crate::events::presence::CountGuard;
+use crate::graphql::{self, ChatSchema};
 use crate::http::HttpState;
+
+/// The two subprotocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// `graphql-transport-ws`, spoken by the `graphql-ws` client.
+    Transport,
+    /// `graphql-ws`, spoken by the legacy subscriptions-transport-ws client.
+    Legacy,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Transport => "graphql-transport-ws",
+            Protocol::Legacy => "graphql-ws",
+        }
+    }
+
+    fn from_header(parts: &Parts) -> Option<Self> {
+        parts
+            .headers
+            .get_all(SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| match p.trim() {
+                "graphql-transport-ws" => Some(Protocol::Transport),
+                "graphql-ws" => Some(Protocol::Legacy),
+                _ => None,
+            })
+    }
+}
+
+/// Close codes of the graphql-transport-ws protocol.
+mod close {
+    pub const BAD_REQUEST: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const DUPLICATE_ID: u16 = 4409;
+    pub const TOO_MANY: u16 = 4429;
+    pub const GOING_AWAY: u16 = 1001;
+}
 
 /// Upgrades a request to a GraphQL WebSocket.
 pub async fn upgrade(state: HttpState, parts: &mut Parts) -> Response {
-    let protocol = match GraphQLProtocol::from_request_parts(parts, &state).await {
-        Ok(protocol) => protocol,
-        Err(rejection) => return rejection.into_response(),
+    let Some(protocol) = Protocol::from_header(parts) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must name graphql-transport-ws or graphql-ws",
+        )
+            .into_response();
     };
-    let upgrade = match WebSocketUpgrade::from_request_parts(parts, &state).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
-    upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            let app = state.app.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload
-                        .get("authorization")
-                        .or_else(|| payload.get("Authorization"))
-                        .or_else(|| payload.get("token"))
-                        .and_then(|v| v.as_str());
-                    let caller = app.auth().caller_from(token, None)?;
-                    let (caller, loaders) = graphql::request_data(&app, caller);
-                    let mut data = Data::default();
-                    data.insert(caller);
-                    data.insert(loaders);
-                    Ok(data)
-                })
-                .serve()
-                .await
-        })
+    match WebSocketUpgrade::from_request_parts(parts, &state).await {
+        Ok(upgrade) => upgrade
+            .protocols([protocol.name()])
+            .on_upgrade(move |socket| Connection::new(state, protocol).run(socket)),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// A client message of either protocol (`start`/`stop` are the legacy names of
+/// `subscribe`/`complete`).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Pong {},
+    #[serde(alias = "start")]
+    Subscribe {
+        id: String,
+        payload: SubscribePayload,
+    },
+    #[serde(alias = "stop")]
+    Complete {
+        id: String,
+    },
+    ConnectionTerminate {},
+}
+
+#[derive(Debug, Deserialize)]
+struct SubscribePayload {
+    query: String,
+    #[serde(default, rename = "operationName")]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Value>,
+}
+
+/// How the connection ends.
+struct Closing(u16, String);
+
+/// One WebSocket connection's state.
+struct Connection {
+    app: App,
+    schema: ChatSchema,
+    protocol: Protocol,
+    /// Set by a successful `connection_init`.
+    caller: Option<Caller>,
+    socket_guard: Option<CountGuard>,
+    subscriptions: HashMap<String, JoinHandle<()>>,
+    outgoing: mpsc::Sender<Message>,
+    outgoing_rx: Option<mpsc::Receiver<Message>>,
+    /// Subscription tasks report their ids here when they finish on their own.
+    finished_tx: mpsc::UnboundedSender<String>,
+    finished_rx: mpsc::UnboundedReceiver<String>,
+}
+
+/// Outgoing frames buffered per connection; a full buffer holds subscription tasks back,
+/// so a slow client makes its own feeds lag (and get `ResyncRequired`), not the server.
+const OUTGOING_BUFFER: usize = 64;
+
+impl Connection {
+    fn new(state: HttpState, protocol: Protocol) -> Self {
+        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_BUFFER);
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        Self {
+            app: state.app,
+            schema: state.schema,
+            protocol,
+            caller: None,
+            socket_guard: None,
+            subscriptions: HashMap::new(),
+            outgoing,
+            outgoing_rx: Some(outgoing_rx),
+            finished_tx,
+            finished_rx,
+        }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let (mut sink, mut incoming) = socket.split();
+        let Some(mut outgoing_rx) = self.outgoing_rx.take() else {
+            return;
+        };
+        // One writer: every frame, from this loop or from subscription tasks, goes
+        // through the bounded channel in order.
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = outgoing_rx.recv().await {
+                let is_close = matches!(frame, Message::Close(_));
+                if sink.send(frame).await.is_err() || is_close {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+
+        let config = self.app.config().clone();
+        let init_deadline =
+            tokio::time::Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);
+        let mut keepalive =
+            tokio::time::interval(Duration::from_secs(config.ws_keepalive_secs.max(1)));
+        keepalive.tick().await;
+        let shutdown = self.app.shutdown().clone();
+
+        let closing = loop {
+            let expiry = match &self.caller {
+                Some(Caller::User { expires_at, .. }) => {
+                    let left = (*expires_at - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default();
+                    Some(tokio::time::Instant::now() + left)
+                }
+                _ => None,
+            };
+            tokio::select! {
+                frame = incoming.next() => {
+                    let text = match frame {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                        Some(Ok(Message::Binary(_))) => {
+                            break Some(Closing(close::BAD_REQUEST, "binary frames are not supported".into()));
+                        }
+                        Some(Ok(_)) => continue, // transport-level ping/pong
+                    };
+                    match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                        Ok(message) => {
+                            if let Some(closing) = self.handle(message).await {
+                                break Some(closing);
+                            }
+                        }
+                        Err(e) => break Some(Closing(close::BAD_REQUEST, format!("invalid message: {e}"))),
+                    }
+                }
+                Some(id) = self.finished_rx.recv() => {
+                    self.subscriptions.remove(&id);
+                }
+                () = tokio::time::sleep_until(init_deadline), if self.caller.is_none() => {
+                    break Some(Closing(close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
+                }
+                () = async { if let Some(at) = expiry { tokio::time::sleep_until(at).await } }, if expiry.is_some() => {
+                    break Some(Closing(close::UNAUTHORIZED, "token expired".into()));
+                }
+                _ = keepalive.tick(), if self.caller.is_some() => {
+                    let ping = match self.protocol {
+                        Protocol::Transport => json!({"type": "ping"}),
+                        Protocol::Legacy => json!({"type": "ka"}),
+                    };
+                    self.send(ping).await;
+                }
+                () = shutdown.cancelled() => {
+                    break Some(Closing(close::GOING_AWAY, "server shutting down".into()));
+                }
+            }
+        };
+
+        for (_, task) in self.subscriptions.drain() {
+            task.abort();
+        }
+        if let Some(Closing(code, reason)) = closing {
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            let _ = self.outgoing.send(frame).await;
+        }
+        drop(self.outgoing);
+        let _ = writer.await;
+        if let Some(Caller::User { id, .. }) = &self.caller {
+            crate::domain::users::record_seen(&self.app, *id).await;
+        }
+        drop(self.socket_guard);
+    }
+
+    async fn send(&self, message: Value) {
+        // Fails only when the writer is gone, i.e. the socket is closing anyway.
+        let _ = self
+            .outgoing
+            .send(Message::Text(message.to_string().into()))
+            .await;
+    }
+
+    /// Handles one client message; `Some` closes the connection.
+    async fn handle(&mut self, message: ClientMessage) -> Option<Closing> {
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                self.init(payload.unwrap_or(Value::Null)).await
+            }
+            ClientMessage::Ping { payload } => {
+                let mut pong = json!({"type": "pong"});
+                if let Some(payload) = payload {
+                    pong["payload"] = payload;
+                }
+                self.send(pong).await;
+                None
+            }
+            ClientMessage::Pong {} => None,
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload).await,
+            ClientMessage::Complete { id } => {
+                if let Some(task) = self.subscriptions.remove(&id) {
+                    task.abort();
+                    if self.protocol == Protocol::Legacy {
+                        self.send(json!({"type": "complete", "id": id})).await;
+                    }
+                }
+                None
+            }
+            ClientMessage::ConnectionTerminate {} => Some(Closing(1000, "terminated".into())),
+        }
+    }
+
+    async fn init(&mut self, payload: Value) -> Option<Closing> {
+        if self.caller.is_some() {
+            return Some(Closing(
+                close::TOO_MANY,
+                "Too many initialisation requests".into(),
+            ));
+        }
+        let token = ["authorization", "Authorization", "token"]
+            .iter()
+            .find_map(|key| payload.get(*key).and_then(Value::as_str));
+        let caller = match token {
+            Some(token) => self.app.auth().caller_from(Some(token), None),
+            None => Err(crate::error::AppError::Unauthenticated(
+                "connection_init needs `authorization: \"Bearer <token>\"` or `token`".into(),
+            )),
+        };
+        let caller = match caller {
+            Ok(caller @ Caller::User { .. }) => caller,
+            Ok(_) => return self.refuse("a user token is required").await,
+            Err(e) => return self.refuse(&e.public_message()).await,
+        };
+        if let Caller::User { id, .. } = &caller {
+            let max = self.app.config().max_sockets_per_user;
+            match self.app.presence().sockets.acquire(id.0, max) {
+                Some(guard) => self.socket_guard = Some(guard),
+                None => {
+                    return Some(Closing(
+                        close::TOO_MANY,
+                        format!("at most {max} open connections per user"),
+                    ));
+                }
+            }
+            crate::domain::users::record_seen(&self.app, *id).await;
+        }
+        self.caller = Some(caller);
+        self.send(json!({"type": "connection_ack"})).await;
+        None
+    }
+
+    async fn refuse(&self, reason: &str) -> Option<Closing> {
+        if self.protocol == Protocol::Legacy {
+            self.send(json!({"type": "connection_error", "payload": {"message": reason}}))
+                .await;
+        }
+        Some(Closing(close::FORBIDDEN, reason.to_owned()))
+    }
+
+    async fn subscribe(&mut self, id: String, payload: SubscribePayload) -> Option<Closing> {
+        let Some(caller) = self.caller.clone() else {
+            return Some(Closing(close::UNAUTHORIZED, "Unauthorized".into()));
+        };
+        if self.subscriptions.contains_key(&id) {
+            return Some(Closing(
+                close::DUPLICATE_ID,
+                format!("Subscriber for {id} already exists"),
+            ));
+        }
+        let max = self.app.config().max_subscriptions_per_user;
+        let guard = match &caller {
+            Caller::User { id: user, .. } => self.app.presence().subscriptions.acquire(user.0, max),
+            _ => None,
+        };
+        let Some(guard) = guard else {
+            let mut error =
+                ServerError::new(format!("at most {max} open subscriptions per user"), None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "LIMIT_EXCEEDED");
+            self.send(self.error_message(&id, vec![error])).await;
+            return None;
+        };
+        let (caller, loaders) = graphql::request_data(&self.app, caller);
+        let mut request = async_graphql::Request::new(payload.query)
+            .data(caller)
+            .data(loaders);
+        if let Some(name) = payload.operation_name {
+            request = request.operation_name(name);
+        }
+        if let Some(variables @ Value::Object(_)) = payload.variables {
+            request = request.variables(async_graphql::Variables::from_json(variables));
+        }
+        let task = tokio::spawn(run_subscription(
+            self.schema.clone(),
+            request,
+            id.clone(),
+            self.protocol,
+            self.outgoing.clone(),
+            self.finished_tx.clone(),
+            guard,
+        ));
+        self.subscriptions.insert(id, task);
+        None
+    }
+
+    fn error_message(&self, id: &str, errors: Vec<ServerError>) -> Value {
+        error_message(self.protocol, id, errors)
+    }
+}
+
+fn error_message(protocol: Protocol, id: &str, errors: Vec<ServerError>) -> Value {
+    match protocol {
+        Protocol::Transport => json!({"type": "error", "id": id, "payload": errors}),
+        Protocol::Legacy => json!({"type": "error", "id": id, "payload": errors.first()}),
+    }
+}
+
+/// Runs one operation and streams its results as `next`/`data` messages, then `complete`.
+async fn run_subscription(
+    schema: ChatSchema,
+    request: async_graphql::Request,
+    id: String,
+    protocol: Protocol,
+    outgoing: mpsc::Sender<Message>,
+    finished: mpsc::UnboundedSender<String>,
+    _guard: CountGuard,
+) {
+    let mut results = schema.execute_stream(request);
+    let mut first = true;
+    while let Some(mut response) = results.next().await {
+        response.errors.iter_mut().for_each(assign_code);
+        // A request refused before execution (invalid, unauthorised) is an `error`
+        // message, after which the operation is over.
+        if first && never_executed(&response) {
+            let message = error_message(protocol, &id, response.errors);
+            let _ = outgoing
+                .send(Message::Text(message.to_string().into()))
+                .await;
+            let _ = finished.send(id);
+            return;
+        }
+        first = false;
+        let kind = match protocol {
+            Protocol::Transport => "next",
+            Protocol::Legacy => "data",
+        };
+        let message = json!({"type": kind, "id": id, "payload": response});
+        if outgoing
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let complete = json!({"type": "complete", "id": id});
+    let _ = outgoing
+        .send(Message::Text(complete.to_string().into()))
+        .await;
+    let _ = finished.send(id);
+}
+
+fn never_executed(response: &GqlResponse) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }

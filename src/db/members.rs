@@ -250,3 +250,12 @@ pub async fn advance_delivered(
         .await?
         .ok_or(super::DbError::Query(diesel::result::Error::NotFound))
 }
+
+/// The chats `user_id` is a member of.
+pub async fn chat_ids_of_user(conn: &mut DbConn, user_id: i64) -> DbResult<Vec<i64>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::user_id.eq(user_id))
+        .select(members::chat_id)
+        .load(c)
+        .await)?)
+}

@@ -276,3 +276,25 @@ pub async fn unread_counts(
         .load(c)
         .await)?)
 }
+
+/// Appends `delta` to a message's content (SQL `||`, the same on both backends).
+pub async fn append_content(conn: &mut DbConn, id: i64, delta: &str) -> DbResult<Message> {
+    Ok(with_conn!(conn, |c| diesel::update(
+        messages::table.find(id)
+    )
+    .set(messages::content.eq(messages::content.concat(delta)))
+    .returning(Message::as_returning())
+    .get_result(c)
+    .await)?)
+}
+
+/// Sets a streamed message's final state.
+pub async fn set_stream_state(conn: &mut DbConn, id: i64, state: StreamState) -> DbResult<Message> {
+    Ok(with_conn!(conn, |c| diesel::update(
+        messages::table.find(id)
+    )
+    .set(messages::stream_state.eq(state))
+    .returning(Message::as_returning())
+    .get_result(c)
+    .await)?)
+}

@@ -268,8 +268,7 @@ async fn require_settings_right(
 /// Deletes a chat with all its messages and memberships, in one transaction (OWNER; either
 /// member of a DIRECT chat).
 pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
-    let member_ids = app
-        .db()
+    app.db()
         .transaction(async |conn| {
             let (chat_row, member) = member_of(conn, chat, caller).await?;
             if chat_row.kind != ChatKind::Direct && member.role != MemberRole::Owner {
@@ -277,14 +276,13 @@ pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> 
                     "only an OWNER may delete the chat".into(),
                 ));
             }
-            let member_ids = db::members::user_ids(conn, chat.0).await?;
             db::chats::delete(conn, chat.0).await?;
-            Ok(member_ids)
+            Ok(())
         })
         .await?;
     app.broker().publish(vec![Event {
         chat_id: chat.0,
-        kind: EventKind::ChatDeleted { member_ids },
+        kind: EventKind::ChatDeleted,
     }]);
     Ok(true)
 }

@@ -478,3 +478,94 @@ pub async fn history(
     member_of(&mut conn, chat, caller).await?;
     Ok(db::messages::latest_live(&mut conn, chat.0, limit).await?)
 }
+
+/// Longest delta one `appendMessageContent` call may add (keeps every live event small
+/// enough for a PostgreSQL NOTIFY payload).
+pub const MAX_DELTA: usize = 1000;
+
+/// A streaming message the caller sent, or why it may not be streamed to.
+async fn own_streaming_message(
+    conn: &mut DbConn,
+    caller: UserId,
+    id: MessageId,
+) -> AppResult<Message> {
+    let (message, _, _) = visible_message(conn, caller, id).await?;
+    if message.sender_id != Some(caller.0) {
+        return Err(AppError::Forbidden(
+            "only the message's sender may stream into it".into(),
+        ));
+    }
+    if message.stream_state != Some(StreamState::Streaming) {
+        return Err(AppError::Conflict("the message is not streaming".into()));
+    }
+    Ok(message)
+}
+
+/// Appends a chunk to a streaming assistant reply (its sender only). Subscribers get a
+/// `MessageDelta`; the stored content is the concatenation of all deltas.
+pub async fn append(app: &App, caller: UserId, id: MessageId, delta: &str) -> AppResult<Message> {
+    let delta_length = delta.chars().count();
+    if delta_length == 0 || delta_length > MAX_DELTA {
+        return Err(AppError::BadInput(format!(
+            "`delta` must be 1–{MAX_DELTA} characters"
+        )));
+    }
+    let max = app.config().max_message_length;
+    let message = app
+        .db()
+        .transaction(async |conn| {
+            let current = own_streaming_message(conn, caller, id).await?;
+            if current.content.chars().count() + delta_length > max {
+                return Err(AppError::BadInput(format!(
+                    "the message would exceed {max} characters"
+                )));
+            }
+            Ok(db::messages::append_content(conn, id.0, delta).await?)
+        })
+        .await?;
+    let offset = message.content.chars().count() - delta_length;
+    app.broker().publish(vec![Event {
+        chat_id: message.chat_id,
+        kind: EventKind::MessageDelta {
+            message_id: id.0,
+            delta: delta.to_owned(),
+            offset: i64::try_from(offset).unwrap_or(i64::MAX),
+        },
+    }]);
+    Ok(message)
+}
+
+/// Ends a streaming reply as COMPLETE, INTERRUPTED or FAILED (its sender only).
+pub async fn finish(
+    app: &App,
+    caller: UserId,
+    id: MessageId,
+    state: StreamState,
+) -> AppResult<Message> {
+    if state == StreamState::Streaming {
+        return Err(AppError::BadInput(
+            "finish with COMPLETE, INTERRUPTED or FAILED".into(),
+        ));
+    }
+    let message = app
+        .db()
+        .transaction(async |conn| {
+            own_streaming_message(conn, caller, id).await?;
+            Ok::<_, AppError>(db::messages::set_stream_state(conn, id.0, state).await?)
+        })
+        .await?;
+    app.broker().publish(vec![Event {
+        chat_id: message.chat_id,
+        kind: EventKind::MessageEdited { message_id: id.0 },
+    }]);
+    Ok(message)
+}
+
+/// Tells the chat's other members the caller is (or stopped) typing. Not stored; a
+/// `true` expires after a few seconds unless refreshed.
+pub async fn set_typing(app: &App, caller: UserId, chat: ChatId, typing: bool) -> AppResult<bool> {
+    let mut conn = app.db().conn().await?;
+    member_of(&mut conn, chat, caller).await?;
+    app.typing().set(app.broker(), chat.0, caller.0, typing);
+    Ok(typing)
+}

@@ -208,3 +208,15 @@ pub async fn list(
 pub fn user_cursor(user: &User) -> String {
     cursor::encode(USER_CURSOR, &[user.id])
 }
+
+/// Records that a user was seen now (WebSocket connect and disconnect). Presence is best
+/// effort: a failure is logged, never surfaced.
+pub async fn record_seen(app: &App, id: UserId) {
+    let result = match app.db().conn().await {
+        Ok(mut conn) => db::users::touch_last_seen(&mut conn, id.0, now()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, user = id.0, "could not record last seen");
+    }
+}

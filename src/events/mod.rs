@@ -5,7 +5,9 @@
 //! Events carry ids only: they must fit in a NOTIFY payload, and subscribers load what they
 //! show through the same loaders queries use, so they never see stale copies.
 
+pub mod feed;
 pub mod presence;
+pub mod typing;
 
 use std::sync::Arc;
 
@@ -43,8 +45,6 @@ pub enum EventKind {
         /// Character offset of the delta in the full content, for ordering checks.
         offset: i64,
     },
-    /// A streaming message finished.
-    MessageFinished { message_id: i64 },
     /// A member's read watermark moved.
     ReadReceipt { user_id: i64, message_id: i64 },
     /// A member's delivery watermark moved.
@@ -59,17 +59,20 @@ pub enum EventKind {
     MemberUpdated { user_id: i64 },
     /// The chat's settings changed, or its messages were cleared.
     ChatUpdated,
-    /// The chat was deleted; `member_ids` were its members.
-    ChatDeleted { member_ids: Vec<i64> },
-    /// Events for this chat may have been missed (e.g. the cross-instance feed dropped);
-    /// subscribers must resync. `chat_id` 0 means every chat.
+    /// The chat was deleted.
+    ChatDeleted,
+    /// Events may have been missed (the cross-instance feed dropped): every subscriber
+    /// must resync. Sent with `chat_id` 0.
     ResyncRequired,
 }
 
-/// Fans events out to every subscriber of this process.
+/// Fans events out to every subscriber of this process and, through the PostgreSQL
+/// bridge when there is one, to every other instance.
 #[derive(Clone)]
 pub struct Broker {
     sender: broadcast::Sender<Arc<Event>>,
+    /// Forwards locally published events to the NOTIFY task (PostgreSQL only).
+    remote: Option<tokio::sync::mpsc::UnboundedSender<Arc<Event>>>,
 }
 
 impl Broker {
@@ -77,20 +80,36 @@ impl Broker {
     /// to resync.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
-    }
-
-    /// Delivers committed events to this process's subscribers.
-    pub fn publish_local(&self, events: impl IntoIterator<Item = Event>) {
-        for event in events {
-            // An error only means nobody is subscribed right now.
-            let _ = self.sender.send(Arc::new(event));
+        Self {
+            sender,
+            remote: None,
         }
     }
 
-    /// Delivers committed events to every subscriber of every instance.
+    /// Also forwards every published event to `remote` (the NOTIFY task).
+    pub fn with_remote(mut self, remote: tokio::sync::mpsc::UnboundedSender<Arc<Event>>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Delivers events to this process's subscribers only (used for events that arrived
+    /// from other instances).
+    pub fn publish_local(&self, event: Arc<Event>) {
+        // An error only means nobody is subscribed right now.
+        let _ = self.sender.send(event);
+    }
+
+    /// Delivers committed events to every subscriber of every instance. Call only after
+    /// the transaction that produced them committed.
     pub fn publish(&self, events: Vec<Event>) {
-        self.publish_local(events);
+        for event in events {
+            let event = Arc::new(event);
+            if let Some(remote) = &self.remote {
+                // The bridge task only stops at shutdown; nothing to do then.
+                let _ = remote.send(event.clone());
+            }
+            self.publish_local(event);
+        }
     }
 
     /// A new receiver of every event published from now on.

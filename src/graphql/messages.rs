@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use super::types::{HistoryEntry, MemberNode, MessageNode, connection, message_page};
 use super::{app, caller_id};
 use crate::domain::cursor::PageRequest;
-use crate::domain::enums::{MessageKind, MessageRole};
+use crate::domain::enums::{MessageKind, MessageRole, StreamState};
 use crate::domain::ids::{ChatId, MessageId, parse_all};
 use crate::domain::messages::{self, SendMessage};
 
@@ -177,6 +177,40 @@ impl MessageMutation {
     async fn mark_messages_read(&self, ctx: &Context<'_>, message_ids: Vec<ID>) -> Result<i32> {
         let ids = parse_all(&message_ids, MessageId::from_global)?;
         Ok(messages::mark_messages_read(app(ctx)?, caller_id(ctx)?, &ids).await?)
+    }
+
+    /// Tells the chat's other members the caller is typing (or stopped). Not stored; a
+    /// `true` expires after a few seconds unless sent again.
+    async fn set_typing(&self, ctx: &Context<'_>, chat_id: ID, typing: bool) -> Result<bool> {
+        let chat = ChatId::from_global(&chat_id)?;
+        Ok(messages::set_typing(app(ctx)?, caller_id(ctx)?, chat, typing).await?)
+    }
+
+    /// Appends a chunk to a streaming assistant reply (its sender only); subscribers get
+    /// a `MessageDelta`. Appending to a finished message is a `CONFLICT`.
+    async fn append_message_content(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        delta: String,
+    ) -> Result<MessageNode> {
+        let id = MessageId::from_global(&id)?;
+        Ok(MessageNode(
+            messages::append(app(ctx)?, caller_id(ctx)?, id, &delta).await?,
+        ))
+    }
+
+    /// Ends a streaming reply as COMPLETE, INTERRUPTED or FAILED (its sender only).
+    async fn finish_message(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        state: StreamState,
+    ) -> Result<MessageNode> {
+        let id = MessageId::from_global(&id)?;
+        Ok(MessageNode(
+            messages::finish(app(ctx)?, caller_id(ctx)?, id, state).await?,
+        ))
     }
 
     /// Moves the caller's delivery watermark up to a message. Never moves back.

@@ -2,9 +2,11 @@
 //! domain services, loaders for nested entities.
 
 pub mod chats;
+pub mod events;
 pub mod loaders;
 pub mod messages;
 pub mod scalars;
+pub mod subscription;
 pub mod types;
 pub mod users;
 
@@ -13,9 +15,7 @@ use std::sync::Arc;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
 };
-use async_graphql::{
-    Context, EmptySubscription, ID, MergedObject, Object, Response, Result, Schema, SchemaBuilder,
-};
+use async_graphql::{Context, ID, MergedObject, Object, Response, Result, Schema, SchemaBuilder};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -46,12 +46,17 @@ pub struct Mutation(
 );
 
 /// The executable schema.
-pub type ChatSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ChatSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// A schema builder with every type registered and the configured limits; callers add
 /// data (the `App`) and build.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).extension(ErrorCodes)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscription::Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .extension(ErrorCodes)
 }
 
 /// Assigns `extensions.code` to every error of every response (see `error::assign_code`).

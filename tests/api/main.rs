@@ -6,4 +6,5 @@ mod common;
 mod chats;
 mod http;
 mod messages;
+mod subscriptions;
 mod users;

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chatql::app::App;
 use chatql::config::Config;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -74,12 +73,11 @@ pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub app: App,
     pub db: TestDb,
-    shutdown: CancellationToken,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.app.shutdown().cancel();
     }
 }
 
@@ -125,18 +123,8 @@ impl TestServer {
         let app = chatql::server::build_app(config).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(chatql::server::serve(
-            app.clone(),
-            listener,
-            shutdown.clone(),
-        ));
-        Ok(Self {
-            addr,
-            app,
-            db,
-            shutdown,
-        })
+        tokio::spawn(chatql::server::serve(app.clone(), listener));
+        Ok(Self { addr, app, db })
     }
 
     /// A second server instance on the same database.

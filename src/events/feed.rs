@@ -1,0 +1,204 @@
+//! Per-subscriber event feeds over the broadcast channel: a chat's events with gapless
+//! resume, and a user's inbox across their chats. A subscriber that falls behind the
+//! channel's capacity is told to resync; an event is never dropped silently.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::{Event, EventKind};
+use crate::app::App;
+use crate::db;
+use crate::db::messages::Message;
+use crate::domain::access::member_of;
+use crate::domain::ids::{ChatId, UserId};
+use crate::error::AppResult;
+
+/// Messages read from the database per replay batch.
+const REPLAY_BATCH: i64 = 100;
+
+/// What a chat feed yields.
+#[derive(Clone, Debug)]
+pub enum ChatFeedItem {
+    /// A message from the backlog replay (`after`), sent before going live.
+    Replayed(Message),
+    /// A live event.
+    Live(Arc<Event>),
+    /// The subscriber missed events; it must re-query after `last_message_id`.
+    Resync { last_message_id: Option<i64> },
+}
+
+/// A chat's events for one member, optionally resuming after a message.
+pub struct ChatFeed {
+    app: App,
+    user: UserId,
+    chat: ChatId,
+    live: broadcast::Receiver<Arc<Event>>,
+    backlog: VecDeque<Message>,
+    /// Where the replay continues; `None` once it has caught up.
+    replay_after: Option<i64>,
+    /// Everything up to here came from the replay: live copies are dropped.
+    replayed_up_to: i64,
+    /// Newest message delivered, for the resync cursor.
+    last_message_id: Option<i64>,
+    finished: bool,
+}
+
+impl ChatFeed {
+    /// Subscribes to the live feed first, then checks membership, so nothing committed
+    /// after this call can be missed; with `after`, messages after it are replayed first.
+    pub async fn open(
+        app: &App,
+        user: UserId,
+        chat: ChatId,
+        after: Option<i64>,
+    ) -> AppResult<Self> {
+        let live = app.broker().subscribe();
+        let mut conn = app.db().conn().await?;
+        member_of(&mut conn, chat, user).await?;
+        Ok(Self {
+            app: app.clone(),
+            user,
+            chat,
+            live,
+            backlog: VecDeque::new(),
+            replay_after: after,
+            replayed_up_to: after.unwrap_or(0),
+            last_message_id: after,
+            finished: false,
+        })
+    }
+
+    /// The next item; `None` when the feed ended (the member left, the chat was deleted).
+    pub async fn next(&mut self) -> Option<AppResult<ChatFeedItem>> {
+        if self.finished {
+            return None;
+        }
+        while let Some(after) = self.replay_after {
+            if let Some(message) = self.backlog.pop_front() {
+                self.last_message_id = Some(message.id);
+                return Some(Ok(ChatFeedItem::Replayed(message)));
+            }
+            let batch = match self.app.db().conn().await {
+                Ok(mut conn) => {
+                    db::messages::after(&mut conn, self.chat.0, after, None, REPLAY_BATCH).await
+                }
+                Err(e) => Err(e),
+            };
+            match batch {
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e.into()));
+                }
+                Ok(batch) if batch.is_empty() => self.replay_after = None,
+                Ok(batch) => {
+                    let newest = batch.last().map_or(after, |m| m.id);
+                    self.replay_after = Some(newest);
+                    self.replayed_up_to = newest;
+                    self.backlog.extend(batch);
+                }
+            }
+        }
+        loop {
+            let event = match self.live.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => {
+                    return Some(Ok(ChatFeedItem::Resync {
+                        last_message_id: self.last_message_id,
+                    }));
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            if event.kind == EventKind::ResyncRequired {
+                return Some(Ok(ChatFeedItem::Resync {
+                    last_message_id: self.last_message_id,
+                }));
+            }
+            if event.chat_id != self.chat.0 {
+                continue;
+            }
+            match &event.kind {
+                EventKind::MessageAdded { message_id, .. } => {
+                    if *message_id <= self.replayed_up_to {
+                        continue; // already sent by the replay
+                    }
+                    self.last_message_id = self.last_message_id.max(Some(*message_id));
+                }
+                EventKind::Typing { user_id, .. } if *user_id == self.user.0 => continue,
+                EventKind::MemberLeft { user_id } if *user_id == self.user.0 => {
+                    self.finished = true
+                }
+                EventKind::ChatDeleted => self.finished = true,
+                _ => {}
+            }
+            return Some(Ok(ChatFeedItem::Live(event)));
+        }
+    }
+}
+
+/// What an inbox feed yields.
+#[derive(Clone, Debug)]
+pub enum InboxItem {
+    /// An event in one of the user's chats (or about their membership).
+    Live(Arc<Event>),
+    /// The subscriber missed events; it must re-query its chat list.
+    Resync,
+}
+
+/// A user's events across all their chats: what a chat-list screen needs.
+pub struct InboxFeed {
+    user: UserId,
+    live: broadcast::Receiver<Arc<Event>>,
+    chats: HashSet<i64>,
+}
+
+impl InboxFeed {
+    /// Subscribes first, then reads the user's chats.
+    pub async fn open(app: &App, user: UserId) -> AppResult<Self> {
+        let live = app.broker().subscribe();
+        let mut conn = app.db().conn().await?;
+        let chats = db::members::chat_ids_of_user(&mut conn, user.0).await?;
+        Ok(Self {
+            user,
+            live,
+            chats: chats.into_iter().collect(),
+        })
+    }
+
+    /// The next item of interest to the user.
+    pub async fn next(&mut self) -> Option<InboxItem> {
+        loop {
+            let event = match self.live.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => return Some(InboxItem::Resync),
+                Err(RecvError::Closed) => return None,
+            };
+            if event.kind == EventKind::ResyncRequired {
+                return Some(InboxItem::Resync);
+            }
+            let me = self.user.0;
+            let relevant = match &event.kind {
+                EventKind::MemberJoined { user_id } if *user_id == me => {
+                    self.chats.insert(event.chat_id);
+                    true
+                }
+                EventKind::MemberLeft { user_id } if *user_id == me => {
+                    self.chats.remove(&event.chat_id)
+                }
+                EventKind::ChatDeleted => self.chats.remove(&event.chat_id),
+                _ if !self.chats.contains(&event.chat_id) => false,
+                EventKind::MessageAdded { .. }
+                | EventKind::MessageRetracted { .. }
+                | EventKind::MessageDeleted { .. }
+                | EventKind::ChatUpdated => true,
+                EventKind::ReadReceipt { user_id, .. } => *user_id == me,
+                EventKind::MemberUpdated { user_id } => *user_id == me,
+                _ => false,
+            };
+            if relevant {
+                return Some(InboxItem::Live(event));
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Typing indicators: not stored; a `typing: true` expires on its own unless refreshed,
+//! so a client that vanishes mid-sentence does not leave others watching "typing…".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{Broker, Event, EventKind};
+
+/// How long a `typing: true` lasts without a refresh.
+pub const TYPING_TTL: Duration = Duration::from_secs(6);
+
+/// The latest `typing: true` per (chat, user), by generation.
+#[derive(Clone, Default)]
+pub struct TypingTimers {
+    generations: Arc<Mutex<HashMap<(i64, i64), u64>>>,
+}
+
+impl TypingTimers {
+    fn generations(&self) -> MutexGuard<'_, HashMap<(i64, i64), u64>> {
+        self.generations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes a typing change; a `true` is followed by an automatic `false` after
+    /// [`TYPING_TTL`] unless refreshed or cleared first.
+    pub fn set(&self, broker: &Broker, chat_id: i64, user_id: i64, typing: bool) {
+        let key = (chat_id, user_id);
+        let generation = {
+            let mut generations = self.generations();
+            if typing {
+                let next = generations.get(&key).map_or(1, |g| g.wrapping_add(1));
+                generations.insert(key, next);
+                Some(next)
+            } else {
+                generations.remove(&key);
+                None
+            }
+        };
+        broker.publish(vec![typing_event(chat_id, user_id, typing)]);
+        if let Some(generation) = generation {
+            let timers = self.clone();
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(TYPING_TTL).await;
+                let expired = {
+                    let mut generations = timers.generations();
+                    let current = generations.get(&key) == Some(&generation);
+                    if current {
+                        generations.remove(&key);
+                    }
+                    current
+                };
+                if expired {
+                    broker.publish(vec![typing_event(chat_id, user_id, false)]);
+                }
+            });
+        }
+    }
+}
+
+fn typing_event(chat_id: i64, user_id: i64, typing: bool) -> Event {
+    Event {
+        chat_id,
+        kind: EventKind::Typing { user_id, typing },
+    }
+}

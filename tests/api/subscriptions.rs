@@ -1,0 +1,659 @@
+//! Live events over real WebSockets: every event kind, resume without gaps, lag, auth and
+//! limits, streaming replies, the inbox, the legacy protocol and several instances.
+
+use serde_json::{Value, json};
+
+use crate::common::ws::WsClient;
+use crate::common::*;
+
+const CHAT_EVENTS: &str = "subscription($c: ID!, $after: String) {
+  chatEvents(chatId: $c, after: $after) {
+    __typename
+    ... on MessageAdded { cursor message { content sender { username } } }
+    ... on MessageEdited { message { content streamState } }
+    ... on MessageRetracted { message { retracted content } }
+    ... on MessageDeleted { messageId }
+    ... on MessageDelta { delta offset }
+    ... on ReadReceipt { user { username } lastReadMessageId }
+    ... on DeliveryReceipt { user { username } lastDeliveredMessageId }
+    ... on Typing { user { username } typing }
+    ... on MemberJoined { user { username } member { role } }
+    ... on MemberLeft { user { username } }
+    ... on MemberUpdated { member { role } }
+    ... on ChatUpdated { chat { name } }
+    ... on ChatDeleted { chatId }
+    ... on ResyncRequired { lastCursor }
+  }
+}";
+
+fn typename(event: &Value) -> &str {
+    event["chatEvents"]["__typename"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_receive_every_kind_of_chat_event_in_order() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob, carol) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("carol").await?,
+    );
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&server, &alice).await?;
+    ws.subscribe("1", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("1", async |m| {
+        send(&server, &bob, &chat, &m).await.map(drop)
+    })
+    .await?;
+    let b = server.client(&bob);
+    let a = server.client(&alice);
+    b.ok(
+        "mutation($c: ID!) { setTyping(chatId: $c, typing: true) }",
+        json!({"c": chat}),
+    )
+    .await?;
+    let m = send(&server, &bob, &chat, "hello").await?;
+    b.ok(
+        "mutation($m: ID!) { editMessage(id: $m, content: \"hello!\") { id } }",
+        json!({"m": m}),
+    )
+    .await?;
+    a.ok(
+        "mutation($c: ID!, $m: ID!) { markDelivered(chatId: $c, upToMessageId: $m) { role } }",
+        json!({"c": chat, "m": m}),
+    )
+    .await?;
+    let r = send(&server, &bob, &chat, "oops").await?;
+    b.ok(
+        "mutation($m: ID!) { retractMessage(id: $m) { id } }",
+        json!({"m": r}),
+    )
+    .await?;
+    a.ok(
+        "mutation($c: ID!, $m: ID) { markRead(chatId: $c, upToMessageId: $m) { role } }",
+        json!({"c": chat, "m": r}),
+    )
+    .await?;
+    a.ok(
+        "mutation($m: ID!) { deleteMessage(id: $m) }",
+        json!({"m": m}),
+    )
+    .await?;
+    a.ok(
+        "mutation($c: ID!, $u: [ID!]!) { addMembers(chatId: $c, userIds: $u) { role } }",
+        json!({"c": chat, "u": [carol.id]}),
+    )
+    .await?;
+    a.ok("mutation($c: ID!, $u: ID!) { setMemberRole(chatId: $c, userId: $u, role: MODERATOR) { role } }", json!({"c": chat, "u": carol.id})).await?;
+    a.ok(
+        "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
+        json!({"c": chat, "u": carol.id}),
+    )
+    .await?;
+    a.ok(
+        "mutation($c: ID!) { updateChat(id: $c, input: {name: \"renamed\"}) { id } }",
+        json!({"c": chat}),
+    )
+    .await?;
+    a.ok(
+        "mutation($c: ID!) { deleteChat(id: $c) }",
+        json!({"c": chat}),
+    )
+    .await?;
+
+    let mut seen = Vec::new();
+    loop {
+        let event = ws.next("1").await?;
+        seen.push(event.clone());
+        if typename(&event) == "ChatDeleted" {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = seen.iter().map(typename).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Typing",
+            "MessageAdded",
+            "MessageEdited",
+            "DeliveryReceipt",
+            "MessageAdded",
+            "MessageRetracted",
+            "ReadReceipt",
+            "DeliveryReceipt",
+            "MessageDeleted",
+            "MemberJoined",
+            "MemberUpdated",
+            "MemberLeft",
+            "ChatUpdated",
+            "ChatDeleted"
+        ],
+        "{seen:?}"
+    );
+    assert_eq!(seen[0]["chatEvents"]["user"]["username"], "bob");
+    assert_eq!(seen[3]["chatEvents"]["user"]["username"], "alice");
+    assert_eq!(seen[1]["chatEvents"]["message"]["content"], "hello");
+    assert_eq!(seen[2]["chatEvents"]["message"]["content"], "hello!");
+    assert_eq!(
+        seen[5]["chatEvents"]["message"],
+        json!({"retracted": true, "content": ""})
+    );
+    assert_eq!(seen[9]["chatEvents"]["member"]["role"], "MEMBER");
+    assert_eq!(seen[10]["chatEvents"]["member"]["role"], "MODERATOR");
+    assert_eq!(seen[12]["chatEvents"]["chat"]["name"], "renamed");
+    // The chat is gone, so is the feed.
+    assert_eq!(ws.recv().await?, json!({"type": "complete", "id": "1"}));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_members_can_neither_subscribe_nor_overhear() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, mallory) = (server.user("alice").await?, server.user("mallory").await?);
+    let chat = group(&server, &alice, &[]).await?;
+    let own = group(&server, &mallory, &[]).await?;
+    let mut ws = WsClient::user(&server, &mallory).await?;
+    ws.subscribe("1", CHAT_EVENTS, json!({"c": chat})).await?;
+    // Resolver errors travel in a `next` payload; then the operation completes.
+    let refused = ws.recv().await?;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("next"), Some("1")),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(ws.recv().await?, json!({"type": "complete", "id": "1"}));
+
+    let mut inbox = WsClient::user(&server, &mallory).await?;
+    inbox
+        .subscribe(
+            "2",
+            "subscription { myEvents { __typename ... on InboxMessage { message { content } } } }",
+            json!({}),
+        )
+        .await?;
+    inbox
+        .until_live("2", async |m| {
+            send(&server, &mallory, &own, &m).await.map(drop)
+        })
+        .await?;
+    let mut feed = WsClient::user(&server, &mallory).await?;
+    feed.subscribe("3", CHAT_EVENTS, json!({"c": own})).await?;
+    feed.until_live("3", async |m| {
+        send(&server, &mallory, &own, &m).await.map(drop)
+    })
+    .await?;
+    // Drain the inbox's copies of the second round of probes, up to the last one.
+    while !inbox.next("2").await?.to_string().contains("probe") {}
+    send(&server, &alice, &chat, "secret").await?;
+    send(&server, &mallory, &own, "mine").await?;
+    // The first event after the secret on both feeds is Mallory's own message.
+    let mut seen = Vec::new();
+    loop {
+        let event = inbox.next("2").await?.to_string();
+        assert!(!event.contains("secret"), "{event}");
+        if event.contains("mine") {
+            break;
+        }
+        seen.push(event);
+    }
+    assert!(seen.iter().all(|e| e.contains("probe")), "{seen:?}");
+    let event = feed.next("3").await?.to_string();
+    assert!(event.contains("mine"), "{event}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_or_missing_credentials_close_with_the_protocol_codes() -> TestResult {
+    let server = TestServer::start_with(&["--ws-init-timeout-secs", "1"]).await?;
+    let alice = server.user("alice").await?;
+
+    let mut ws = WsClient::connect(&server, "graphql-transport-ws").await?;
+    ws.send(json!({"type": "connection_init", "payload": {}}))
+        .await?;
+    assert_eq!(ws.closed().await?.code, 4403);
+
+    let mut ws = WsClient::connect(&server, "graphql-transport-ws").await?;
+    ws.send(json!({"type": "connection_init", "payload": {"authorization": "Bearer forged"}}))
+        .await?;
+    assert_eq!(ws.closed().await?.code, 4403);
+
+    let mut ws = WsClient::connect(&server, "graphql-transport-ws").await?;
+    ws.subscribe("1", "subscription { myEvents { __typename } }", json!({}))
+        .await?;
+    assert_eq!(ws.closed().await?.code, 4401);
+
+    let mut ws = WsClient::connect(&server, "graphql-transport-ws").await?;
+    assert_eq!(
+        ws.closed().await?.code,
+        4408,
+        "no connection_init within the timeout"
+    );
+
+    let mut ws = WsClient::user(&server, &alice).await?;
+    ws.send(json!({"type": "connection_init", "payload": {"token": alice.token}}))
+        .await?;
+    assert_eq!(ws.closed().await?.code, 4429);
+
+    let mut ws = WsClient::user(&server, &alice).await?;
+    ws.subscribe("x", "subscription { myEvents { __typename } }", json!({}))
+        .await?;
+    ws.subscribe("x", "subscription { myEvents { __typename } }", json!({}))
+        .await?;
+    assert_eq!(ws.closed().await?.code, 4409);
+
+    let mut ws = WsClient::connect(&server, "graphql-ws").await?;
+    ws.send(json!({"type": "connection_init", "payload": {"token": "forged"}}))
+        .await?;
+    let error = ws.recv().await?;
+    assert_eq!(error["type"], "connection_error");
+    assert_eq!(ws.closed().await?.code, 4403);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_ends_the_connection() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let data = server
+        .admin()
+        .ok(
+            "mutation($u: ID!) { issueToken(userId: $u, ttlSeconds: 1) }",
+            json!({"u": alice.id}),
+        )
+        .await?;
+    let short = TestUser {
+        token: str_at(&data, "/issueToken")?,
+        ..alice
+    };
+    let mut ws = WsClient::user(&server, &short).await?;
+    ws.subscribe("1", "subscription { myEvents { __typename } }", json!({}))
+        .await?;
+    let closed = ws.closed().await?;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (4401, "token expired")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_after_a_cursor_replays_then_goes_live_without_gap_or_duplicate() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut ids = Vec::new();
+    for i in 1..=100 {
+        ids.push(send(&server, &alice, &chat, &format!("{i}")).await?);
+    }
+    let page = server
+        .client(&bob)
+        .ok(
+            "query($c: ID!) { messages(chatId: $c, first: 40) { pageInfo { endCursor } } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    let fortieth = str_at(&page, "/messages/pageInfo/endCursor")?;
+
+    // Keep sending while the replay runs.
+    let writer = {
+        let client = server.client(&alice);
+        let chat = chat.clone();
+        tokio::spawn(async move {
+            for i in 101..=150 {
+                client
+                    .ok(
+                        "mutation($c: ID!, $t: String!) { sendMessage(input: {chatId: $c, content: $t}) { id } }",
+                        json!({"c": chat, "t": format!("{i}")}),
+                    )
+                    .await?;
+            }
+            TestResult::Ok(())
+        })
+    };
+    let mut ws = WsClient::user(&server, &bob).await?;
+    ws.subscribe("r", CHAT_EVENTS, json!({"c": chat, "after": fortieth}))
+        .await?;
+    let mut received = Vec::new();
+    while received.len() < 110 {
+        let event = ws.next("r").await?;
+        assert_eq!(typename(&event), "MessageAdded", "{event}");
+        let content = str_at(&event, "/chatEvents/message/content")?;
+        received.push(content.parse::<u32>()?);
+    }
+    writer.await??;
+    let expected: Vec<u32> = (41..=150).collect();
+    assert_eq!(received, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_that_falls_behind_is_told_to_resync_and_the_feed_goes_on() -> TestResult {
+    let server = TestServer::start_with(&["--event-buffer", "4"]).await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&server, &bob).await?;
+    ws.subscribe("1", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("1", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+    send(&server, &alice, &chat, "before").await?;
+    let first = ws.next("1").await?;
+    assert_eq!(str_at(&first, "/chatEvents/message/content")?, "before");
+
+    // A burst far larger than the buffer, published faster than any subscriber can read.
+    let chat_key = chatql::domain::ids::ChatId::from_global(&chat).map_err(|e| e.to_string())?;
+    let alice_key =
+        chatql::domain::ids::UserId::from_global(&alice.id).map_err(|e| e.to_string())?;
+    let burst: Vec<chatql::events::Event> = (0..2000)
+        .map(|i| chatql::events::Event {
+            chat_id: chat_key.0,
+            kind: chatql::events::EventKind::Typing {
+                user_id: alice_key.0,
+                typing: i % 2 == 0,
+            },
+        })
+        .collect();
+    server.app.broker().publish(burst);
+    send(&server, &alice, &chat, "after").await?;
+
+    let mut resync = None;
+    loop {
+        let event = ws.next("1").await?;
+        match typename(&event) {
+            "ResyncRequired" => resync = Some(event),
+            "MessageAdded" => {
+                assert_eq!(str_at(&event, "/chatEvents/message/content")?, "after");
+                break;
+            }
+            _ => {}
+        }
+    }
+    let resync = resync.ok_or("no ResyncRequired after the burst")?;
+    assert_eq!(
+        resync["chatEvents"]["lastCursor"], first["chatEvents"]["cursor"],
+        "the resync cursor points at the last message delivered"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_reply_arrives_as_ordered_deltas_and_is_stored_whole() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bot = server.bot("helper").await?;
+    let chat = group(&server, &alice, &[&bot]).await?;
+    let mut ws = WsClient::user(&server, &alice).await?;
+    ws.subscribe("s", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("s", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+
+    let b = server.client(&bot);
+    let started = b
+        .ok(
+            "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"\", stream: true}) { id role streamState } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    assert_eq!(started["sendMessage"]["role"], "ASSISTANT");
+    assert_eq!(started["sendMessage"]["streamState"], "STREAMING");
+    let id = str_at(&started, "/sendMessage/id")?;
+    let deltas: Vec<String> = (0..20).map(|i| format!("tok{i} ")).collect();
+    let append =
+        "mutation($m: ID!, $d: String!) { appendMessageContent(id: $m, delta: $d) { id } }";
+    assert_eq!(
+        server
+            .client(&alice)
+            .code(append, json!({"m": id, "d": "x"}))
+            .await?,
+        "FORBIDDEN"
+    );
+    for delta in &deltas {
+        b.ok(append, json!({"m": id, "d": delta})).await?;
+    }
+    let finish =
+        "mutation($m: ID!) { finishMessage(id: $m, state: COMPLETE) { content streamState } }";
+    let done = b.ok(finish, json!({"m": id})).await?;
+    let whole: String = deltas.concat();
+    assert_eq!(str_at(&done, "/finishMessage/content")?, whole);
+    assert_eq!(
+        b.code(append, json!({"m": id, "d": "late"})).await?,
+        "CONFLICT"
+    );
+
+    assert_eq!(typename(&ws.next("s").await?), "MessageAdded");
+    let mut offset = 0;
+    let mut streamed = String::new();
+    for delta in &deltas {
+        let event = ws.next("s").await?;
+        assert_eq!(typename(&event), "MessageDelta", "{event}");
+        assert_eq!(event["chatEvents"]["offset"], offset);
+        assert_eq!(&str_at(&event, "/chatEvents/delta")?, delta);
+        streamed.push_str(delta);
+        offset += delta.chars().count();
+    }
+    let end = ws.next("s").await?;
+    assert_eq!(
+        end["chatEvents"]["message"],
+        json!({"content": whole, "streamState": "COMPLETE"})
+    );
+    assert_eq!(streamed, whole);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inbox_follows_new_messages_unread_counts_and_membership() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let mut ws = WsClient::user(&server, &bob).await?;
+    ws.subscribe(
+        "i",
+        "subscription { myEvents { __typename
+            ... on InboxMessage { unreadCount message { content } }
+            ... on ChatAdded { chat { name } }
+            ... on ChatRemoved { chatId }
+            ... on UnreadCountChanged { unreadCount } } }",
+        json!({}),
+    )
+    .await?;
+    let own = group(&server, &bob, &[]).await?;
+    ws.next("i").await?; // ChatAdded for his own chat, if the feed was already live
+    ws.until_live("i", async |m| send(&server, &bob, &own, &m).await.map(drop))
+        .await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let added = ws.next("i").await?;
+    assert_eq!(
+        added["myEvents"],
+        json!({"__typename": "ChatAdded", "chat": {"name": "team"}})
+    );
+    send(&server, &alice, &chat, "one").await?;
+    send(&server, &alice, &chat, "two").await?;
+    let first = ws.next("i").await?;
+    let second = ws.next("i").await?;
+    assert_eq!(first["myEvents"]["message"]["content"], "one");
+    assert_eq!(second["myEvents"]["unreadCount"], 2);
+    // Reading on another device updates the count here.
+    server
+        .client(&bob)
+        .ok(
+            "mutation($c: ID!) { markRead(chatId: $c) { role } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    let read = ws.next("i").await?;
+    assert_eq!(
+        read["myEvents"],
+        json!({"__typename": "UnreadCountChanged", "unreadCount": 0})
+    );
+    server
+        .client(&alice)
+        .ok(
+            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
+            json!({"c": chat, "u": bob.id}),
+        )
+        .await?;
+    let removed = ws.next("i").await?;
+    assert_eq!(
+        removed["myEvents"],
+        json!({"__typename": "ChatRemoved", "chatId": chat})
+    );
+    // Messages in a chat Bob left no longer reach him.
+    send(&server, &alice, &chat, "gone").await?;
+    send(&server, &bob, &own, "still mine").await?;
+    let next = ws.next("i").await?;
+    assert_eq!(
+        next["myEvents"]["message"]["content"], "still mine",
+        "{next}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_member_gets_their_own_member_left_and_the_feed_ends() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&server, &bob).await?;
+    ws.subscribe("1", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("1", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+    server
+        .client(&alice)
+        .ok(
+            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
+            json!({"c": chat, "u": bob.id}),
+        )
+        .await?;
+    let left = ws.next("1").await?;
+    assert_eq!(
+        left["chatEvents"],
+        json!({"__typename": "MemberLeft", "user": {"username": "bob"}})
+    );
+    assert_eq!(ws.recv().await?, json!({"type": "complete", "id": "1"}));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_legacy_protocol_carries_a_subscription_end_to_end() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let chat = group(&server, &alice, &[]).await?;
+    let mut ws = WsClient::connect(&server, "graphql-ws").await?;
+    ws.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", alice.token)}}))
+        .await?;
+    assert_eq!(ws.recv().await?["type"], "connection_ack");
+    ws.send(json!({"type": "start", "id": "7", "payload": {
+        "query": "subscription($c: ID!) { messageAdded(chatId: $c) { content } }",
+        "variables": {"c": chat}}}))
+        .await?;
+    // Resend until the subscription is live (the protocol has no ready signal).
+    let mut data = json!(null);
+    for _ in 0..50 {
+        send(&server, &alice, &chat, "legacy works").await?;
+        if let Ok(message) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), ws.recv()).await
+        {
+            data = message?;
+            break;
+        }
+    }
+    assert_eq!(data["type"], "data", "{data}");
+    assert_eq!(data["id"], "7");
+    assert_eq!(
+        data["payload"]["data"]["messageAdded"]["content"],
+        "legacy works"
+    );
+    ws.send(json!({"type": "stop", "id": "7"})).await?;
+    assert_eq!(ws.recv().await?, json!({"type": "complete", "id": "7"}));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_user_caps_and_presence() -> TestResult {
+    let server = TestServer::start_with(&[
+        "--max-subscriptions-per-user",
+        "2",
+        "--max-sockets-per-user",
+        "2",
+    ])
+    .await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let online = "query($u: ID!) { user(id: $u) { online lastSeenAt } }";
+    let before = server
+        .client(&bob)
+        .ok(online, json!({"u": alice.id}))
+        .await?;
+    assert_eq!(before["user"], json!({"online": false, "lastSeenAt": null}));
+
+    let mut ws = WsClient::user(&server, &alice).await?;
+    let now = server
+        .client(&bob)
+        .ok(online, json!({"u": alice.id}))
+        .await?;
+    assert_eq!(now["user"]["online"], true);
+    assert!(now["user"]["lastSeenAt"].is_string());
+
+    for id in ["1", "2", "3"] {
+        ws.subscribe(id, "subscription { myEvents { __typename } }", json!({}))
+            .await?;
+    }
+    let refused = ws.recv().await?;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("3"))
+    );
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "LIMIT_EXCEEDED"
+    );
+    // Completing one frees a slot.
+    ws.send(json!({"type": "complete", "id": "1"})).await?;
+    ws.subscribe("4", "subscription { myEvents { __typename } }", json!({}))
+        .await?;
+    let _second = WsClient::user(&server, &alice).await?;
+    let mut third = WsClient::connect(&server, "graphql-transport-ws").await?;
+    third
+        .send(json!({"type": "connection_init", "payload": {"token": alice.token}}))
+        .await?;
+    assert_eq!(third.closed().await?.code, 4429);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -> TestResult {
+    if backend() != TestBackend::Postgres {
+        // One SQLite file serves one process; instances share events through PostgreSQL.
+        eprintln!("skipped: several instances need PostgreSQL (CHATQL_TEST_BACKEND=postgres)");
+        return Ok(());
+    }
+    let a = TestServer::start().await?;
+    let b = a.sibling(&[]).await?;
+    let (alice, bob) = (a.user("alice").await?, a.user("bob").await?);
+    let chat = group(&a, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&b, &bob).await?;
+    ws.subscribe("x", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("x", async |m| send(&a, &alice, &chat, &m).await.map(drop))
+        .await?;
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let text = format!("via A {i}");
+        send(&a, &alice, &chat, &text).await?;
+        expected.push(text);
+    }
+    let mut received = Vec::new();
+    while received.len() < expected.len() {
+        let event = ws.next("x").await?;
+        received.push(str_at(&event, "/chatEvents/message/content")?);
+    }
+    assert_eq!(received, expected);
+    Ok(())
+}
