@@ -29,7 +29,13 @@ struct AppInner {
 
 impl App {
     /// Assembles the state from its parts.
-    pub fn new(db: DbPool, config: Config, auth: Authenticator, broker: Broker) -> Self {
+    pub fn new(
+        db: DbPool,
+        config: Config,
+        auth: Authenticator,
+        broker: Broker,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(AppInner {
                 db,
@@ -38,7 +44,7 @@ impl App {
                 broker,
                 presence: Presence::default(),
                 typing: TypingTimers::default(),
-                shutdown: CancellationToken::new(),
+                shutdown,
             }),
         }
     }

@@ -6,9 +6,10 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::auth::Authenticator;
-use crate::config::{Config, load_or_create_secret};
+use crate::config::{Config, DatabaseTarget, load_or_create_secret};
 use crate::db::DbPool;
 use crate::events::Broker;
+use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +73,19 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
     if applied > 0 {
         tracing::info!(applied, "applied database migrations");
     }
-    let broker = Broker::new(config.event_buffer);
+    let shutdown = CancellationToken::new();
+    let broker = match config.database() {
+        // Instances share one PostgreSQL and fan events out to each other through it.
+        DatabaseTarget::Postgres(url) => crate::events::pg::bridged_broker(
+            config.event_buffer,
+            db.clone(),
+            url,
+            shutdown.clone(),
+        ),
+        DatabaseTarget::Sqlite(_) => Broker::new(config.event_buffer),
+    };
     let auth = Authenticator::new(&jwt_secret, &admin_key);
-    Ok(App::new(db, config, auth, broker))
+    Ok(App::new(db, config, auth, broker, shutdown))
 }
 
 /// Serves `app` on `listener` until `app.shutdown()` is cancelled; in-flight HTTP requests

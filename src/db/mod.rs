@@ -323,3 +323,43 @@ impl DbConn {
         Ok(())
     }
 }
+
+/// The PostgreSQL channel live events travel on between instances.
+pub const EVENT_CHANNEL: &str = "chatql_events";
+
+impl DbPool {
+    /// The PostgreSQL URL this pool connects to, when it is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pools, Pools::Pg(_))
+    }
+
+    /// Sends `payload` on [`EVENT_CHANNEL`] (PostgreSQL NOTIFY; a no-op on SQLite, where
+    /// one process holds every subscriber).
+    pub async fn notify(&self, payload: &str) -> DbResult<()> {
+        use diesel::sql_types::Text;
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        with_conn!(&mut conn, |c| diesel_async::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(EVENT_CHANNEL)
+                .bind::<Text, _>(payload),
+            c
+        )
+        .await)?;
+        Ok(())
+    }
+}
+
+/// A dedicated (never pooled: it buffers every notification) connection LISTENing on
+/// [`EVENT_CHANNEL`].
+pub async fn listen(url: &str) -> DbResult<AsyncPgConnection> {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| DbError::Pool(format!("listener connection: {e}")))?;
+    conn.batch_execute(&format!("LISTEN {EVENT_CHANNEL}"))
+        .await?;
+    Ok(conn)
+}

@@ -66,6 +66,17 @@ async fn require_users_exist(conn: &mut DbConn, ids: &[UserId]) -> AppResult<()>
     Ok(())
 }
 
+/// Fails with `UNAUTHENTICATED` when the caller's account was deleted after its token was
+/// issued: its id would otherwise reach the database as a dangling foreign key.
+async fn require_caller_exists(conn: &mut DbConn, caller: UserId) -> AppResult<()> {
+    if db::users::count_existing(conn, &[caller.0]).await? == 0 {
+        return Err(AppError::Unauthenticated(
+            "this token's user no longer exists".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn dedup_users(ids: &[UserId], except: UserId) -> Vec<UserId> {
     let mut unique: Vec<UserId> = ids.iter().copied().filter(|u| *u != except).collect();
     unique.sort();
@@ -101,6 +112,7 @@ pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<C
     let (chat, events) = app
         .db()
         .transaction(async |conn| {
+            require_caller_exists(conn, caller).await?;
             require_users_exist(conn, &others).await?;
             let at = now();
             let chat = db::chats::insert(
@@ -169,6 +181,7 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
     let attempt = app
         .db()
         .transaction(async |conn| {
+            require_caller_exists(conn, caller).await?;
             if let Some(chat) = db::chats::find_direct(conn, &key).await? {
                 return Ok((chat, Vec::new()));
             }

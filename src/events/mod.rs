@@ -6,6 +6,7 @@
 //! show through the same loaders queries use, so they never see stale copies.
 
 pub mod feed;
+pub mod pg;
 pub mod presence;
 pub mod typing;
 

@@ -657,3 +657,35 @@ async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -
     assert_eq!(received, expected);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_listener_reconnects_and_subscribers_are_told_to_resync() -> TestResult {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    if backend() != TestBackend::Postgres {
+        eprintln!("skipped: the cross-instance listener exists only with PostgreSQL");
+        return Ok(());
+    }
+    let a = TestServer::start().await?;
+    let b = a.sibling(&[]).await?;
+    let (alice, bob) = (a.user("alice").await?, a.user("bob").await?);
+    let chat = group(&a, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&b, &bob).await?;
+    ws.subscribe("x", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("x", async |m| send(&a, &alice, &chat, &m).await.map(drop))
+        .await?;
+
+    // Kill every LISTEN connection of this database, as a network blip would.
+    let mut admin = AsyncPgConnection::establish(&a.db.url).await?;
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await?;
+    let resync = ws.next("x").await?;
+    assert_eq!(typename(&resync), "ResyncRequired", "{resync}");
+    // After reconnecting, events cross instances again.
+    ws.until_live("x", async |m| send(&a, &alice, &chat, &m).await.map(drop))
+        .await?;
+    Ok(())
+}

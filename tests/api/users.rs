@@ -14,7 +14,8 @@ const UPDATE_USER: &str = "mutation($id: ID!, $input: UpdateUserInput!) {
   updateUser(id: $id, input: $input) { id username displayName avatarUrl metadata }
 }";
 const DELETE_USER: &str = "mutation($id: ID!) { deleteUser(id: $id) }";
-const ISSUE_TOKEN: &str = "mutation($id: ID!, $ttl: Int) { issueToken(userId: $id, ttlSeconds: $ttl) }";
+const ISSUE_TOKEN: &str =
+    "mutation($id: ID!, $ttl: Int) { issueToken(userId: $id, ttlSeconds: $ttl) }";
 const USER_BY_ID: &str = "query($id: ID) { user(id: $id) { id username displayName } }";
 const USER_BY_NAME: &str = "query($u: String) { user(username: $u) { id username } }";
 const ME: &str = "{ me { id username } }";
@@ -154,16 +155,25 @@ async fn the_backend_creates_updates_and_deletes_users_with_the_admin_key() -> T
     let data = admin.ok(USER_BY_ID, json!({ "id": id })).await?;
     assert_eq!(data["user"], Value::Null);
     // Deleting or updating again: there is nobody to delete or update.
-    assert_eq!(admin.code(DELETE_USER, json!({ "id": id })).await?, "NOT_FOUND");
+    assert_eq!(
+        admin.code(DELETE_USER, json!({ "id": id })).await?,
+        "NOT_FOUND"
+    );
     assert_eq!(
         admin
-            .code(UPDATE_USER, json!({ "id": id, "input": { "displayName": "x" } }))
+            .code(
+                UPDATE_USER,
+                json!({ "id": id, "input": { "displayName": "x" } })
+            )
             .await?,
         "NOT_FOUND"
     );
     // The username is free again.
     admin
-        .ok(CREATE_USER, json!({ "input": { "username": "helper.bot-1" } }))
+        .ok(
+            CREATE_USER,
+            json!({ "input": { "username": "helper.bot-1" } }),
+        )
         .await?;
     Ok(())
 }
@@ -179,9 +189,18 @@ async fn user_management_needs_the_admin_key() -> TestResult {
 
     // A user token acts only as that user: FORBIDDEN.
     let as_alice = server.client(&alice);
-    assert_eq!(as_alice.code(CREATE_USER, create.clone()).await?, "FORBIDDEN");
-    assert_eq!(as_alice.code(DELETE_USER, delete.clone()).await?, "FORBIDDEN");
-    assert_eq!(as_alice.code(ISSUE_TOKEN, token.clone()).await?, "FORBIDDEN");
+    assert_eq!(
+        as_alice.code(CREATE_USER, create.clone()).await?,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        as_alice.code(DELETE_USER, delete.clone()).await?,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        as_alice.code(ISSUE_TOKEN, token.clone()).await?,
+        "FORBIDDEN"
+    );
     // Not even for herself.
     assert_eq!(
         as_alice
@@ -233,8 +252,14 @@ async fn user_management_needs_the_admin_key() -> TestResult {
             "UNAUTHENTICATED",
             "admin key {key:?}"
         );
-        assert_eq!(wrong.code(DELETE_USER, delete.clone()).await?, "UNAUTHENTICATED");
-        assert_eq!(wrong.code(ISSUE_TOKEN, token.clone()).await?, "UNAUTHENTICATED");
+        assert_eq!(
+            wrong.code(DELETE_USER, delete.clone()).await?,
+            "UNAUTHENTICATED"
+        );
+        assert_eq!(
+            wrong.code(ISSUE_TOKEN, token.clone()).await?,
+            "UNAUTHENTICATED"
+        );
     }
 
     // Nothing happened: mallory does not exist and bob is still there.
@@ -260,7 +285,16 @@ async fn usernames_are_unique_and_well_formed() -> TestResult {
     assert_eq!(admin.code(CREATE_USER, create("alice")).await?, "CONFLICT");
 
     let too_long = "a".repeat(65);
-    for bad in ["", "has space", "tab\there", "émile", "a/b", "semi;colon", "@alice", too_long.as_str()] {
+    for bad in [
+        "",
+        "has space",
+        "tab\there",
+        "émile",
+        "a/b",
+        "semi;colon",
+        "@alice",
+        too_long.as_str(),
+    ] {
         assert_eq!(
             admin.code(CREATE_USER, create(bad)).await?,
             "BAD_USER_INPUT",
@@ -464,9 +498,8 @@ async fn me_refuses_missing_forged_tampered_and_expired_tokens() -> TestResult {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        let claims = b64.encode(
-            json!({ "sub": alice.id, "iat": now, "exp": now + 600 }).to_string(),
-        );
+        let claims =
+            b64.encode(json!({ "sub": alice.id, "iat": now, "exp": now + 600 }).to_string());
         format!("{header}.{claims}.")
     };
     assert_eq!(
@@ -564,7 +597,9 @@ async fn issue_token_checks_the_user_and_the_lifetime() -> TestResult {
         "NOT_FOUND"
     );
     assert_eq!(
-        admin.code(ISSUE_TOKEN, json!({ "id": "not-an-id" })).await?,
+        admin
+            .code(ISSUE_TOKEN, json!({ "id": "not-an-id" }))
+            .await?,
         "BAD_USER_INPUT"
     );
     for ttl in [0, -1, -86400, 366 * 24 * 3600 + 1, i32::MAX] {
@@ -595,7 +630,10 @@ async fn issue_token_checks_the_user_and_the_lifetime() -> TestResult {
     assert_eq!(lifetime, 120);
     // The longest allowed lifetime is fine.
     admin
-        .ok(ISSUE_TOKEN, json!({ "id": alice.id, "ttl": 366 * 24 * 3600 }))
+        .ok(
+            ISSUE_TOKEN,
+            json!({ "id": alice.id, "ttl": 366 * 24 * 3600 }),
+        )
         .await?;
     Ok(())
 }
@@ -792,10 +830,7 @@ async fn node_resolves_a_user() -> TestResult {
         json!({ "__typename": "User", "id": alice.id, "username": "alice" })
     );
     let ghost = deleted_user_id(&server, "ghost").await?;
-    let data = server
-        .client(&bob)
-        .ok(node, json!({ "id": ghost }))
-        .await?;
+    let data = server.client(&bob).ok(node, json!({ "id": ghost })).await?;
     assert_eq!(data["node"], Value::Null);
     assert_eq!(
         server
@@ -811,5 +846,17 @@ async fn node_resolves_a_user() -> TestResult {
             .await?,
         "UNAUTHENTICATED"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zz_probe_unicode_search() -> TestResult {
+    let server = TestServer::start().await?;
+    create_named(&server, "emile", "Émile Ärger").await?;
+    let viewer = server.user("viewer").await?;
+    let client = server.client(&viewer);
+    assert_eq!(search(&client, "Émile").await?, ["emile"]);
+    assert_eq!(search(&client, "émile").await?, ["emile"]);
+    assert_eq!(search(&client, "ÄRGER").await?, ["emile"]);
     Ok(())
 }
