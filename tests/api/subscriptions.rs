@@ -689,3 +689,29 @@ async fn a_dropped_listener_reconnects_and_subscribers_are_told_to_resync() -> T
         .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_graphql_ws_client_itself_authenticates_queries_and_follows_a_chat() -> TestResult {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    if !js.join("node_modules/graphql-ws").exists() {
+        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
+    }
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let smoke = tokio::process::Command::new("node")
+        .arg(js.join("ws-smoke.mjs"))
+        .args([server.ws_url(), alice.token.clone()])
+        .output()
+        .await?;
+    assert!(smoke.status.success(), "{}{}", String::from_utf8_lossy(&smoke.stdout), String::from_utf8_lossy(&smoke.stderr));
+    let chat_run = tokio::process::Command::new("node")
+        .arg(js.join("ws-chat.mjs"))
+        .args([server.ws_url(), server.url(), alice.token.clone(), bob.token.clone(), chat])
+        .output()
+        .await?;
+    let out = String::from_utf8_lossy(&chat_run.stdout);
+    assert!(chat_run.status.success(), "{out}{}", String::from_utf8_lossy(&chat_run.stderr));
+    assert!(out.contains("ws-chat: ok: one, two, three, four, five"), "{out}");
+    Ok(())
+}
