@@ -10,9 +10,25 @@ use crate::domain::cursor::{Page, PageRequest};
 use crate::with_conn;
 
 diesel::define_sql_function!(
-    /// SQL `lower()`, the same on both backends.
-    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text
+    /// SQL `lower()`. PostgreSQL's folds all of Unicode; SQLite's built-in only folds
+    /// ASCII, so searches replace it there first (see [`unicode_lower_on_sqlite`]).
+    fn lower(
+        text: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>
 );
+
+/// Makes `lower()` on a SQLite connection fold case like PostgreSQL's (and like the
+/// `to_lowercase` the search term gets), so "ÄRGER" finds "Ärger" on both backends.
+/// Registering replaces any earlier registration, so doing it per search is harmless.
+async fn unicode_lower_on_sqlite(conn: &mut DbConn) -> DbResult<()> {
+    if let DbConn::Sqlite(c) = conn {
+        c.spawn_blocking(|c| {
+            lower_utils::register_impl(c, |text: Option<String>| text.map(|t| t.to_lowercase()))
+        })
+        .await?;
+    }
+    Ok(())
+}
 
 /// A stored user.
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -136,6 +152,9 @@ pub async fn list(
 ) -> DbResult<Page<User>> {
     let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
+    if pattern.is_some() {
+        unicode_lower_on_sqlite(conn).await?;
+    }
     let rows = with_conn!(conn, |c| {
         let mut query = users::table
             .select(User::as_select())
@@ -147,10 +166,10 @@ pub async fn list(
         }
         if let Some(pattern) = &pattern {
             query = query.filter(
-                lower(users::username)
+                lower(users::username.nullable())
                     .like(pattern.clone())
                     .escape('\\')
-                    .or(lower(users::display_name.assume_not_null())
+                    .or(lower(users::display_name)
                         .like(pattern.clone())
                         .escape('\\')),
             );
