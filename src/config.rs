@@ -97,6 +97,10 @@ pub struct Config {
     #[arg(long, env = "CHATQL_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 64)]
     pub max_subscriptions_per_user: usize,
 
+    /// Seconds a `setTyping(typing: true)` lasts unless sent again.
+    #[arg(long, env = "CHATQL_TYPING_TTL_SECS", default_value_t = 6)]
+    pub typing_ttl_secs: u64,
+
     /// Events buffered per subscriber before it is told to resync (`ResyncRequired`).
     #[arg(long, env = "CHATQL_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,

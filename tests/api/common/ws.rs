@@ -128,8 +128,9 @@ impl WsClient {
 impl WsClient {
     /// A subscription is live once it delivers an event published after the subscribe
     /// message; the protocol has no "ready" signal. Sends numbered probes (via `probe`)
-    /// until the newest one arrives, consuming the probes seen on the way, so the
-    /// subscription's next event is whatever the test does next.
+    /// until the newest one arrives, consuming the probes seen on the way (and anything
+    /// other operations on this socket received meanwhile), so the subscription's next
+    /// event is whatever the test does next.
     pub async fn until_live(
         &mut self,
         id: &str,
@@ -138,14 +139,36 @@ impl WsClient {
         for attempt in 0..50 {
             let marker = format!("probe-{attempt}");
             probe(marker.clone()).await?;
-            while let Ok(event) =
-                tokio::time::timeout(Duration::from_millis(200), self.next(id)).await
+            // Messages of other operations on this socket are skipped.
+            while let Ok(message) =
+                tokio::time::timeout(Duration::from_millis(200), self.recv()).await
             {
-                if event?.to_string().contains(&marker) {
+                let message = message?;
+                if message["id"] == id && message.to_string().contains(&marker) {
                     return Ok(());
                 }
             }
         }
         Err(format!("subscription {id} never went live").into())
+    }
+}
+
+impl WsClient {
+    /// The next text message as it is, pings included.
+    pub async fn recv_raw(&mut self) -> TestResult<Value> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .map_err(|_| "timed out waiting for a message")?;
+            match frame {
+                Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(format!("socket closed: {frame:?}").into());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err("socket ended".into()),
+            }
+        }
     }
 }
