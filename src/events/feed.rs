@@ -110,13 +110,14 @@ impl ChatFeed {
                 }
                 Err(RecvError::Closed) => return None,
             };
+            // chat_id 0: the cross-instance feed dropped, every chat may have missed events.
+            if event.chat_id != self.chat.0 && event.chat_id != 0 {
+                continue;
+            }
             if event.kind == EventKind::ResyncRequired {
                 return Some(Ok(ChatFeedItem::Resync {
                     last_message_id: self.last_message_id,
                 }));
-            }
-            if event.chat_id != self.chat.0 {
-                continue;
             }
             match &event.kind {
                 EventKind::MessageAdded { message_id, .. } => {
@@ -174,7 +175,9 @@ impl InboxFeed {
                 Err(RecvError::Lagged(_)) => return Some(InboxItem::Resync),
                 Err(RecvError::Closed) => return None,
             };
-            if event.kind == EventKind::ResyncRequired {
+            if event.kind == EventKind::ResyncRequired
+                && (event.chat_id == 0 || self.chats.contains(&event.chat_id))
+            {
                 return Some(InboxItem::Resync);
             }
             let me = self.user.0;
