@@ -133,6 +133,26 @@ pub async fn touch_activity(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Db
     Ok(updated > 0)
 }
 
+/// Locks chat `id`'s row until the transaction ends, so membership changes to one chat run
+/// one after another and each sees the last one's result (no two owners leaving at once,
+/// no two inserts of the same member). On PostgreSQL `SELECT … FOR UPDATE`; SQLite
+/// transactions start `IMMEDIATE`, already holding the database's write lock.
+pub async fn lock(conn: &mut DbConn, id: i64) -> DbResult<()> {
+    match conn {
+        DbConn::Pg(c) => {
+            chats::table
+                .find(id)
+                .select(chats::id)
+                .for_update()
+                .first::<i64>(&mut **c)
+                .await
+                .optional()?;
+        }
+        DbConn::Sqlite(_) => {}
+    }
+    Ok(())
+}
+
 /// Points the chat at its newest message (or none).
 pub async fn set_last_message(conn: &mut DbConn, id: i64, message_id: Option<i64>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(chats::table.find(id))

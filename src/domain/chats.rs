@@ -170,7 +170,9 @@ async fn insert_member(
 }
 
 /// Gets or creates the DIRECT chat between the caller and `other` (idempotent, also when
-/// two calls race: the unique `direct_key` lets only one insert win).
+/// two calls race: the unique `direct_key` lets only one insert win). Either of the two may
+/// have left the chat; opening it brings both back, so it is never a chat the caller cannot
+/// read nor one where the other person does not get the messages.
 pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<Chat> {
     let (low, high) = if caller <= other {
         (caller, other)
@@ -178,14 +180,33 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
         (other, caller)
     };
     let key = format!("{}:{}", low.0, high.0);
+    let mut pair = vec![low, high];
+    pair.dedup();
     let attempt = app
         .db()
         .transaction(async |conn| {
             require_caller_exists(conn, caller).await?;
-            if let Some(chat) = db::chats::find_direct(conn, &key).await? {
-                return Ok((chat, Vec::new()));
-            }
             require_users_exist(conn, &[other]).await?;
+            if let Some(chat) = db::chats::find_direct(conn, &key).await? {
+                let present = db::members::user_ids(conn, chat.id).await?;
+                let mut events = Vec::new();
+                for user in pair.iter().filter(|u| !present.contains(&u.0)) {
+                    // Back with the history counted as read, like any new member.
+                    insert_member(
+                        conn,
+                        chat.id,
+                        *user,
+                        MemberRole::Member,
+                        chat.last_message_id,
+                    )
+                    .await?;
+                    events.push(Event {
+                        chat_id: chat.id,
+                        kind: EventKind::MemberJoined { user_id: user.0 },
+                    });
+                }
+                return Ok((chat, events));
+            }
             let at = now();
             let chat = db::chats::insert(
                 conn,
@@ -205,9 +226,7 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
             )
             .await?;
             let mut events = Vec::new();
-            let mut pair = vec![caller, other];
-            pair.dedup();
-            for user in pair {
+            for user in pair.iter().copied() {
                 insert_member(conn, chat.id, user, MemberRole::Member, None).await?;
                 events.push(Event {
                     chat_id: chat.id,
@@ -222,7 +241,8 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
             app.broker().publish(events);
             Ok(chat)
         }
-        // Another call created it between our read and our insert: theirs is the chat.
+        // Another call created (or rejoined) it between our read and our insert: theirs is
+        // the chat, with both members in it.
         Err(AppError::Db(e)) if e.is_unique_violation() => {
             let mut conn = app.db().conn().await?;
             db::chats::find_direct(&mut conn, &key)
@@ -402,12 +422,14 @@ fn check_role_grant(actor: MemberRole, role: MemberRole) -> AppResult<()> {
 
 /// The chat and the caller's membership, for managing a group's members: the caller must
 /// be a member, the chat a group (a DIRECT chat's members are fixed, whoever asks), and the
-/// caller its OWNER or ADMIN.
+/// caller its OWNER or ADMIN. Locks the chat first, so the checks and the change that
+/// follows see no concurrent membership change.
 async fn managed_group(
     conn: &mut DbConn,
     chat: ChatId,
     caller: UserId,
 ) -> AppResult<(Chat, Member)> {
+    db::chats::lock(conn, chat.0).await?;
     let (chat_row, actor) = member_of(conn, chat, caller).await?;
     if chat_row.kind == ChatKind::Direct {
         return Err(AppError::BadInput(
@@ -518,6 +540,7 @@ pub async fn remove_member(
 pub async fn leave(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
     app.db()
         .transaction(async |conn| {
+            db::chats::lock(conn, chat.0).await?;
             let (_, me) = member_of(conn, chat, caller).await?;
             keep_an_owner(conn, chat, &me).await?;
             db::members::delete(conn, chat.0, caller.0).await?;
