@@ -447,6 +447,8 @@ async fn me_refuses_missing_forged_tampered_and_expired_tokens() -> TestResult {
         server.anonymous().code(ME, json!({})).await?,
         "UNAUTHENTICATED"
     );
+    // The admin key is no user.
+    assert_eq!(server.admin().code(ME, json!({})).await?, "FORBIDDEN");
 
     // The same claims signed with another secret.
     let forged = craft_token("some-other-secret-0123456789", &alice.id, now, now + 600)?;
@@ -851,5 +853,64 @@ async fn node_resolves_a_user() -> TestResult {
             .await?,
         "UNAUTHENTICATED"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_users_messages_stay_without_a_sender() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let message = send(&server, &bob, &chat, "bye all").await?;
+    server
+        .admin()
+        .ok(DELETE_USER, json!({ "id": bob.id }))
+        .await?;
+    let data = server
+        .client(&alice)
+        .ok(
+            "query($c: ID!, $m: ID!) {
+               message(id: $m) { content sender { id } }
+               chat(id: $c) { memberCount members { nodes { user { username } } } }
+             }",
+            json!({ "c": chat, "m": message }),
+        )
+        .await?;
+    assert_eq!(
+        data,
+        json!({
+            "message": { "content": "bye all", "sender": null },
+            "chat": { "memberCount": 1, "members": { "nodes": [{ "user": { "username": "alice" } }] } },
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_signups_for_one_username_create_one_user() -> TestResult {
+    let server = TestServer::start().await?;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let admin = server.admin();
+            tokio::spawn(async move {
+                admin
+                    .send(CREATE_USER, json!({ "input": { "username": "popular" } }))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        let response = task.await??;
+        match response.codes().first().map(String::as_str) {
+            None => created += 1,
+            Some("CONFLICT") => {}
+            Some(other) => return Err(format!("unexpected {other}: {}", response.body).into()),
+        }
+    }
+    assert_eq!(created, 1);
+    let data = server.admin().ok(USERS, json!({ "s": "popular" })).await?;
+    assert_eq!(usernames(&data), ["popular"]);
     Ok(())
 }
