@@ -579,7 +579,10 @@ pub async fn set_role(
         .await?;
     app.broker().publish(vec![Event {
         chat_id: chat.0,
-        kind: EventKind::MemberUpdated { user_id: user.0 },
+        kind: EventKind::MemberUpdated {
+            user_id: user.0,
+            role: role.as_str().to_owned(),
+        },
     }]);
     Ok(member)
 }

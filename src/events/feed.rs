@@ -196,7 +196,7 @@ impl InboxFeed {
                 | EventKind::MessageDeleted { .. }
                 | EventKind::ChatUpdated => true,
                 EventKind::ReadReceipt { user_id, .. } => *user_id == me,
-                EventKind::MemberUpdated { user_id } => *user_id == me,
+                EventKind::MemberUpdated { user_id, .. } => *user_id == me,
                 _ => false,
             };
             if relevant {

@@ -57,7 +57,11 @@ pub enum EventKind {
     /// A user left (or was removed from) the chat.
     MemberLeft { user_id: i64 },
     /// A member's role or own settings changed.
-    MemberUpdated { user_id: i64 },
+    MemberUpdated {
+        user_id: i64,
+        /// The new role (`MemberRole`'s stored form), as of the change.
+        role: String,
+    },
     /// The chat's settings changed, or its messages were cleared.
     ChatUpdated,
     /// The chat was deleted.

@@ -9,6 +9,7 @@ use super::types::{ChatNode, MemberNode, MessageNode, UserNode};
 use super::{caller_id, loaders};
 use crate::db;
 use crate::domain::cursor;
+use crate::domain::enums::MemberRole;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::feed::{ChatFeedItem, InboxItem};
@@ -316,24 +317,31 @@ impl MemberLeft {
 }
 
 /// A member's role changed.
-pub struct MemberUpdated(MemberChange);
+pub struct MemberUpdated {
+    change: MemberChange,
+    role: Option<MemberRole>,
+}
 
 /// A member's role changed.
 #[Object]
 impl MemberUpdated {
     /// The chat.
     async fn chat_id(&self) -> ID {
-        ChatId(self.0.chat_id).into()
+        ChatId(self.change.chat_id).into()
     }
     /// The member's id.
     async fn user_id(&self) -> ID {
-        UserId(self.0.user_id).into()
+        UserId(self.change.user_id).into()
     }
-    /// The membership as it is now.
+    /// The role given by this change.
+    async fn role(&self) -> Option<MemberRole> {
+        self.role
+    }
+    /// The membership as it is now (null if they left since).
     async fn member(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
         let key = MembershipKey {
-            chat_id: self.0.chat_id,
-            user_id: self.0.user_id,
+            chat_id: self.change.chat_id,
+            user_id: self.change.user_id,
         };
         Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
     }
@@ -501,9 +509,10 @@ impl ChatEvent {
             EventKind::MemberLeft { user_id } => {
                 ChatEvent::MemberLeft(MemberLeft(member(*user_id)))
             }
-            EventKind::MemberUpdated { user_id } => {
-                ChatEvent::MemberUpdated(MemberUpdated(member(*user_id)))
-            }
+            EventKind::MemberUpdated { user_id, role } => ChatEvent::MemberUpdated(MemberUpdated {
+                change: member(*user_id),
+                role: MemberRole::parse(role),
+            }),
             EventKind::ChatUpdated => ChatEvent::ChatUpdated(ChatUpdated { chat_id }),
             EventKind::ChatDeleted => ChatEvent::ChatDeleted(ChatDeleted { chat_id }),
             EventKind::ResyncRequired => ChatEvent::ResyncRequired(ResyncRequired {
