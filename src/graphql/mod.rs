@@ -142,15 +142,26 @@ impl NodeQuery {
             UserId::TYPE_NAME => user_service::find(app, caller, Some(UserId(key)), None)
                 .await?
                 .map(|u| Node::User(UserNode(u))),
-            ChatId::TYPE_NAME => Some(Node::Chat(ChatNode(
-                chat_service::get(app, caller.user_id()?, ChatId(key)).await?,
-            ))),
-            MessageId::TYPE_NAME => Some(Node::Message(MessageNode(
-                message_service::get(app, caller.user_id()?, MessageId(key)).await?,
-            ))),
+            ChatId::TYPE_NAME => {
+                let chat = chat_service::get(app, caller.user_id()?, ChatId(key)).await;
+                absent_if_not_found(chat)?.map(|c| Node::Chat(ChatNode(c)))
+            }
+            MessageId::TYPE_NAME => {
+                let message = message_service::get(app, caller.user_id()?, MessageId(key)).await;
+                absent_if_not_found(message)?.map(|m| Node::Message(MessageNode(m)))
+            }
             _ => None,
         };
         Ok(node)
+    }
+}
+
+/// Relay's `node` answers null for an id that names nothing (other errors stay errors).
+fn absent_if_not_found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.code() == crate::error::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -95,20 +95,23 @@ async fn members_receive_every_kind_of_chat_event_in_order() -> TestResult {
         json!({"c": chat}),
     )
     .await?;
-    a.ok(
-        "mutation($c: ID!) { deleteChat(id: $c) }",
-        json!({"c": chat}),
-    )
-    .await?;
 
     let mut seen = Vec::new();
     loop {
         let event = ws.next("1").await?;
         seen.push(event.clone());
-        if typename(&event) == "ChatDeleted" {
+        if typename(&event) == "ChatUpdated" {
             break;
         }
     }
+    // Deleted only now: events load their objects at delivery, so the renamed chat must
+    // still exist when ChatUpdated is delivered.
+    a.ok(
+        "mutation($c: ID!) { deleteChat(id: $c) }",
+        json!({"c": chat}),
+    )
+    .await?;
+    seen.push(ws.next("1").await?);
     let kinds: Vec<&str> = seen.iter().map(typename).collect();
     assert_eq!(
         kinds,
