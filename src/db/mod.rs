@@ -182,9 +182,12 @@ impl DbPool {
                     let counter = counter.clone();
                     async move {
                         let mut conn = SqliteConn::establish(&url).await?;
-                        conn.spawn_blocking(|c| c.batch_execute(SQLITE_PRAGMAS))
-                            .await
-                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        conn.spawn_blocking(|c| {
+                            c.batch_execute(SQLITE_PRAGMAS)?;
+                            users::register_unicode_lower(c)
+                        })
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         conn.set_instrumentation(count_statements(counter));
                         Ok(conn)
                     }

@@ -11,7 +11,7 @@ use crate::with_conn;
 
 diesel::define_sql_function!(
     /// SQL `lower()`. PostgreSQL's folds all of Unicode; SQLite's built-in only folds
-    /// ASCII, so searches replace it there first (see [`unicode_lower_on_sqlite`]).
+    /// ASCII, so each SQLite connection replaces it (see [`register_unicode_lower`]).
     fn lower(
         text: diesel::sql_types::Nullable<diesel::sql_types::Text>,
     ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>
@@ -19,15 +19,11 @@ diesel::define_sql_function!(
 
 /// Makes `lower()` on a SQLite connection fold case like PostgreSQL's (and like the
 /// `to_lowercase` the search term gets), so "ÄRGER" finds "Ärger" on both backends.
-/// Registering replaces any earlier registration, so doing it per search is harmless.
-async fn unicode_lower_on_sqlite(conn: &mut DbConn) -> DbResult<()> {
-    if let DbConn::Sqlite(c) = conn {
-        c.spawn_blocking(|c| {
-            lower_utils::register_impl(c, |text: Option<String>| text.map(|t| t.to_lowercase()))
-        })
-        .await?;
-    }
-    Ok(())
+/// Called once per connection when the pool opens it.
+pub(super) fn register_unicode_lower(
+    conn: &mut diesel::SqliteConnection,
+) -> diesel::QueryResult<()> {
+    lower_utils::register_impl(conn, |text: Option<String>| text.map(|t| t.to_lowercase()))
 }
 
 /// A stored user.
@@ -152,9 +148,6 @@ pub async fn list(
 ) -> DbResult<Page<User>> {
     let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
-    if pattern.is_some() {
-        unicode_lower_on_sqlite(conn).await?;
-    }
     let rows = with_conn!(conn, |c| {
         let mut query = users::table
             .select(User::as_select())
