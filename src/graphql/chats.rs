@@ -1,9 +1,8 @@
 //! Chat and membership queries and mutations (thin: parse ids, call `domain::chats`, wrap).
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
-use super::types::{ChatNode, MemberNode, connection};
+use super::types::{ChatConnection, ChatNode, MemberNode, connection};
 use super::users::patch;
 use super::{app, caller_id};
 use crate::db::chats::ChatListFilter;
@@ -76,7 +75,7 @@ impl ChatQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<ChatFilter>,
-    ) -> Result<Connection<String, ChatNode>> {
+    ) -> Result<ChatConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let filter = filter.unwrap_or_default();

@@ -1,9 +1,10 @@
 //! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
-use super::types::{HistoryEntry, MemberNode, MessageNode, connection, message_page};
+use super::types::{
+    HistoryEntry, MemberNode, MessageConnection, MessageNode, connection, message_page,
+};
 use super::{app, caller_id};
 use crate::domain::cursor::PageRequest;
 use crate::domain::enums::{MessageKind, MessageRole, StreamState};
@@ -54,7 +55,7 @@ impl MessageQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Connection<String, MessageNode>> {
+    ) -> Result<MessageConnection> {
         message_page(
             ctx,
             ChatId::from_global(&chat_id)?,
@@ -72,7 +73,7 @@ impl MessageQuery {
         ctx: &Context<'_>,
         chat_id: ID,
         first: Option<i32>,
-    ) -> Result<Connection<String, MessageNode>> {
+    ) -> Result<MessageConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, None, app.config().max_page_size)?;
         let chat = ChatId::from_global(&chat_id)?;

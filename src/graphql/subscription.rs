@@ -19,6 +19,7 @@ use crate::events::feed::{ChatFeed, ChatFeedItem, InboxFeed};
 #[derive(Default)]
 pub struct Subscription;
 
+/// Live feeds over WebSocket (graphql-transport-ws or the legacy graphql-ws).
 #[Subscription]
 impl Subscription {
     /// Everything that happens in a chat (members only). With `after` (a message cursor)

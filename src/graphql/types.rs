@@ -1,7 +1,7 @@
 //! The entity types of the schema (User, Chat, Member, Message), the `Node` interface and
 //! connection helpers. Fields resolve nested entities through the loaders.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::PageInfo;
 use async_graphql::{ComplexObject, Context, ID, Interface, Object, Result, SimpleObject};
 
 use super::loaders::{
@@ -19,20 +19,90 @@ use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::{chats, messages, users};
 use crate::error::AppError;
 
+/// A Relay connection type assembled from a page's edges.
+pub trait RelayConnection {
+    /// The node type.
+    type Node: Clone;
+    /// Builds the connection.
+    fn assemble(edges: Vec<(String, Self::Node)>, page_info: PageInfo) -> Self;
+}
+
 /// Builds a Relay connection from a page, giving each item its cursor.
-pub fn connection<T, N: async_graphql::OutputType>(
+pub fn connection<T, C: RelayConnection>(
     page: Page<T>,
     cursor: impl Fn(&T) -> String,
-    node: impl Fn(T) -> N,
-) -> Connection<String, N> {
-    let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
-    connection.edges.extend(
-        page.items
-            .into_iter()
-            .map(|item| Edge::new(cursor(&item), node(item))),
-    );
-    connection
+    node: impl Fn(T) -> C::Node,
+) -> C {
+    let edges: Vec<(String, C::Node)> = page
+        .items
+        .into_iter()
+        .map(|item| (cursor(&item), node(item)))
+        .collect();
+    let page_info = PageInfo {
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+        start_cursor: edges.first().map(|(c, _)| c.clone()),
+        end_cursor: edges.last().map(|(c, _)| c.clone()),
+    };
+    C::assemble(edges, page_info)
 }
+
+/// Declares a described connection type and its edge type for one node type.
+macro_rules! connection_type {
+    ($connection:ident, $edge:ident, $node:ty, $many:literal, $one:literal) => {
+        #[doc = concat!("A page of ", $many, " (a Relay connection).")]
+        #[derive(SimpleObject)]
+        pub struct $connection {
+            /// The items of this page, each with its cursor.
+            pub edges: Vec<$edge>,
+            /// The items of this page.
+            pub nodes: Vec<$node>,
+            /// Whether there is more before or after this page, and where to continue.
+            pub page_info: PageInfo,
+        }
+
+        #[doc = concat!("A ", $one, " in a page, with its cursor.")]
+        #[derive(SimpleObject)]
+        pub struct $edge {
+            /// Pass as `after` or `before` to page on from this item.
+            pub cursor: String,
+            /// The item.
+            pub node: $node,
+        }
+
+        impl RelayConnection for $connection {
+            type Node = $node;
+
+            fn assemble(edges: Vec<(String, $node)>, page_info: PageInfo) -> Self {
+                Self {
+                    nodes: edges.iter().map(|(_, node)| node.clone()).collect(),
+                    edges: edges
+                        .into_iter()
+                        .map(|(cursor, node)| $edge { cursor, node })
+                        .collect(),
+                    page_info,
+                }
+            }
+        }
+    };
+}
+
+connection_type!(UserConnection, UserEdge, UserNode, "users", "user");
+connection_type!(ChatConnection, ChatEdge, ChatNode, "chats", "chat");
+connection_type!(
+    MemberConnection,
+    MemberEdge,
+    MemberNode,
+    "members",
+    "member"
+);
+connection_type!(
+    MessageConnection,
+    MessageEdge,
+    MessageNode,
+    "messages",
+    "message"
+);
 
 /// Anything with a global id (Relay object identification).
 #[derive(Interface)]
@@ -47,6 +117,7 @@ pub enum Node {
 }
 
 /// A person or bot that takes part in chats.
+#[derive(Clone)]
 pub struct UserNode(pub db::users::User);
 
 /// A person or bot that takes part in chats.
@@ -95,6 +166,7 @@ impl UserNode {
 }
 
 /// A conversation: direct, group or assistant.
+#[derive(Clone)]
 pub struct ChatNode(pub db::chats::Chat);
 
 impl ChatNode {
@@ -176,7 +248,7 @@ impl ChatNode {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, MemberNode>> {
+    ) -> Result<MemberConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let members = chats::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
@@ -191,7 +263,7 @@ impl ChatNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Connection<String, MessageNode>> {
+    ) -> Result<MessageConnection> {
         message_page(ctx, ChatId(self.0.id), first, after, last, before).await
     }
     /// The caller's membership (null for the admin key).
@@ -231,7 +303,7 @@ pub async fn message_page(
     after: Option<String>,
     last: Option<i32>,
     before: Option<String>,
-) -> Result<Connection<String, MessageNode>> {
+) -> Result<MessageConnection> {
     let app = app(ctx)?;
     let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
     let rows = messages::list(app, caller_id(ctx)?, chat, &page).await?;
@@ -239,6 +311,7 @@ pub async fn message_page(
 }
 
 /// A user's membership in a chat.
+#[derive(Clone)]
 pub struct MemberNode(pub db::members::Member);
 
 /// A user's membership in a chat, with their role and read state.
@@ -303,6 +376,7 @@ impl MemberNode {
 }
 
 /// A message in a chat.
+#[derive(Clone)]
 pub struct MessageNode(pub db::messages::Message);
 
 impl MessageNode {
@@ -430,7 +504,7 @@ impl MessageNode {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, UserNode>> {
+    ) -> Result<UserConnection> {
         let page = PageRequest::forward(first, after, app(ctx)?.config().max_page_size)?;
         let after_user = page
             .cursor

@@ -1,9 +1,8 @@
 //! User queries and mutations (thin: parse ids, call `domain::users`, wrap).
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
-use super::types::{UserNode, connection};
+use super::types::{UserConnection, UserNode, connection};
 use super::{app, caller};
 use crate::domain::cursor::PageRequest;
 use crate::domain::ids::UserId;
@@ -75,7 +74,7 @@ impl UserQuery {
         search: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, UserNode>> {
+    ) -> Result<UserConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let rows = users::list(app, caller(ctx), search.as_deref(), &page).await?;
