@@ -820,3 +820,124 @@ async fn closing_a_socket_releases_everything_it_held() -> TestResult {
         .map_err(|_| "subscriptions were not released after the socket closed")?;
     Ok(())
 }
+
+/// A `chatql serve` OS process on a free port, killed when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    async fn start(database_url: &str, data_dir: &std::path::Path) -> TestResult<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatql"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--jwt-secret", JWT_SECRET, "--admin-key", ADMIN_KEY])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let process = Self {
+            child,
+            base: format!("127.0.0.1:{port}"),
+        };
+        // Ready when /readyz answers (bounded).
+        let ready = format!("http://{}/readyz", process.base);
+        for _ in 0..200 {
+            if reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
+                return Ok(process);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err("chatql serve did not become ready".into())
+    }
+
+    fn http(&self) -> String {
+        format!("http://{}/graphql", self.base)
+    }
+
+    fn ws(&self) -> String {
+        format!("ws://{}/graphql", self.base)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResult {
+    if backend() != TestBackend::Postgres {
+        eprintln!(
+            "skipped: several server processes need PostgreSQL (CHATQL_TEST_BACKEND=postgres)"
+        );
+        return Ok(());
+    }
+    let db = TestDb::new().await?;
+    let a = ServerProcess::start(&db.url, &db.dir.path().join("a")).await?;
+    let b = ServerProcess::start(&db.url, &db.dir.path().join("b")).await?;
+    let admin = Client::new(a.http(), None, Some(ADMIN_KEY.into()));
+    let mut users = Vec::new();
+    for name in ["alice", "bob"] {
+        let data = admin
+            .ok(
+                "mutation($u: String!) { createUser(input: {username: $u}) { id } }",
+                json!({"u": name}),
+            )
+            .await?;
+        let id = str_at(&data, "/createUser/id")?;
+        let token = admin
+            .ok(
+                "mutation($u: ID!) { issueToken(userId: $u) }",
+                json!({"u": id}),
+            )
+            .await?;
+        users.push(TestUser {
+            id,
+            username: name.into(),
+            token: str_at(&token, "/issueToken")?,
+        });
+    }
+    let (alice, bob) = (&users[0], &users[1]);
+    let on_a = Client::new(a.http(), Some(alice.token.clone()), None);
+    let data = on_a
+        .ok(
+            "mutation($m: [ID!]) { createChat(input: {kind: GROUP, memberIds: $m}) { id } }",
+            json!({"m": [bob.id]}),
+        )
+        .await?;
+    let chat = str_at(&data, "/createChat/id")?;
+    let say =
+        "mutation($c: ID!, $t: String!) { sendMessage(input: {chatId: $c, content: $t}) { id } }";
+
+    let mut ws = WsClient::user_at(&b.ws(), bob).await?;
+    ws.subscribe("p", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("p", async |m| {
+        on_a.ok(say, json!({"c": chat, "t": m})).await.map(drop)
+    })
+    .await?;
+    for i in 0..10 {
+        on_a.ok(say, json!({"c": chat, "t": format!("from A {i}")}))
+            .await?;
+    }
+    for i in 0..10 {
+        let event = ws.next("p").await?;
+        assert_eq!(
+            str_at(&event, "/chatEvents/message/content")?,
+            format!("from A {i}")
+        );
+    }
+    Ok(())
+}

@@ -29,7 +29,11 @@ pub struct Closed {
 
 impl WsClient {
     pub async fn connect(server: &TestServer, protocol: &str) -> TestResult<Self> {
-        let mut request = server.ws_url().into_client_request()?;
+        Self::connect_url(&server.ws_url(), protocol).await
+    }
+
+    pub async fn connect_url(url: &str, protocol: &str) -> TestResult<Self> {
+        let mut request = url.into_client_request()?;
         request
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse()?);
@@ -40,7 +44,12 @@ impl WsClient {
 
     /// Connects with graphql-transport-ws and authenticates as `user`.
     pub async fn user(server: &TestServer, user: &TestUser) -> TestResult<Self> {
-        let mut client = Self::connect(server, "graphql-transport-ws").await?;
+        Self::user_at(&server.ws_url(), user).await
+    }
+
+    /// Like [`WsClient::user`], for a server at `url`.
+    pub async fn user_at(url: &str, user: &TestUser) -> TestResult<Self> {
+        let mut client = Self::connect_url(url, "graphql-transport-ws").await?;
         client
             .send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", user.token)}}))
             .await?;
