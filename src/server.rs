@@ -91,8 +91,15 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
 /// Serves `app` on `listener` until `app.shutdown()` is cancelled; in-flight HTTP requests
 /// finish, WebSocket connections are closed with 1001 (going away).
 pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let shutdown = app.shutdown().clone();
     let router = crate::http::router(app);
+    // Live events are small writes that must leave at once, not wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

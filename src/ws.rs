@@ -73,6 +73,9 @@ mod close {
     pub const GOING_AWAY: u16 = 1001;
 }
 
+/// Read and write buffer of one socket.
+const SOCKET_BUFFER: usize = 8 * 1024;
+
 /// Upgrades a request to a GraphQL WebSocket.
 pub async fn upgrade(state: HttpState, parts: &mut Parts) -> Response {
     let Some(protocol) = Protocol::from_header(parts) else {
@@ -83,7 +86,11 @@ pub async fn upgrade(state: HttpState, parts: &mut Parts) -> Response {
             .into_response();
     };
     match WebSocketUpgrade::from_request_parts(parts, &state).await {
+        // tungstenite's default 128 KiB read and write buffers per socket dominate memory
+        // at thousands of subscribers; messages here are small and each is flushed as sent.
         Ok(upgrade) => upgrade
+            .read_buffer_size(SOCKET_BUFFER)
+            .write_buffer_size(SOCKET_BUFFER)
             .protocols([protocol.name()])
             .on_upgrade(move |socket| Connection::new(state, protocol).run(socket)),
         Err(rejection) => rejection.into_response(),

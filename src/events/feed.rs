@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Event, EventKind};
+use super::{Delivered, EventKind};
 use crate::app::App;
 use crate::db;
 use crate::db::messages::Message;
@@ -24,7 +24,7 @@ pub enum ChatFeedItem {
     /// A message from the backlog replay (`after`), sent before going live.
     Replayed(Message),
     /// A live event.
-    Live(Arc<Event>),
+    Live(Arc<Delivered>),
     /// The subscriber missed events; it must re-query after `last_message_id`.
     Resync { last_message_id: Option<i64> },
 }
@@ -34,7 +34,7 @@ pub struct ChatFeed {
     app: App,
     user: UserId,
     chat: ChatId,
-    live: broadcast::Receiver<Arc<Event>>,
+    live: broadcast::Receiver<Arc<Delivered>>,
     backlog: VecDeque<Message>,
     /// Where the replay continues; `None` once it has caught up.
     replay_after: Option<i64>,
@@ -142,7 +142,7 @@ impl ChatFeed {
 #[derive(Clone, Debug)]
 pub enum InboxItem {
     /// An event in one of the user's chats (or about their membership).
-    Live(Arc<Event>),
+    Live(Arc<Delivered>),
     /// The subscriber missed events; it must re-query its chat list.
     Resync,
 }
@@ -150,7 +150,7 @@ pub enum InboxItem {
 /// A user's events across all their chats: what a chat-list screen needs.
 pub struct InboxFeed {
     user: UserId,
-    live: broadcast::Receiver<Arc<Event>>,
+    live: broadcast::Receiver<Arc<Delivered>>,
     chats: HashSet<i64>,
 }
 

@@ -13,6 +13,8 @@ pub mod typing;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::db::messages::Message;
 use tokio::sync::broadcast;
 
 /// Something that happened in a chat.
@@ -71,13 +73,47 @@ pub enum EventKind {
     ResyncRequired,
 }
 
+/// An event as subscribers receive it: the event plus the message it names, loaded once
+/// by whichever subscriber needs it first and shared by all the others (one query per
+/// event, not one per subscriber). It dereferences to the [`Event`].
+#[derive(Debug)]
+pub struct Delivered {
+    event: Event,
+    message: tokio::sync::OnceCell<Option<Message>>,
+}
+
+impl Delivered {
+    fn new(event: Event) -> Self {
+        Self {
+            event,
+            message: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The event's message as loaded by `load` the first time any subscriber asked.
+    pub async fn message<E, F>(&self, load: impl FnOnce() -> F) -> Result<Option<Message>, E>
+    where
+        F: Future<Output = Result<Option<Message>, E>>,
+    {
+        self.message.get_or_try_init(load).await.cloned()
+    }
+}
+
+impl std::ops::Deref for Delivered {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
 /// Fans events out to every subscriber of this process and, through the PostgreSQL
 /// bridge when there is one, to every other instance.
 #[derive(Clone)]
 pub struct Broker {
-    sender: broadcast::Sender<Arc<Event>>,
+    sender: broadcast::Sender<Arc<Delivered>>,
     /// Forwards locally published events to the NOTIFY task (PostgreSQL only).
-    remote: Option<tokio::sync::mpsc::UnboundedSender<Arc<Event>>>,
+    remote: Option<tokio::sync::mpsc::UnboundedSender<Arc<Delivered>>>,
 }
 
 impl Broker {
@@ -92,33 +128,40 @@ impl Broker {
     }
 
     /// Also forwards every published event to `remote` (the NOTIFY task).
-    pub fn with_remote(mut self, remote: tokio::sync::mpsc::UnboundedSender<Arc<Event>>) -> Self {
+    pub fn with_remote(
+        mut self,
+        remote: tokio::sync::mpsc::UnboundedSender<Arc<Delivered>>,
+    ) -> Self {
         self.remote = Some(remote);
         self
     }
 
-    /// Delivers events to this process's subscribers only (used for events that arrived
-    /// from other instances).
-    pub fn publish_local(&self, event: Arc<Event>) {
+    /// Delivers an event to this process's subscribers only (used for events that
+    /// arrived from other instances).
+    pub fn publish_local(&self, event: Event) {
+        self.send_local(Arc::new(Delivered::new(event)));
+    }
+
+    fn send_local(&self, delivered: Arc<Delivered>) {
         // An error only means nobody is subscribed right now.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(delivered);
     }
 
     /// Delivers committed events to every subscriber of every instance. Call only after
     /// the transaction that produced them committed.
     pub fn publish(&self, events: Vec<Event>) {
         for event in events {
-            let event = Arc::new(event);
+            let delivered = Arc::new(Delivered::new(event));
             if let Some(remote) = &self.remote {
                 // The bridge task only stops at shutdown; nothing to do then.
-                let _ = remote.send(event.clone());
+                let _ = remote.send(delivered.clone());
             }
-            self.publish_local(event);
+            self.send_local(delivered);
         }
     }
 
     /// A new receiver of every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Delivered>> {
         self.sender.subscribe()
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, Event, EventKind};
+use super::{Broker, Delivered, Event, EventKind};
 use crate::db::{self, DbPool};
 
 /// PostgreSQL rejects NOTIFY payloads of 8,000 bytes or more.
@@ -53,7 +53,7 @@ pub fn bridged_broker(
 async fn notify_loop(
     db: DbPool,
     origin: u64,
-    mut outbox: mpsc::UnboundedReceiver<Arc<Event>>,
+    mut outbox: mpsc::UnboundedReceiver<Arc<Delivered>>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -108,10 +108,10 @@ async fn listen_loop(broker: Broker, url: String, origin: u64, shutdown: Cancell
                 backoff = Duration::from_millis(100);
                 if had_connection {
                     tracing::info!("event listener reconnected; asking subscribers to resync");
-                    broker.publish_local(Arc::new(Event {
+                    broker.publish_local(Event {
                         chat_id: 0,
                         kind: EventKind::ResyncRequired,
-                    }));
+                    });
                 }
                 had_connection = true;
                 let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -147,7 +147,7 @@ fn deliver(broker: &Broker, origin: u64, payload: &str) {
     match serde_json::from_str::<Envelope>(payload) {
         // Our own events were delivered locally when published.
         Ok(envelope) if envelope.origin == origin => {}
-        Ok(envelope) => broker.publish_local(Arc::new(envelope.event)),
+        Ok(envelope) => broker.publish_local(envelope.event),
         Err(e) => tracing::warn!(error = %e, "ignoring a malformed event notification"),
     }
 }

@@ -2,6 +2,8 @@
 //! `UserEvent` union (`myEvents`). Events carry ids; objects load through the
 //! subscription's loaders when a client selects them.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Object, Result, Union};
 
 use super::loaders::{ChatKey, MembershipKey, MessageKey, UnreadKey, UserKey};
@@ -13,25 +15,37 @@ use crate::domain::enums::MemberRole;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::feed::{ChatFeedItem, InboxItem};
-use crate::events::{Event, EventKind};
+use crate::events::{Delivered, EventKind};
 
 /// A message an event is about: the row when the event already has it (replay), else
-/// loaded on demand.
+/// loaded on demand — once per live event, shared by every subscriber it reaches.
 #[derive(Clone)]
 pub struct MessageRef {
     id: i64,
     row: Option<db::messages::Message>,
+    shared: Option<Arc<Delivered>>,
 }
 
 impl MessageRef {
+    fn live(id: i64, delivered: &Arc<Delivered>) -> Self {
+        Self {
+            id,
+            row: None,
+            shared: Some(delivered.clone()),
+        }
+    }
+
     async fn load(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
         if let Some(row) = &self.row {
             return Ok(Some(MessageNode(row.clone())));
         }
-        Ok(loaders(ctx)?
-            .load_one(MessageKey(self.id))
-            .await?
-            .map(MessageNode))
+        let loaders = loaders(ctx)?;
+        let load = || loaders.load_one(MessageKey(self.id));
+        let row = match &self.shared {
+            Some(delivered) => delivered.message(load).await?,
+            None => load().await?,
+        };
+        Ok(row.map(MessageNode))
     }
 }
 
@@ -442,6 +456,7 @@ impl ChatEvent {
                 message: MessageRef {
                     id: message.id,
                     row: Some(message),
+                    shared: None,
                 },
             }),
             ChatFeedItem::Resync { last_message_id } => ChatEvent::ResyncRequired(ResyncRequired {
@@ -452,9 +467,9 @@ impl ChatEvent {
         }
     }
 
-    fn from_event(event: &Event) -> Self {
+    fn from_event(event: &Arc<Delivered>) -> Self {
         let chat_id = event.chat_id;
-        let message = |id: i64| MessageRef { id, row: None };
+        let message = |id: i64| MessageRef::live(id, event);
         let member = |user_id: i64| MemberChange { chat_id, user_id };
         let receipt = |user_id: i64, message_id: i64| Receipt {
             chat_id,
@@ -634,10 +649,7 @@ impl UserEvent {
         match &event.kind {
             EventKind::MessageAdded { message_id, .. } => UserEvent::InboxMessage(InboxMessage {
                 chat_id,
-                message: MessageRef {
-                    id: *message_id,
-                    row: None,
-                },
+                message: MessageRef::live(*message_id, &event),
             }),
             EventKind::MemberJoined { user_id } if *user_id == me => {
                 UserEvent::ChatAdded(ChatAdded { chat_id })

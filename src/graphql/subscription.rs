@@ -77,10 +77,12 @@ impl Subscription {
                     match item {
                         Ok(ChatFeedItem::Live(event)) => match event.kind {
                             EventKind::MessageAdded { message_id, .. } => {
-                                let found = match app.db().conn().await {
-                                    Ok(mut conn) => db::messages::find(&mut conn, message_id).await,
-                                    Err(e) => Err(e),
-                                };
+                                let found = event
+                                    .message(|| async {
+                                        let mut conn = app.db().conn().await?;
+                                        db::messages::find(&mut conn, message_id).await
+                                    })
+                                    .await;
                                 match found {
                                     Ok(row) => row.map(|m| Ok(MessageNode(m))),
                                     Err(e) => Some(Err(AppError::from(e).into())),
