@@ -159,33 +159,25 @@ pub async fn set_role(
     .await)?)
 }
 
-/// Sets a member's pinned flag.
-pub async fn set_pinned(
-    conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
-    pinned: bool,
-) -> DbResult<Member> {
-    Ok(with_conn!(conn, |c| diesel::update(
-        members::table.find((chat_id, user_id))
-    )
-    .set(members::pinned.eq(pinned))
-    .returning(Member::as_returning())
-    .get_result(c)
-    .await)?)
+/// A member's own settings to change; `None` leaves one as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = members)]
+pub struct MemberSettings {
+    pub pinned: Option<bool>,
+    pub muted: Option<bool>,
 }
 
-/// Sets a member's muted flag.
-pub async fn set_muted(
+/// Changes a member's own settings (pinned, muted).
+pub async fn set_settings(
     conn: &mut DbConn,
     chat_id: i64,
     user_id: i64,
-    muted: bool,
+    settings: &MemberSettings,
 ) -> DbResult<Member> {
     Ok(with_conn!(conn, |c| diesel::update(
         members::table.find((chat_id, user_id))
     )
-    .set(members::muted.eq(muted))
+    .set(settings)
     .returning(Member::as_returning())
     .get_result(c)
     .await)?)

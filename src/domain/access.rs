@@ -18,18 +18,3 @@ pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResu
         .ok_or_else(|| AppError::Forbidden("you are not a member of this chat".into()))?;
     Ok((chat_row, member))
 }
-
-/// Like [`member_of`], and the member must be allowed to manage the chat (OWNER or ADMIN).
-pub async fn manager_of(
-    conn: &mut DbConn,
-    chat: ChatId,
-    user: UserId,
-) -> AppResult<(Chat, Member)> {
-    let (chat_row, member) = member_of(conn, chat, user).await?;
-    if !member.role.can_manage() {
-        return Err(AppError::Forbidden(
-            "only the chat's OWNER or ADMIN may do this".into(),
-        ));
-    }
-    Ok((chat_row, member))
-}

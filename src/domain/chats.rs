@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, NewChat};
-use crate::db::members::{Member, NewMember};
+use crate::db::members::{Member, MemberSettings, NewMember};
 use crate::db::{self, DbConn};
 use crate::domain::access::member_of;
 use crate::domain::cursor::{self, Page, PageRequest};
@@ -606,9 +606,16 @@ pub async fn set_flag(
 ) -> AppResult<Member> {
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
-    let member = match flag {
-        MemberFlag::Pinned => db::members::set_pinned(&mut conn, chat.0, caller.0, value).await?,
-        MemberFlag::Muted => db::members::set_muted(&mut conn, chat.0, caller.0, value).await?,
+    let settings = match flag {
+        MemberFlag::Pinned => MemberSettings {
+            pinned: Some(value),
+            ..Default::default()
+        },
+        MemberFlag::Muted => MemberSettings {
+            muted: Some(value),
+            ..Default::default()
+        },
     };
+    let member = db::members::set_settings(&mut conn, chat.0, caller.0, &settings).await?;
     Ok(member)
 }
