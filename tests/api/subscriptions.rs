@@ -273,10 +273,11 @@ async fn an_expired_token_ends_the_connection() -> TestResult {
     let data = server
         .admin()
         .ok(
-            "mutation($u: ID!) { issueToken(userId: $u, ttlSeconds: 1) }",
+            "mutation($u: ID!) { issueToken(userId: $u, ttlSeconds: 3) }",
             json!({"u": alice.id}),
         )
         .await?;
+    // Expiry has one-second granularity: 3 s leaves 2–3 s to connect before it lapses.
     let short = TestUser {
         token: str_at(&data, "/issueToken")?,
         ..alice
