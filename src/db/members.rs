@@ -204,20 +204,9 @@ pub async fn advance_read(
                 members::last_read_at.eq(at),
             ))
             .execute(c)
-            .await?;
-        diesel::update(members::table.find((chat_id, user_id)))
-            .filter(
-                members::last_delivered_message_id
-                    .is_null()
-                    .or(members::last_delivered_message_id.lt(message_id)),
-            )
-            .set(members::last_delivered_message_id.eq(message_id))
-            .execute(c)
             .await
     })?;
-    find(conn, chat_id, user_id)
-        .await?
-        .ok_or(super::DbError::Query(diesel::result::Error::NotFound))
+    advance_delivered(conn, chat_id, user_id, message_id).await
 }
 
 /// Moves the delivery watermark forward to `message_id` (never back).
