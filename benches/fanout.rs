@@ -235,6 +235,9 @@ impl Server {
             &caps,
             "--event-buffer",
             &opts.event_buffer.to_string(),
+            // One sender sends every message: the per-user mutation limit would cap the run.
+            "--mutations-per-minute",
+            "0",
         ]
         .iter()
         .map(|s| (*s).to_owned())

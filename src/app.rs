@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::DbPool;
+use crate::domain::rate::RateLimiter;
 use crate::events::Broker;
 use crate::events::presence::Presence;
 use crate::events::typing::TypingTimers;
@@ -25,6 +26,7 @@ struct AppInner {
     presence: Presence,
     typing: TypingTimers,
     shutdown: CancellationToken,
+    rate: RateLimiter,
 }
 
 impl App {
@@ -36,6 +38,7 @@ impl App {
         broker: Broker,
         shutdown: CancellationToken,
     ) -> Self {
+        let rate = RateLimiter::new(config.mutations_per_minute);
         Self {
             inner: Arc::new(AppInner {
                 db,
@@ -45,6 +48,7 @@ impl App {
                 presence: Presence::default(),
                 typing: TypingTimers::default(),
                 shutdown,
+                rate,
             }),
         }
     }
@@ -83,5 +87,10 @@ impl App {
     /// bridge) watches it, since axum's graceful shutdown does not end them.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// The per-user mutation rate limit.
+    pub fn rate(&self) -> &RateLimiter {
+        &self.inner.rate
     }
 }

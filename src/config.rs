@@ -97,6 +97,10 @@ pub struct Config {
     #[arg(long, env = "CHATQL_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 64)]
     pub max_subscriptions_per_user: usize,
 
+    /// Mutations one user may send per minute (0 = unlimited); the admin key is not limited.
+    #[arg(long, env = "CHATQL_MUTATIONS_PER_MINUTE", default_value_t = 600)]
+    pub mutations_per_minute: u32,
+
     /// Seconds a `setTyping(typing: true)` lasts unless sent again.
     #[arg(long, env = "CHATQL_TYPING_TTL_SECS", default_value_t = 6)]
     pub typing_ttl_secs: u64,

@@ -417,7 +417,17 @@ async fn execute(
         if let Some(map) = body.as_object_mut() {
             map.remove("data");
         }
-        status_unless_executed(StatusCode::BAD_REQUEST)
+        let rate_limited = response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|ext| ext.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
+        });
+        status_unless_executed(if rate_limited {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::BAD_REQUEST
+        })
     } else {
         StatusCode::OK
     };

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod enums;
 pub mod ids;
 pub mod messages;
+pub mod rate;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

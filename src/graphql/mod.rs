@@ -13,9 +13,11 @@ pub mod users;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
 };
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Context, ID, MergedObject, Object, Response, Result, Schema, SchemaBuilder};
+use async_graphql::{ServerError, ServerResult, Variables};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -57,6 +59,45 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscription::Subscrip
         subscription::Subscription,
     )
     .extension(ErrorCodes)
+    .extension(MutationRateLimit)
+}
+
+/// Applies the per-user mutation rate limit (`RATE_LIMITED`) before a mutation runs.
+struct MutationRateLimit;
+
+impl ExtensionFactory for MutationRateLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(MutationRateLimit)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for MutationRateLimit {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let mutates = document
+            .operations
+            .iter()
+            .any(|(_, operation)| operation.node.ty == OperationType::Mutation);
+        if let (true, Some(Caller::User { id, .. }), Ok(app)) =
+            (mutates, ctx.data_opt::<Caller>(), ctx.data::<App>())
+            && let Err(limited) = app.rate().check(id.0)
+        {
+            let mut error = ServerError::new(limited.public_message(), None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", limited.code().as_str());
+            return Err(error);
+        }
+        Ok(document)
+    }
 }
 
 /// Assigns `extensions.code` to every error of every response (see `error::assign_code`).

@@ -149,3 +149,31 @@ async fn health_readiness_and_graphiql_are_served() -> TestResult {
     assert!(page.contains("graphiql"), "GraphiQL page expected");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutations_are_rate_limited_per_user() -> TestResult {
+    let server = TestServer::start_with(&["--mutations-per-minute", "3"]).await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?; // alice's 1st mutation
+    send(&server, &alice, &chat, "two").await?;
+    send(&server, &alice, &chat, "three").await?;
+    let say = "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"four\"}) { id } }";
+    let limited = server.client(&alice).send(say, json!({"c": chat})).await?;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.codes(), vec!["RATE_LIMITED"]);
+    // Nothing was stored; queries, other users and the admin key go on.
+    let page = server
+        .client(&alice)
+        .ok(
+            "query($c: ID!) { messages(chatId: $c) { nodes { content } } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    assert_eq!(
+        page["messages"]["nodes"],
+        json!([{"content": "two"}, {"content": "three"}])
+    );
+    send(&server, &bob, &chat, "bob is fine").await?;
+    server.user("carol").await?;
+    Ok(())
+}
