@@ -641,13 +641,11 @@ async fn per_user_caps_and_presence() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -> TestResult {
-    if backend() != TestBackend::Postgres {
-        // One SQLite file serves one process; instances share events through PostgreSQL.
-        eprintln!("skipped: several instances need PostgreSQL (CHATQL_TEST_BACKEND=postgres)");
-        return Ok(());
-    }
+/// Two server instances on one PostgreSQL database: Alice (on A) owns a chat with Bob,
+/// whose `chatEvents` subscription "x" on B is live. Returns both servers (B must stay up),
+/// Alice, the chat and Bob's socket.
+async fn live_across_instances() -> TestResult<(TestServer, TestServer, TestUser, String, WsClient)>
+{
     let a = TestServer::start().await?;
     let b = a.sibling(&[]).await?;
     let (alice, bob) = (a.user("alice").await?, a.user("bob").await?);
@@ -656,6 +654,17 @@ async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -
     ws.subscribe("x", CHAT_EVENTS, json!({"c": chat})).await?;
     ws.until_live("x", async |m| send(&a, &alice, &chat, &m).await.map(drop))
         .await?;
+    Ok((a, b, alice, chat, ws))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -> TestResult {
+    if backend() != TestBackend::Postgres {
+        // One SQLite file serves one process; instances share events through PostgreSQL.
+        eprintln!("skipped: several instances need PostgreSQL (CHATQL_TEST_BACKEND=postgres)");
+        return Ok(());
+    }
+    let (a, _b, alice, chat, mut ws) = live_across_instances().await?;
     let mut expected = Vec::new();
     for i in 0..20 {
         let text = format!("via A {i}");
@@ -678,14 +687,7 @@ async fn a_dropped_listener_reconnects_and_subscribers_are_told_to_resync() -> T
         eprintln!("skipped: the cross-instance listener exists only with PostgreSQL");
         return Ok(());
     }
-    let a = TestServer::start().await?;
-    let b = a.sibling(&[]).await?;
-    let (alice, bob) = (a.user("alice").await?, a.user("bob").await?);
-    let chat = group(&a, &alice, &[&bob]).await?;
-    let mut ws = WsClient::user(&b, &bob).await?;
-    ws.subscribe("x", CHAT_EVENTS, json!({"c": chat})).await?;
-    ws.until_live("x", async |m| send(&a, &alice, &chat, &m).await.map(drop))
-        .await?;
+    let (a, _b, alice, chat, mut ws) = live_across_instances().await?;
 
     // Kill every LISTEN connection of this database, as a network blip would.
     let mut admin = AsyncPgConnection::establish(&a.db.url).await?;
