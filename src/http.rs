@@ -353,28 +353,23 @@ async fn execute(
     ) {
         return Err(Rejection::bad_request("`extensions` must be an object"));
     }
-    if method == Method::GET {
-        // GET is for queries only: a mutation over GET could be triggered by a link.
-        if let Ok(document) = async_graphql::parser::parse_query(&query) {
-            let selected = match &params.operation_name {
-                Some(name) => document
-                    .operations
-                    .iter()
-                    .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-                    .map(|(_, op)| op.node.ty),
-                None => document.operations.iter().next().map(|(_, op)| op.node.ty),
-            };
-            if matches!(
-                selected,
-                Some(OperationType::Mutation | OperationType::Subscription)
-            ) {
-                return Err(Rejection {
-                    status: StatusCode::METHOD_NOT_ALLOWED,
-                    message: "only queries may be sent with GET; use POST".into(),
-                    allow: Some("POST"),
-                });
-            }
-        }
+    let mut request = async_graphql::Request::new(query).variables(variables);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    let operation = graphql::selected_operation(&mut request);
+    // GET is for queries only: a mutation over GET could be triggered by a link.
+    if method == Method::GET
+        && matches!(
+            operation,
+            Some(OperationType::Mutation | OperationType::Subscription)
+        )
+    {
+        return Err(Rejection {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "only queries may be sent with GET; use POST".into(),
+            allow: Some("POST"),
+        });
     }
     // Under `application/graphql-response+json` a request that is not executed gets a 4xx;
     // legacy `application/json` clients expect 200 with `errors`.
@@ -397,44 +392,43 @@ async fn execute(
                 .into_response());
         }
     };
-    let (caller, loaders) = graphql::request_data(&state.app, caller);
-    let mut request = async_graphql::Request::new(query)
-        .variables(variables)
-        .data(caller)
-        .data(loaders);
-    if let Some(name) = params.operation_name {
-        request = request.operation_name(name);
-    }
-    let response = state.schema.execute(request).await;
+    let response = match graphql::check_rate_limit(&state.app, &caller, operation) {
+        Ok(()) => {
+            let (caller, loaders) = graphql::request_data(&state.app, caller);
+            let request = request.data(caller).data(loaders);
+            graphql::with_codes(state.schema.execute(request).await)
+        }
+        Err(limited) => async_graphql::Response::from_errors(vec![limited]),
+    };
     // Errors that stopped the request before execution carry no path and leave no data.
     let not_executed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = serde_json::to_value(&response)
-        .map_err(|e| Rejection::bad_request(format!("unserialisable response: {e}")))?;
-    let status = if not_executed {
-        // A request that never ran has no `data` entry at all (not even null).
-        if let Some(map) = body.as_object_mut() {
-            map.remove("data");
-        }
+    let (status, body) = if not_executed {
         let rate_limited = response.errors.iter().any(|e| {
             e.extensions
                 .as_ref()
                 .and_then(|ext| ext.get("code"))
                 .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
         });
-        status_unless_executed(if rate_limited {
+        let status = status_unless_executed(if rate_limited {
             StatusCode::TOO_MANY_REQUESTS
         } else {
             StatusCode::BAD_REQUEST
-        })
+        });
+        // A request that never ran has no `data` entry at all (not even null).
+        let body = serde_json::json!({ "errors": response.errors });
+        (status, body.to_string())
     } else {
-        StatusCode::OK
+        // Serialised straight to text: no intermediate JSON tree on the hot path.
+        let body = serde_json::to_string(&response)
+            .map_err(|e| Rejection::bad_request(format!("unserialisable response: {e}")))?;
+        (StatusCode::OK, body)
     };
     Ok((
         status,
         [(header::CONTENT_TYPE, response_type.content_type())],
-        body.to_string(),
+        body,
     )
         .into_response())
 }

@@ -10,6 +10,11 @@ use chatql::config::{Config, LogFormat};
 use chatql::domain::ids::UserId;
 use chatql::{db, domain, graphql, server};
 
+/// mimalloc instead of glibc's allocator: GraphQL execution allocates many small,
+/// short-lived objects per field, and glibc malloc/free were ~25 % of the server's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// chatql: a GraphQL API server for chat and instant messaging.
 #[derive(Parser)]
 #[command(version, about)]

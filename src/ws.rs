@@ -376,19 +376,22 @@ impl Connection {
             self.send(self.error_message(&id, vec![error])).await;
             return None;
         };
-        let (caller, loaders) = graphql::request_data(&self.app, caller);
-        let mut request = async_graphql::Request::new(payload.query)
-            .data(caller)
-            .data(loaders);
+        let mut request = async_graphql::Request::new(payload.query);
         if let Some(name) = payload.operation_name {
             request = request.operation_name(name);
         }
         if let Some(variables @ Value::Object(_)) = payload.variables {
             request = request.variables(async_graphql::Variables::from_json(variables));
         }
+        let operation = graphql::selected_operation(&mut request);
+        if let Err(limited) = graphql::check_rate_limit(&self.app, &caller, operation) {
+            self.send(self.error_message(&id, vec![limited])).await;
+            return None;
+        }
+        let (caller, loaders) = graphql::request_data(&self.app, caller);
         let task = tokio::spawn(run_subscription(
             self.schema.clone(),
-            request,
+            request.data(caller).data(loaders),
             id.clone(),
             self.protocol,
             self.outgoing.clone(),

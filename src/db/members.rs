@@ -2,10 +2,12 @@
 //! and delivery watermarks that unread counts and message status derive from.
 
 use chrono::NaiveDateTime;
+use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::members;
+use super::chats::Chat;
+use super::schema::{chats, members};
 use super::{DbConn, DbResult};
 use crate::domain::cursor::{Page, PageRequest};
 use crate::domain::enums::MemberRole;
@@ -55,6 +57,32 @@ pub async fn find(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<Opt
         .first(c)
         .await
         .optional())?)
+}
+
+/// Chat `chat_id` and `user_id`'s membership in it, in one query; `None` when either is
+/// missing. With `lock` the chat's row (and the membership's) stay locked on PostgreSQL
+/// until the transaction ends, so writes to one chat take turns; SQLite transactions
+/// already hold the database's write lock.
+pub async fn find_with_chat(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_id: i64,
+    lock: bool,
+) -> DbResult<Option<(Chat, Member)>> {
+    // A macro, not a value: the selection's type differs per backend.
+    macro_rules! query {
+        () => {
+            chats::table
+                .inner_join(members::table)
+                .filter(chats::id.eq(chat_id))
+                .filter(members::user_id.eq(user_id))
+                .select((Chat::as_select(), Member::as_select()))
+        };
+    }
+    Ok(match conn {
+        DbConn::Pg(c) if lock => query!().for_update().first(&mut **c).await.optional()?,
+        _ => with_conn!(conn, |c| query!().first(c).await.optional())?,
+    })
 }
 
 /// `user_id`'s memberships in these chats.
@@ -184,7 +212,7 @@ pub async fn set_settings(
 }
 
 /// Moves the read watermark forward to `message_id` (never back); also moves the delivery
-/// watermark, since what was read was delivered. Returns the row either way.
+/// watermark, since what was read was delivered. One statement; returns the row either way.
 pub async fn advance_read(
     conn: &mut DbConn,
     chat_id: i64,
@@ -192,44 +220,48 @@ pub async fn advance_read(
     message_id: i64,
     at: NaiveDateTime,
 ) -> DbResult<Member> {
-    with_conn!(conn, |c| {
-        diesel::update(members::table.find((chat_id, user_id)))
-            .filter(
-                members::last_read_message_id
-                    .is_null()
-                    .or(members::last_read_message_id.lt(message_id)),
-            )
-            .set((
-                members::last_read_message_id.eq(message_id),
-                members::last_read_at.eq(at),
-            ))
-            .execute(c)
-            .await
-    })?;
-    advance_delivered(conn, chat_id, user_id, message_id).await
+    let read_moves = members::last_read_message_id
+        .is_null()
+        .or(members::last_read_message_id.lt(message_id));
+    let delivered_moves = members::last_delivered_message_id
+        .is_null()
+        .or(members::last_delivered_message_id.lt(message_id));
+    Ok(with_conn!(conn, |c| diesel::update(
+        members::table.find((chat_id, user_id))
+    )
+    .set((
+        members::last_read_message_id
+            .eq(case_when(read_moves, Some(message_id)).otherwise(members::last_read_message_id)),
+        members::last_read_at.eq(case_when(read_moves, Some(at)).otherwise(members::last_read_at)),
+        members::last_delivered_message_id.eq(case_when(delivered_moves, Some(message_id))
+            .otherwise(members::last_delivered_message_id)),
+    ))
+    .returning(Member::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
-/// Moves the delivery watermark forward to `message_id` (never back).
+/// Moves the delivery watermark forward to `message_id` (never back). One statement;
+/// returns the row either way.
 pub async fn advance_delivered(
     conn: &mut DbConn,
     chat_id: i64,
     user_id: i64,
     message_id: i64,
 ) -> DbResult<Member> {
-    with_conn!(conn, |c| diesel::update(
+    // A portable `GREATEST`: the watermark only moves up.
+    let delivered_moves = members::last_delivered_message_id
+        .is_null()
+        .or(members::last_delivered_message_id.lt(message_id));
+    Ok(with_conn!(conn, |c| diesel::update(
         members::table.find((chat_id, user_id))
     )
-    .filter(
-        members::last_delivered_message_id
-            .is_null()
-            .or(members::last_delivered_message_id.lt(message_id)),
-    )
-    .set(members::last_delivered_message_id.eq(message_id))
-    .execute(c)
-    .await)?;
-    find(conn, chat_id, user_id)
-        .await?
-        .ok_or(super::DbError::Query(diesel::result::Error::NotFound))
+    .set(members::last_delivered_message_id.eq(
+        case_when(delivered_moves, Some(message_id)).otherwise(members::last_delivered_message_id)
+    ))
+    .returning(Member::as_returning())
+    .get_result(c)
+    .await)?)
 }
 
 /// The chats `user_id` is a member of.

@@ -246,33 +246,31 @@ pub async fn reply_counts(conn: &mut DbConn, parent_ids: &[i64]) -> DbResult<Vec
         .collect())
 }
 
-/// Exact unread counts of `user_id` in these chats: live messages from others above the
-/// member's read watermark. Chats with nothing unread are absent.
+/// Unread counts of `user_id` in these chats: live messages from others above the
+/// member's read watermark, counted up to `limit` per chat (a chat with more shows
+/// `limit`). Chats the user is not a member of are absent.
+///
+/// Each count is a bounded range scan of the `(chat_id, id)` index from the watermark up,
+/// so its cost does not grow with the size of the chat. diesel cannot express a limited
+/// subquery in FROM, hence the one SQL fragment; it is the same text on both backends.
 pub async fn unread_counts(
     conn: &mut DbConn,
     user_id: i64,
     chat_ids: &[i64],
+    limit: i64,
 ) -> DbResult<Vec<(i64, i64)>> {
-    Ok(with_conn!(conn, |c| messages::table
-        .inner_join(
-            members::table.on(members::chat_id
-                .eq(messages::chat_id)
-                .and(members::user_id.eq(user_id))),
-        )
-        .filter(messages::chat_id.eq_any(chat_ids))
-        .filter(messages::retracted_at.is_null())
-        .filter(
-            messages::sender_id
-                .ne(user_id)
-                .or(messages::sender_id.is_null()),
-        )
-        .filter(
-            members::last_read_message_id
-                .is_null()
-                .or(messages::id.nullable().gt(members::last_read_message_id)),
-        )
-        .group_by(messages::chat_id)
-        .select((messages::chat_id, diesel::dsl::count_star()))
+    let count = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "(SELECT COUNT(*) FROM (SELECT 1 FROM messages \
+         WHERE messages.chat_id = members.chat_id \
+         AND messages.id > COALESCE(members.last_read_message_id, 0) \
+         AND messages.retracted_at IS NULL \
+         AND (messages.sender_id IS NULL OR messages.sender_id <> members.user_id) \
+         LIMIT {limit}) AS unread)"
+    ));
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::user_id.eq(user_id))
+        .filter(members::chat_id.eq_any(chat_ids))
+        .select((members::chat_id, count))
         .load(c)
         .await)?)
 }

@@ -83,6 +83,10 @@ pub enum Backend {
 pub struct DbPool {
     pools: Pools,
     statements: Arc<AtomicU64>,
+    /// SQLite has one writer at a time. Write transactions queue here, in arrival order,
+    /// instead of in SQLite's busy handler, which sleeps in growing steps and let a
+    /// writer wait hundreds of milliseconds while others went ahead.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone)]
@@ -204,7 +208,11 @@ impl DbPool {
                 Pools::Sqlite(pool)
             }
         };
-        Ok(DbPool { pools, statements })
+        Ok(DbPool {
+            pools,
+            statements,
+            sqlite_writer: Arc::default(),
+        })
     }
 
     /// How many SQL statements this pool's connections have started.
@@ -255,8 +263,9 @@ impl DbPool {
     }
 
     /// Runs `body` in one transaction: committed when it returns `Ok`, rolled back otherwise.
-    /// SQLite transactions start with `BEGIN IMMEDIATE`, taking the write lock up front, so
-    /// read-then-write transactions queue on busy_timeout instead of failing as "locked".
+    /// SQLite transactions take turns on this pool's writer lock, then start with
+    /// `BEGIN IMMEDIATE`, taking SQLite's write lock up front, so read-then-write
+    /// transactions never fail as "locked". Never start a transaction inside another.
     pub async fn transaction<T, E>(
         &self,
         body: impl AsyncFnOnce(&mut DbConn) -> Result<T, E>,
@@ -264,6 +273,10 @@ impl DbPool {
     where
         E: From<DbError>,
     {
+        let _writer_turn = match self.pools {
+            Pools::Sqlite(_) => Some(self.sqlite_writer.lock().await),
+            Pools::Pg(_) => None,
+        };
         let mut conn = self.conn().await?;
         conn.begin().await?;
         match body(&mut conn).await {

@@ -8,13 +8,36 @@ use crate::domain::ids::{ChatId, UserId};
 use crate::error::{AppError, AppResult};
 
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,
-/// `FORBIDDEN` when the caller is not a member.
+/// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {
-    let chat_row = db::chats::find(conn, chat.0)
-        .await?
-        .ok_or(AppError::NotFound("chat"))?;
-    let member = db::members::find(conn, chat.0, user.0)
-        .await?
-        .ok_or_else(|| AppError::Forbidden("you are not a member of this chat".into()))?;
-    Ok((chat_row, member))
+    let found = db::members::find_with_chat(conn, chat.0, user.0, false).await?;
+    checked(conn, chat, found).await
+}
+
+/// Like [`member_of`], and the chat's row stays locked until the transaction ends, so
+/// writes to one chat take turns (see `db::members::find_with_chat`).
+pub async fn member_of_locked(
+    conn: &mut DbConn,
+    chat: ChatId,
+    user: UserId,
+) -> AppResult<(Chat, Member)> {
+    let found = db::members::find_with_chat(conn, chat.0, user.0, true).await?;
+    checked(conn, chat, found).await
+}
+
+/// Turns a missing membership into `NOT_FOUND` (no such chat) or `FORBIDDEN`.
+async fn checked(
+    conn: &mut DbConn,
+    chat: ChatId,
+    found: Option<(Chat, Member)>,
+) -> AppResult<(Chat, Member)> {
+    match found {
+        Some(found) => Ok(found),
+        None => match db::chats::find(conn, chat.0).await? {
+            None => Err(AppError::NotFound("chat")),
+            Some(_) => Err(AppError::Forbidden(
+                "you are not a member of this chat".into(),
+            )),
+        },
+    }
 }

@@ -8,7 +8,7 @@ use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::messages::{Message, NewMessage};
 use crate::db::{self, DbConn};
-use crate::domain::access::member_of;
+use crate::domain::access::{member_of, member_of_locked};
 use crate::domain::cursor::{self, Page, PageRequest};
 use crate::domain::enums::{MessageKind, MessageRole, StreamState};
 use crate::domain::ids::{ChatId, MessageId, UserId};
@@ -22,6 +22,10 @@ pub const MAX_CLIENT_ID: usize = 128;
 pub const MAX_BATCH: usize = 500;
 /// Most entries `history` returns.
 pub const MAX_HISTORY: usize = 1000;
+/// Unread counts are exact up to this many; above it a chat shows this number and says the
+/// count is capped (a UI shows "999+"). Counting stops there, so the unread count of a
+/// chat with millions of unread messages costs what a small one does.
+pub const UNREAD_COUNT_CAP: i64 = 999;
 /// Cursor kind of message lists.
 pub const MESSAGE_CURSOR: &str = "msg";
 
@@ -81,16 +85,19 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
     let attempt = app
         .db()
         .transaction(async |conn| {
-            let (_, member) = member_of(conn, chat, caller).await?;
+            let sender = db::users::find(conn, caller.0).await?.ok_or_else(|| {
+                AppError::Unauthenticated("this token's user no longer exists".into())
+            })?;
+            // Locks the chat's row before the message id is allocated: sends to one chat
+            // commit in id order (see db::chats::record_message). Everything after this
+            // point is kept to a few statements, since the next sender waits for them.
+            let (_, member) = member_of_locked(conn, chat, caller).await?;
             if let Some(client_id) = &input.client_id
                 && let Some(existing) =
                     db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
             {
                 return Ok((existing, false));
             }
-            let sender = db::users::find(conn, caller.0).await?.ok_or_else(|| {
-                AppError::Unauthenticated("this token's user no longer exists".into())
-            })?;
             let role = input.role.unwrap_or(if sender.is_bot {
                 MessageRole::Assistant
             } else {
@@ -112,8 +119,6 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
                 }
             }
             let at = now();
-            // Lock the chat row before allocating the id (see touch_activity).
-            db::chats::touch_activity(conn, chat.0, at).await?;
             let message = db::messages::insert(
                 conn,
                 &NewMessage {
@@ -130,7 +135,7 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
                 },
             )
             .await?;
-            db::chats::set_last_message(conn, chat.0, Some(message.id)).await?;
+            db::chats::record_message(conn, chat.0, message.id, at).await?;
             // Senders have read what they wrote.
             db::members::advance_read(conn, chat.0, caller.0, message.id, at).await?;
             Ok::<_, AppError>((message, true))

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result, Union};
 
-use super::loaders::{ChatKey, MembershipKey, MessageKey, UnreadKey, UserKey};
-use super::types::{ChatNode, MemberNode, MessageNode, UserNode};
+use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
+use super::types::{ChatNode, MemberNode, MessageNode, UserNode, load_unread, shown_unread};
 use super::{caller_id, loaders};
 use crate::db;
 use crate::domain::cursor;
 use crate::domain::enums::MemberRole;
 use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::domain::messages::MESSAGE_CURSOR;
+use crate::domain::messages::{MESSAGE_CURSOR, UNREAD_COUNT_CAP};
 use crate::events::feed::{ChatFeedItem, InboxItem};
 use crate::events::{Delivered, EventKind};
 
@@ -50,19 +50,19 @@ impl MessageRef {
 }
 
 async fn load_user(ctx: &Context<'_>, id: i64) -> Result<Option<UserNode>> {
-    Ok(loaders(ctx)?.load_one(UserKey(id)).await?.map(UserNode))
+    Ok(loaders(ctx)?
+        .load_one(UserKey(id))
+        .await?
+        .map(UserNode::loaded))
 }
 
 async fn load_chat(ctx: &Context<'_>, id: i64) -> Result<Option<ChatNode>> {
     Ok(loaders(ctx)?.load_one(ChatKey(id)).await?.map(ChatNode))
 }
 
-async fn my_unread_count(ctx: &Context<'_>, chat_id: i64) -> Result<i32> {
-    let user_id = caller_id(ctx)?.0;
-    let count = loaders(ctx)?
-        .load_one(UnreadKey { chat_id, user_id })
-        .await?;
-    Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+/// The caller's unread count in a chat, as loaded (up to one above the cap).
+async fn my_unread_count(ctx: &Context<'_>, chat_id: i64) -> Result<i64> {
+    load_unread(ctx, chat_id, caller_id(ctx)?.0).await
 }
 
 /// A new message in a chat.
@@ -559,9 +559,14 @@ impl InboxMessage {
     async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
         self.message.load(ctx).await
     }
-    /// The caller's unread count in the chat, now.
+    /// The caller's unread count in the chat, now: exact up to 999, then 999 with
+    /// `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        my_unread_count(ctx, self.chat_id).await
+        Ok(shown_unread(my_unread_count(ctx, self.chat_id).await?))
+    }
+    /// True when there are more unread messages than `unreadCount` says ("999+").
+    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(my_unread_count(ctx, self.chat_id).await? > UNREAD_COUNT_CAP)
     }
 }
 
@@ -578,9 +583,14 @@ impl UnreadCountChanged {
     async fn chat_id(&self) -> ID {
         ChatId(self.chat_id).into()
     }
-    /// The caller's unread count in the chat, now.
+    /// The caller's unread count in the chat, now: exact up to 999, then 999 with
+    /// `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        my_unread_count(ctx, self.chat_id).await
+        Ok(shown_unread(my_unread_count(ctx, self.chat_id).await?))
+    }
+    /// True when there are more unread messages than `unreadCount` says ("999+").
+    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(my_unread_count(ctx, self.chat_id).await? > UNREAD_COUNT_CAP)
     }
 }
 

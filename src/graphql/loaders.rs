@@ -11,6 +11,7 @@ use crate::db::members::Member;
 use crate::db::messages::Message;
 use crate::db::users::User;
 use crate::db::{self, DbPool};
+use crate::domain::messages::UNREAD_COUNT_CAP;
 use crate::error::AppError;
 
 /// The one loader type; it implements `Loader` for every key type below.
@@ -50,7 +51,7 @@ pub struct MembershipKey {
     pub chat_id: i64,
     pub user_id: i64,
 }
-/// A user's unread count in a chat.
+/// A user's unread count in a chat, counted up to one more than `UNREAD_COUNT_CAP`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct UnreadKey {
     pub chat_id: i64,
@@ -201,9 +202,12 @@ impl Loader<UnreadKey> for DbLoader {
         let mut conn = self.conn().await?;
         let mut found = HashMap::new();
         for (user_id, chat_ids) in chats_by_user(keys.iter().map(|k| (k.chat_id, k.user_id))) {
-            for (chat_id, count) in db::messages::unread_counts(&mut conn, user_id, &chat_ids)
-                .await
-                .map_err(failed)?
+            // One more than the cap tells "exactly the cap" from "more than the cap".
+            let limit = UNREAD_COUNT_CAP + 1;
+            for (chat_id, count) in
+                db::messages::unread_counts(&mut conn, user_id, &chat_ids, limit)
+                    .await
+                    .map_err(failed)?
             {
                 found.insert(UnreadKey { chat_id, user_id }, count);
             }

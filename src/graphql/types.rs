@@ -16,8 +16,22 @@ use crate::domain::enums::{
     ChatKind, MemberRole, MessageKind, MessageRole, MessageStatus, StreamState,
 };
 use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::domain::messages::UNREAD_COUNT_CAP;
 use crate::domain::{chats, messages, users};
 use crate::error::AppError;
+
+/// `user_id`'s unread count in a chat as loaded: exact up to one above the cap.
+pub(crate) async fn load_unread(ctx: &Context<'_>, chat_id: i64, user_id: i64) -> Result<i64> {
+    let count = loaders(ctx)?
+        .load_one(UnreadKey { chat_id, user_id })
+        .await?;
+    Ok(count.unwrap_or(0))
+}
+
+/// The unread count a client is shown: exact up to the cap, the cap above it.
+pub(crate) fn shown_unread(count: i64) -> i32 {
+    i32::try_from(count.min(UNREAD_COUNT_CAP)).unwrap_or(i32::MAX)
+}
 
 /// A Relay connection type assembled from a page's edges.
 pub trait RelayConnection {
@@ -116,52 +130,87 @@ pub enum Node {
     Message(MessageNode),
 }
 
-/// A person or bot that takes part in chats.
+/// A person or bot that takes part in chats: the row, or only the id until a field needs
+/// more, so a message's `sender { id }` costs no query.
 #[derive(Clone)]
-pub struct UserNode(pub db::users::User);
+pub struct UserNode {
+    id: i64,
+    row: tokio::sync::OnceCell<db::users::User>,
+}
+
+impl UserNode {
+    /// A user whose row is at hand.
+    pub fn loaded(row: db::users::User) -> Self {
+        Self {
+            id: row.id,
+            row: tokio::sync::OnceCell::new_with(Some(row)),
+        }
+    }
+
+    /// A user known by id only (a foreign key, so the row exists); its row loads through
+    /// the request's loaders when a field other than `id` is asked for.
+    pub fn by_id(id: i64) -> Self {
+        Self {
+            id,
+            row: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn row(&self, ctx: &Context<'_>) -> Result<&db::users::User> {
+        self.row
+            .get_or_try_init(|| async {
+                loaders(ctx)?
+                    .load_one(UserKey(self.id))
+                    .await?
+                    .ok_or_else(|| AppError::NotFound("user").into())
+            })
+            .await
+    }
+}
 
 /// A person or bot that takes part in chats.
 #[Object(name = "User")]
 impl UserNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        UserId(self.0.id).into()
+        UserId(self.id).into()
     }
     /// Unique handle.
-    async fn username(&self) -> &str {
-        &self.0.username
+    async fn username(&self, ctx: &Context<'_>) -> Result<&str> {
+        Ok(&self.row(ctx).await?.username)
     }
     /// Name shown in the UI (falls back to the username).
-    async fn display_name(&self) -> &str {
-        self.0.display_name.as_deref().unwrap_or(&self.0.username)
+    async fn display_name(&self, ctx: &Context<'_>) -> Result<&str> {
+        let row = self.row(ctx).await?;
+        Ok(row.display_name.as_deref().unwrap_or(&row.username))
     }
     /// Avatar image URL.
-    async fn avatar_url(&self) -> Option<&str> {
-        self.0.avatar_url.as_deref()
+    async fn avatar_url(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.avatar_url.as_deref())
     }
     /// True for bots and AI agents.
-    async fn is_bot(&self) -> bool {
-        self.0.is_bot
+    async fn is_bot(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.row(ctx).await?.is_bot)
     }
     /// True while the user holds an open subscription connection.
     async fn online(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(app(ctx)?.presence().is_online(self.0.id))
+        Ok(app(ctx)?.presence().is_online(self.id))
     }
     /// When the user was last connected or active.
-    async fn last_seen_at(&self) -> Option<DateTime> {
-        self.0.last_seen_at.map(DateTime)
+    async fn last_seen_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        Ok(self.row(ctx).await?.last_seen_at.map(DateTime))
     }
     /// When the user was created.
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.row(ctx).await?.created_at))
     }
     /// When the user was last changed.
-    async fn updated_at(&self) -> DateTime {
-        DateTime(self.0.updated_at)
+    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.row(ctx).await?.updated_at))
     }
     /// Free-form data the application attached.
-    async fn metadata(&self) -> Option<serde_json::Value> {
-        stored_json(self.0.metadata.as_deref())
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<Option<serde_json::Value>> {
+        Ok(stored_json(self.row(ctx).await?.metadata.as_deref()))
     }
 }
 
@@ -235,7 +284,10 @@ impl ChatNode {
         let Some(id) = self.0.created_by else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?.load_one(UserKey(id)).await?.map(UserNode))
+        Ok(loaders(ctx)?
+            .load_one(UserKey(id))
+            .await?
+            .map(UserNode::loaded))
     }
     /// How many members the chat has.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -270,16 +322,16 @@ impl ChatNode {
     async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
         Ok(self.my_member(ctx).await?.map(MemberNode))
     }
-    /// Messages from others after the caller's read watermark.
+    /// Messages from others after the caller's read watermark: exact up to 999, then 999
+    /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let user_id = caller_id(ctx)?;
-        let count = loaders(ctx)?
-            .load_one(UnreadKey {
-                chat_id: self.0.id,
-                user_id: user_id.0,
-            })
-            .await?;
-        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
+        Ok(shown_unread(count))
+    }
+    /// True when there are more unread messages than `unreadCount` says ("999+").
+    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
+        Ok(count > UNREAD_COUNT_CAP)
     }
     /// Whether the caller pinned this chat.
     async fn pinned(&self, ctx: &Context<'_>) -> Result<bool> {
@@ -322,7 +374,7 @@ impl MemberNode {
         loaders(ctx)?
             .load_one(UserKey(self.0.user_id))
             .await?
-            .map(UserNode)
+            .map(UserNode::loaded)
             .ok_or_else(|| AppError::NotFound("user").into())
     }
     /// The chat.
@@ -355,15 +407,16 @@ impl MemberNode {
             .last_delivered_message_id
             .map(|id| MessageId(id).into())
     }
-    /// Messages from others after the member's read watermark.
+    /// Messages from others after the member's read watermark: exact up to 999, then 999
+    /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?
-            .load_one(UnreadKey {
-                chat_id: self.0.chat_id,
-                user_id: self.0.user_id,
-            })
-            .await?;
-        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+        let count = load_unread(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(shown_unread(count))
+    }
+    /// True when there are more unread messages than `unreadCount` says ("999+").
+    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+        let count = load_unread(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(count > UNREAD_COUNT_CAP)
     }
     /// Pinned to the top of the member's chat list.
     async fn pinned(&self) -> bool {
@@ -418,11 +471,9 @@ impl MessageNode {
             .ok_or_else(|| AppError::NotFound("chat").into())
     }
     /// Who sent it (null once the sender's account is deleted).
-    async fn sender(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        let Some(id) = self.0.sender_id else {
-            return Ok(None);
-        };
-        Ok(loaders(ctx)?.load_one(UserKey(id)).await?.map(UserNode))
+    async fn sender(&self) -> Option<UserNode> {
+        // The foreign key is cleared when the account is deleted: an id means a user.
+        self.0.sender_id.map(UserNode::by_id)
     }
     /// LLM-style role.
     async fn role(&self) -> MessageRole {
@@ -531,7 +582,7 @@ impl MessageNode {
         Ok(connection(
             Page::from_rows(rows, &page),
             users::user_cursor,
-            UserNode,
+            UserNode::loaded,
         ))
     }
     /// State of a streamed assistant reply (null for ordinary messages).

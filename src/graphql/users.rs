@@ -51,7 +51,7 @@ pub struct UserQuery;
 impl UserQuery {
     /// The calling user.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
-        Ok(UserNode(users::me(app(ctx)?, caller(ctx)).await?))
+        Ok(UserNode::loaded(users::me(app(ctx)?, caller(ctx)).await?))
     }
 
     /// A user by `id` or by `username` (exactly one).
@@ -64,7 +64,7 @@ impl UserQuery {
         let id = id.map(|i| UserId::from_global(&i)).transpose()?;
         Ok(users::find(app(ctx)?, caller(ctx), id, username.as_deref())
             .await?
-            .map(UserNode))
+            .map(UserNode::loaded))
     }
 
     /// Users in id order, optionally those whose username or display name contains `search`.
@@ -78,7 +78,7 @@ impl UserQuery {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let rows = users::list(app, caller(ctx), search.as_deref(), &page).await?;
-        Ok(connection(rows, users::user_cursor, UserNode))
+        Ok(connection(rows, users::user_cursor, UserNode::loaded))
     }
 }
 
@@ -97,7 +97,7 @@ impl UserMutation {
             is_bot: input.is_bot.unwrap_or(false),
             metadata: input.metadata,
         };
-        Ok(UserNode(
+        Ok(UserNode::loaded(
             users::create(app(ctx)?, caller(ctx), input).await?,
         ))
     }
@@ -115,7 +115,7 @@ impl UserMutation {
             metadata: patch(input.metadata),
         };
         let id = UserId::from_global(&id)?;
-        Ok(UserNode(
+        Ok(UserNode::loaded(
             users::update(app(ctx)?, caller(ctx), id, input).await?,
         ))
     }
