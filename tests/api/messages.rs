@@ -628,3 +628,103 @@ async fn concurrent_writers_all_succeed_without_lock_errors() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_counts_are_exact_up_to_the_cap_and_say_when_they_are_capped() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    // 1,000 messages from bob, 50 per request as aliased mutations.
+    let mut ids = Vec::new();
+    for batch in 0..20 {
+        let fields: Vec<String> = (0..50)
+            .map(|i| {
+                format!(
+                    "m{i}: sendMessage(input: {{chatId: $c, content: \"{batch}-{i}\"}}) {{ id }}"
+                )
+            })
+            .collect();
+        let query = format!("mutation($c: ID!) {{ {} }}", fields.join(" "));
+        let data = server.client(&bob).ok(&query, json!({"c": chat})).await?;
+        for i in 0..50 {
+            ids.push(str_at(&data, &format!("/m{i}/id"))?);
+        }
+    }
+    let as_alice = server.client(&alice);
+    let state = "query($c: ID!) {
+      chat(id: $c) { unreadCount unreadCountCapped myMembership { unreadCount unreadCountCapped } }
+      chats(first: 5) { edges { node { unreadCount unreadCountCapped } } }
+    }";
+    let read = |data: Value| -> TestResult<(i64, bool, i64, bool, i64, bool)> {
+        let flag = |p: &str| data.pointer(p).and_then(Value::as_bool).ok_or("no flag");
+        Ok((
+            int_at(&data, "/chat/unreadCount")?,
+            flag("/chat/unreadCountCapped")?,
+            int_at(&data, "/chat/myMembership/unreadCount")?,
+            flag("/chat/myMembership/unreadCountCapped")?,
+            int_at(&data, "/chats/edges/0/node/unreadCount")?,
+            flag("/chats/edges/0/node/unreadCountCapped")?,
+        ))
+    };
+    // 1,000 unread: more than the cap, shown as 999 and flagged.
+    let data = as_alice.ok(state, json!({"c": chat})).await?;
+    assert_eq!(read(data)?, (999, true, 999, true, 999, true));
+    // Retracting one leaves exactly 999: the same number, no longer capped.
+    server
+        .client(&bob)
+        .ok(
+            "mutation($m: ID!) { retractMessage(id: $m) { id } }",
+            json!({"m": ids[999]}),
+        )
+        .await?;
+    let data = as_alice.ok(state, json!({"c": chat})).await?;
+    assert_eq!(read(data)?, (999, false, 999, false, 999, false));
+    // Reading up to the 500th leaves the 499 live ones after it.
+    let data = as_alice
+        .ok(
+            "mutation($c: ID!, $m: ID) { markRead(chatId: $c, upToMessageId: $m) { unreadCount unreadCountCapped } }",
+            json!({"c": chat, "m": ids[499]}),
+        )
+        .await?;
+    assert_eq!(int_at(&data, "/markRead/unreadCount")?, 499);
+    assert_eq!(data["markRead"]["unreadCountCapped"], json!(false));
+    // Bob's own messages never count for him.
+    let data = server.client(&bob).ok(state, json!({"c": chat})).await?;
+    assert_eq!(read(data)?, (0, false, 0, false, 0, false));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_with_sender_ids_loads_no_users() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    for i in 0..10 {
+        send(&server, if i % 2 == 0 { &alice } else { &bob }, &chat, "hi").await?;
+    }
+    let client = server.client(&alice);
+    let mut cost = Vec::new();
+    for selection in ["id", "id sender { id }", "id sender { id username }"] {
+        let query = format!(
+            "query($c: ID!) {{ messages(chatId: $c, last: 10) {{ nodes {{ {selection} }} }} }}"
+        );
+        let before = server.app.db().statements_executed();
+        let data = client.ok(&query, json!({"c": chat})).await?;
+        cost.push(server.app.db().statements_executed() - before);
+        if selection.contains("sender") {
+            let senders: HashSet<&str> = data["messages"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["sender"]["id"].as_str())
+                .collect();
+            assert_eq!(senders, HashSet::from([alice.id.as_str(), bob.id.as_str()]));
+        }
+    }
+    // The sender's id is on the message row; only other fields load the user.
+    assert_eq!(cost[0], cost[1], "statements: {cost:?}");
+    assert_eq!(cost[2], cost[1] + 1, "statements: {cost:?}");
+    Ok(())
+}
