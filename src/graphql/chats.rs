@@ -65,7 +65,7 @@ impl ChatQuery {
     /// A chat the caller is a member of.
     async fn chat(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ChatNode>> {
         let chat = chats::get(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?;
-        Ok(Some(ChatNode(chat)))
+        Ok(Some(ChatNode::loaded(chat)))
     }
 
     /// The caller's chats: pinned first, then by `lastActivityAt`, newest first.
@@ -88,7 +88,7 @@ impl ChatQuery {
         Ok(connection(
             rows,
             |(chat, member)| chats::chat_list_cursor(chat, member),
-            |(chat, _)| ChatNode(chat),
+            |(chat, _)| ChatNode::loaded(chat),
         ))
     }
 }
@@ -111,7 +111,7 @@ impl ChatMutation {
             member_ids,
             metadata: input.metadata,
         };
-        Ok(ChatNode(
+        Ok(ChatNode::loaded(
             chats::create(app(ctx)?, caller_id(ctx)?, input).await?,
         ))
     }
@@ -119,7 +119,7 @@ impl ChatMutation {
     /// The direct chat between the caller and `userId`, created on first use. Idempotent.
     async fn open_direct_chat(&self, ctx: &Context<'_>, user_id: ID) -> Result<ChatNode> {
         let other = UserId::from_global(&user_id)?;
-        Ok(ChatNode(
+        Ok(ChatNode::loaded(
             chats::open_direct(app(ctx)?, caller_id(ctx)?, other).await?,
         ))
     }
@@ -139,7 +139,7 @@ impl ChatMutation {
             metadata: patch(input.metadata),
         };
         let chat = ChatId::from_global(&id)?;
-        Ok(ChatNode(
+        Ok(ChatNode::loaded(
             chats::update(app(ctx)?, caller_id(ctx)?, chat, input).await?,
         ))
     }

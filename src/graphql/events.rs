@@ -57,7 +57,10 @@ async fn load_user(ctx: &Context<'_>, id: i64) -> Result<Option<UserNode>> {
 }
 
 async fn load_chat(ctx: &Context<'_>, id: i64) -> Result<Option<ChatNode>> {
-    Ok(loaders(ctx)?.load_one(ChatKey(id)).await?.map(ChatNode))
+    Ok(loaders(ctx)?
+        .load_one(ChatKey(id))
+        .await?
+        .map(ChatNode::loaded))
 }
 
 /// The caller's unread count in a chat, as loaded (up to one above the cap).

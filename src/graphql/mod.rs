@@ -159,7 +159,7 @@ impl NodeQuery {
                 .map(|u| Node::User(UserNode::loaded(u))),
             ChatId::TYPE_NAME => {
                 let chat = chat_service::get(app, caller.user_id()?, ChatId(key)).await;
-                absent_if_not_found(chat)?.map(|c| Node::Chat(ChatNode(c)))
+                absent_if_not_found(chat)?.map(|c| Node::Chat(ChatNode::loaded(c)))
             }
             MessageId::TYPE_NAME => {
                 let message = message_service::get(app, caller.user_id()?, MessageId(key)).await;

@@ -65,14 +65,27 @@ pub fn connection<T, C: RelayConnection>(
 macro_rules! connection_type {
     ($connection:ident, $edge:ident, $node:ty, $many:literal, $one:literal) => {
         #[doc = concat!("A page of ", $many, " (a Relay connection).")]
-        #[derive(SimpleObject)]
         pub struct $connection {
+            edges: Vec<$edge>,
+            page_info: PageInfo,
+        }
+
+        #[doc = concat!("A page of ", $many, " (a Relay connection).")]
+        #[Object]
+        impl $connection {
             /// The items of this page, each with its cursor.
-            pub edges: Vec<$edge>,
+            async fn edges(&self) -> &[$edge] {
+                &self.edges
+            }
             /// The items of this page.
-            pub nodes: Vec<$node>,
+            async fn nodes(&self) -> Vec<&$node> {
+                // Borrowed from the edges: a page's rows are never copied.
+                self.edges.iter().map(|edge| &edge.node).collect()
+            }
             /// Whether there is more before or after this page, and where to continue.
-            pub page_info: PageInfo,
+            async fn page_info(&self) -> &PageInfo {
+                &self.page_info
+            }
         }
 
         #[doc = concat!("A ", $one, " in a page, with its cursor.")]
@@ -89,7 +102,6 @@ macro_rules! connection_type {
 
             fn assemble(edges: Vec<(String, $node)>, page_info: PageInfo) -> Self {
                 Self {
-                    nodes: edges.iter().map(|(_, node)| node.clone()).collect(),
                     edges: edges
                         .into_iter()
                         .map(|(cursor, node)| $edge { cursor, node })
@@ -215,15 +227,48 @@ impl UserNode {
 }
 
 /// A conversation: direct, group or assistant.
+/// The row, or only the id until a field needs more, so a message's `chat { id }` costs no
+/// query.
 #[derive(Clone)]
-pub struct ChatNode(pub db::chats::Chat);
+pub struct ChatNode {
+    id: i64,
+    row: tokio::sync::OnceCell<db::chats::Chat>,
+}
 
 impl ChatNode {
+    /// A chat whose row is at hand.
+    pub fn loaded(row: db::chats::Chat) -> Self {
+        Self {
+            id: row.id,
+            row: tokio::sync::OnceCell::new_with(Some(row)),
+        }
+    }
+
+    /// A chat known by id only (a foreign key, so the row exists); its row loads through
+    /// the request's loaders when a field other than `id` is asked for.
+    pub fn by_id(id: i64) -> Self {
+        Self {
+            id,
+            row: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn row(&self, ctx: &Context<'_>) -> Result<&db::chats::Chat> {
+        self.row
+            .get_or_try_init(|| async {
+                loaders(ctx)?
+                    .load_one(ChatKey(self.id))
+                    .await?
+                    .ok_or_else(|| AppError::NotFound("chat").into())
+            })
+            .await
+    }
+
     async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
         let user_id = caller_id(ctx)?;
         loaders(ctx)?
             .load_one(MembershipKey {
-                chat_id: self.0.id,
+                chat_id: self.id,
                 user_id: user_id.0,
             })
             .await
@@ -235,43 +280,43 @@ impl ChatNode {
 impl ChatNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        ChatId(self.0.id).into()
+        ChatId(self.id).into()
     }
     /// Direct, group or assistant chat.
-    async fn kind(&self) -> ChatKind {
-        self.0.kind
+    async fn kind(&self, ctx: &Context<'_>) -> Result<ChatKind> {
+        Ok(self.row(ctx).await?.kind)
     }
     /// Application-defined grouping label.
-    async fn category(&self) -> Option<&str> {
-        self.0.category.as_deref()
+    async fn category(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.category.as_deref())
     }
     /// Title.
-    async fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+    async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.name.as_deref())
     }
     /// Longer description.
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
+    async fn description(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.description.as_deref())
     }
     /// Avatar image URL.
-    async fn avatar_url(&self) -> Option<&str> {
-        self.0.avatar_url.as_deref()
+    async fn avatar_url(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.avatar_url.as_deref())
     }
     /// When the chat was created.
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.row(ctx).await?.created_at))
     }
     /// When the chat's settings last changed.
-    async fn updated_at(&self) -> DateTime {
-        DateTime(self.0.updated_at)
+    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.row(ctx).await?.updated_at))
     }
     /// When the last message was sent (or the chat created); the chat list's order.
-    async fn last_activity_at(&self) -> DateTime {
-        DateTime(self.0.last_activity_at)
+    async fn last_activity_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.row(ctx).await?.last_activity_at))
     }
     /// The newest message.
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        let Some(id) = self.0.last_message_id else {
+        let Some(id) = self.row(ctx).await?.last_message_id else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -281,7 +326,7 @@ impl ChatNode {
     }
     /// The user who created the chat.
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        let Some(id) = self.0.created_by else {
+        let Some(id) = self.row(ctx).await?.created_by else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -291,7 +336,7 @@ impl ChatNode {
     }
     /// How many members the chat has.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?.load_one(MemberCountKey(self.0.id)).await?;
+        let count = loaders(ctx)?.load_one(MemberCountKey(self.id)).await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// The members, in the order they were first added (user id order).
@@ -303,7 +348,7 @@ impl ChatNode {
     ) -> Result<MemberConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
-        let members = chats::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
+        let members = chats::members(app, caller_id(ctx)?, ChatId(self.id), &page).await?;
         Ok(connection(members, chats::member_cursor, MemberNode))
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
@@ -316,7 +361,7 @@ impl ChatNode {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MessageConnection> {
-        message_page(ctx, ChatId(self.0.id), first, after, last, before).await
+        message_page(ctx, ChatId(self.id), first, after, last, before).await
     }
     /// The caller's membership (null for the admin key).
     async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
@@ -325,12 +370,12 @@ impl ChatNode {
     /// Messages from others after the caller's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
+        let count = load_unread(ctx, self.id, caller_id(ctx)?.0).await?;
         Ok(shown_unread(count))
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
+        let count = load_unread(ctx, self.id, caller_id(ctx)?.0).await?;
         Ok(count > UNREAD_COUNT_CAP)
     }
     /// Whether the caller pinned this chat.
@@ -342,8 +387,8 @@ impl ChatNode {
         Ok(self.my_member(ctx).await?.is_some_and(|m| m.muted))
     }
     /// Free-form data the application attached.
-    async fn metadata(&self) -> Option<serde_json::Value> {
-        stored_json(self.0.metadata.as_deref())
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<Option<serde_json::Value>> {
+        Ok(stored_json(self.row(ctx).await?.metadata.as_deref()))
     }
 }
 
@@ -378,12 +423,8 @@ impl MemberNode {
             .ok_or_else(|| AppError::NotFound("user").into())
     }
     /// The chat.
-    async fn chat(&self, ctx: &Context<'_>) -> Result<ChatNode> {
-        loaders(ctx)?
-            .load_one(ChatKey(self.0.chat_id))
-            .await?
-            .map(ChatNode)
-            .ok_or_else(|| AppError::NotFound("chat").into())
+    async fn chat(&self) -> ChatNode {
+        ChatNode::by_id(self.0.chat_id)
     }
     /// What the member may do.
     async fn role(&self) -> MemberRole {
@@ -463,12 +504,8 @@ impl MessageNode {
         messages::message_cursor(&self.0)
     }
     /// The chat it was sent to.
-    async fn chat(&self, ctx: &Context<'_>) -> Result<ChatNode> {
-        loaders(ctx)?
-            .load_one(ChatKey(self.0.chat_id))
-            .await?
-            .map(ChatNode)
-            .ok_or_else(|| AppError::NotFound("chat").into())
+    async fn chat(&self) -> ChatNode {
+        ChatNode::by_id(self.0.chat_id)
     }
     /// Who sent it (null once the sender's account is deleted).
     async fn sender(&self) -> Option<UserNode> {
