@@ -349,21 +349,27 @@ impl DbPool {
         matches!(self.pools, Pools::Pg(_))
     }
 
-    /// Sends `payload` on [`EVENT_CHANNEL`] (PostgreSQL NOTIFY; a no-op on SQLite, where
-    /// one process holds every subscriber).
-    pub async fn notify(&self, payload: &str) -> DbResult<()> {
-        use diesel::sql_types::Text;
-        if !self.is_postgres() {
+    /// Sends `payloads` on [`EVENT_CHANNEL`], in order, in one statement (PostgreSQL
+    /// NOTIFY; a no-op on SQLite, where one process holds every subscriber).
+    pub async fn notify(&self, payloads: &[String]) -> DbResult<()> {
+        use diesel::sql_types::{Array, Text};
+        if !self.is_postgres() || payloads.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn().await?;
-        with_conn!(&mut conn, |c| diesel_async::RunQueryDsl::execute(
-            diesel::sql_query("SELECT pg_notify($1, $2)")
+        if let DbConn::Pg(c) = &mut conn {
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query(
+                    "SELECT pg_notify($1, payload) FROM (SELECT payload \
+                     FROM unnest($2::text[]) WITH ORDINALITY AS queued(payload, n) \
+                     ORDER BY n) AS in_order",
+                )
                 .bind::<Text, _>(EVENT_CHANNEL)
-                .bind::<Text, _>(payload),
-            c
-        )
-        .await)?;
+                .bind::<Array<Text>, _>(payloads),
+                &mut **c,
+            )
+            .await?;
+        }
         Ok(())
     }
 }

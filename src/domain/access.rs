@@ -11,16 +11,18 @@ use crate::error::{AppError, AppResult};
 /// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {
     let found = db::members::find_with_chat(conn, chat.0, user.0, false).await?;
-    checked(conn, chat, found).await
+    let (chat_row, member, _) = checked(conn, chat, found).await?;
+    Ok((chat_row, member))
 }
 
-/// Like [`member_of`], and the chat's row stays locked until the transaction ends, so
-/// writes to one chat take turns (see `db::members::find_with_chat`).
+/// Like [`member_of`], plus whether the caller is a bot, and the chat's row stays locked
+/// until the transaction ends, so writes to one chat take turns (see
+/// `db::members::find_with_chat`).
 pub async fn member_of_locked(
     conn: &mut DbConn,
     chat: ChatId,
     user: UserId,
-) -> AppResult<(Chat, Member)> {
+) -> AppResult<(Chat, Member, bool)> {
     let found = db::members::find_with_chat(conn, chat.0, user.0, true).await?;
     checked(conn, chat, found).await
 }
@@ -29,8 +31,8 @@ pub async fn member_of_locked(
 async fn checked(
     conn: &mut DbConn,
     chat: ChatId,
-    found: Option<(Chat, Member)>,
-) -> AppResult<(Chat, Member)> {
+    found: Option<(Chat, Member, bool)>,
+) -> AppResult<(Chat, Member, bool)> {
     match found {
         Some(found) => Ok(found),
         None => match db::chats::find(conn, chat.0).await? {

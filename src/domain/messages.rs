@@ -85,20 +85,18 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
     let attempt = app
         .db()
         .transaction(async |conn| {
-            let sender = db::users::find(conn, caller.0).await?.ok_or_else(|| {
-                AppError::Unauthenticated("this token's user no longer exists".into())
-            })?;
             // Locks the chat's row before the message id is allocated: sends to one chat
             // commit in id order (see db::chats::record_message). Everything after this
             // point is kept to a few statements, since the next sender waits for them.
-            let (_, member) = member_of_locked(conn, chat, caller).await?;
+            // A deleted user has no memberships left: FORBIDDEN here.
+            let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
             if let Some(client_id) = &input.client_id
                 && let Some(existing) =
                     db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
             {
                 return Ok((existing, false));
             }
-            let role = input.role.unwrap_or(if sender.is_bot {
+            let role = input.role.unwrap_or(if sender_is_bot {
                 MessageRole::Assistant
             } else {
                 MessageRole::User

@@ -20,10 +20,18 @@ use crate::db::{self, DbPool};
 /// PostgreSQL rejects NOTIFY payloads of 8,000 bytes or more.
 const MAX_PAYLOAD: usize = 7_900;
 
+/// Most events sent in one NOTIFY statement.
+const MAX_BATCH: usize = 256;
+
 /// An event on the wire, with the instance that sent it.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     origin: u64,
+    /// This instance's count of events sent. PostgreSQL folds identical payloads sent in
+    /// one transaction into one; the count keeps two equal events (typing on, off, on)
+    /// apart.
+    #[serde(default)]
+    seq: u64,
     event: Event,
 }
 
@@ -49,36 +57,31 @@ pub fn bridged_broker(
     broker
 }
 
-/// Sends each published event as a NOTIFY, in publish order.
+/// Sends the published events as NOTIFYs, in publish order: whatever is queued when the
+/// previous statement returns goes out together in one statement (one transaction), so a
+/// burst of sends costs the database one commit, not one per event.
 async fn notify_loop(
     db: DbPool,
     origin: u64,
     mut outbox: mpsc::UnboundedReceiver<Arc<Delivered>>,
     shutdown: CancellationToken,
 ) {
+    let mut seq: u64 = 0;
+    let mut queued = Vec::with_capacity(MAX_BATCH);
     loop {
-        let event = tokio::select! {
-            event = outbox.recv() => match event { Some(event) => event, None => return },
+        tokio::select! {
+            received = outbox.recv_many(&mut queued, MAX_BATCH) => if received == 0 { return },
             () = shutdown.cancelled() => return,
-        };
-        let mut payload = encode(origin, &event);
-        if payload.len() > MAX_PAYLOAD {
-            // Too big to carry: tell the other instances' subscribers to resync instead
-            // of losing it silently.
-            tracing::warn!(
-                bytes = payload.len(),
-                "event too large for NOTIFY; sending a resync"
-            );
-            payload = encode(
-                origin,
-                &Event {
-                    chat_id: event.chat_id,
-                    kind: EventKind::ResyncRequired,
-                },
-            );
         }
+        let payloads: Vec<String> = queued
+            .drain(..)
+            .map(|event| {
+                seq += 1;
+                encode(origin, seq, &event)
+            })
+            .collect();
         let mut backoff = Duration::from_millis(50);
-        while let Err(e) = db.notify(&payload).await {
+        while let Err(e) = db.notify(&payloads).await {
             tracing::warn!(error = %e, "NOTIFY failed; retrying");
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -89,12 +92,29 @@ async fn notify_loop(
     }
 }
 
-fn encode(origin: u64, event: &Event) -> String {
-    let envelope = Envelope {
+/// The NOTIFY payload of `event`: a `ResyncRequired` for its chat when the event is too
+/// big to carry, so other instances' subscribers resync instead of losing it silently.
+fn encode(origin: u64, seq: u64, event: &Event) -> String {
+    let payload = envelope(origin, seq, event.clone());
+    if payload.len() <= MAX_PAYLOAD {
+        return payload;
+    }
+    tracing::warn!(
+        bytes = payload.len(),
+        "event too large for NOTIFY; sending a resync"
+    );
+    envelope(
         origin,
-        event: event.clone(),
-    };
-    serde_json::to_string(&envelope).unwrap_or_default()
+        seq,
+        Event {
+            chat_id: event.chat_id,
+            kind: EventKind::ResyncRequired,
+        },
+    )
+}
+
+fn envelope(origin: u64, seq: u64, event: Event) -> String {
+    serde_json::to_string(&Envelope { origin, seq, event }).unwrap_or_default()
 }
 
 /// LISTENs on a dedicated connection and delivers other instances' events locally;
