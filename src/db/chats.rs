@@ -122,27 +122,6 @@ pub async fn update(conn: &mut DbConn, id: i64, changes: &ChatChanges) -> DbResu
         .await)?)
 }
 
-/// Points chat `id` at its new newest message, sent at `at` (the chat list's order), in one
-/// statement. Run it in the send transaction that locked the chat's row before inserting
-/// the message (`members::find_with_chat` with `lock`): that lock serialises sends to one
-/// chat on PostgreSQL, so message ids become visible in id order (no reader ever sees id
-/// N+1 before id N commits).
-pub async fn record_message(
-    conn: &mut DbConn,
-    id: i64,
-    message_id: i64,
-    at: NaiveDateTime,
-) -> DbResult<()> {
-    with_conn!(conn, |c| diesel::update(chats::table.find(id))
-        .set((
-            chats::last_message_id.eq(Some(message_id)),
-            chats::last_activity_at.eq(at),
-        ))
-        .execute(c)
-        .await)?;
-    Ok(())
-}
-
 /// Locks chat `id`'s row until the transaction ends, so membership changes to one chat run
 /// one after another and each sees the last one's result (no two owners leaving at once,
 /// no two inserts of the same member). On PostgreSQL `SELECT … FOR UPDATE`; SQLite

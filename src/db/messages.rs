@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::{members, messages};
+use super::schema::{chats, members, messages};
 use super::{DbConn, DbResult};
 use crate::domain::cursor::{Direction, Page, PageRequest};
 use crate::domain::enums::{MessageKind, MessageRole, StreamState};
@@ -46,13 +46,70 @@ pub struct NewMessage<'a> {
     pub created_at: NaiveDateTime,
 }
 
-/// Inserts a message.
-pub async fn insert(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<Message> {
-    Ok(with_conn!(conn, |c| diesel::insert_into(messages::table)
-        .values(new)
-        .returning(Message::as_returning())
-        .get_result(c)
-        .await)?)
+/// Inserts a message as its chat's newest, in a transaction that holds the chat's lock
+/// (`members::find_with_chat` with `lock`). That lock, taken before the id is allocated,
+/// serialises sends to one chat on PostgreSQL, so message ids become visible in id order
+/// (no reader ever sees id N+1 before id N commits). The chat points at the message and
+/// takes its time as the last activity, and the sender's read and delivery watermarks move to it (senders
+/// have read what they wrote). Under that lock the new message has the chat's highest id,
+/// so both updates read it back with a subquery instead of waiting for the insert's
+/// answer: on PostgreSQL the three statements go out pipelined, in one round trip, which
+/// is what the next sender into this chat waits for. SQLite runs them one by one.
+pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<Message> {
+    // Macros, not values: each backend needs its own query types.
+    macro_rules! newest_id {
+        () => {
+            messages::table
+                .filter(messages::chat_id.eq(new.chat_id))
+                .select(diesel::dsl::max(messages::id))
+                .single_value()
+        };
+    }
+    macro_rules! insert {
+        () => {
+            diesel::insert_into(messages::table)
+                .values(new)
+                .returning(Message::as_returning())
+        };
+    }
+    macro_rules! point_chat {
+        () => {
+            diesel::update(chats::table.find(new.chat_id)).set((
+                chats::last_message_id.eq(newest_id!()),
+                chats::last_activity_at.eq(new.created_at),
+            ))
+        };
+    }
+    // A message without a sender (none today) moves nobody's watermark: no member 0.
+    macro_rules! sender_read {
+        () => {
+            diesel::update(members::table.find((new.chat_id, new.sender_id.unwrap_or(0)))).set((
+                members::last_read_message_id.eq(newest_id!()),
+                members::last_read_at.eq(Some(new.created_at)),
+                members::last_delivered_message_id.eq(newest_id!()),
+            ))
+        };
+    }
+    match conn {
+        DbConn::Pg(pooled) => {
+            // Shared references pipeline: the statements are sent in this order before the
+            // first answer arrives, and PostgreSQL runs them in the order received.
+            let c: &diesel_async::AsyncPgConnection = pooled;
+            let (message, _, _) = futures_util::try_join!(
+                insert!().get_result(&mut &*c),
+                point_chat!().execute(&mut &*c),
+                sender_read!().execute(&mut &*c),
+            )?;
+            Ok(message)
+        }
+        DbConn::Sqlite(pooled) => {
+            let c: &mut super::SqliteConn = pooled;
+            let message = insert!().get_result(c).await?;
+            point_chat!().execute(c).await?;
+            sender_read!().execute(c).await?;
+            Ok(message)
+        }
+    }
 }
 
 /// The message with `id`, if any.

@@ -86,7 +86,7 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
         .db()
         .transaction(async |conn| {
             // Locks the chat's row before the message id is allocated: sends to one chat
-            // commit in id order (see db::chats::record_message). Everything after this
+            // commit in id order (see db::messages::insert_newest). Everything after this
             // point is kept to a few statements, since the next sender waits for them.
             // A deleted user has no memberships left: FORBIDDEN here.
             let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
@@ -116,8 +116,7 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
                     ));
                 }
             }
-            let at = now();
-            let message = db::messages::insert(
+            let message = db::messages::insert_newest(
                 conn,
                 &NewMessage {
                     chat_id: chat.0,
@@ -129,13 +128,10 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
                     parent_id: input.parent_id.map(|p| p.0),
                     client_id: input.client_id.as_deref(),
                     stream_state: input.stream.then_some(StreamState::Streaming),
-                    created_at: at,
+                    created_at: now(),
                 },
             )
             .await?;
-            db::chats::record_message(conn, chat.0, message.id, at).await?;
-            // Senders have read what they wrote.
-            db::members::advance_read(conn, chat.0, caller.0, message.id, at).await?;
             Ok::<_, AppError>((message, true))
         })
         .await;
