@@ -30,9 +30,11 @@ pub struct Message {
     pub retracted_at: Option<NaiveDateTime>,
 }
 
-/// Fields of a new message.
+/// Fields of a new message. `None` is stored as NULL (what the columns default to anyway):
+/// an insert with optional `DEFAULT` values is never kept as a prepared statement by diesel,
+/// so PostgreSQL would parse and plan it again for every message.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_null = true)]
 pub struct NewMessage<'a> {
     pub chat_id: i64,
     pub sender_id: Option<i64>,

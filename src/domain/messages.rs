@@ -84,7 +84,7 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
     let chat = input.chat_id;
     let attempt = app
         .db()
-        .transaction(async |conn| {
+        .chat_transaction(chat.0, async |conn| {
             // Locks the chat's row before the message id is allocated: sends to one chat
             // commit in id order (see db::messages::insert_newest). Everything after this
             // point is kept to a few statements, since the next sender waits for them.
