@@ -218,7 +218,9 @@ impl DbPool {
             pools,
             statements,
             sqlite_writer: Arc::default(),
-            chat_turns: (0..CHAT_TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            chat_turns: (0..CHAT_TURNS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
     }
 
