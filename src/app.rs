@@ -7,6 +7,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::domain::rate::RateLimiter;
+use crate::domain::sending::SendQueues;
 use crate::events::Broker;
 use crate::events::presence::Presence;
 use crate::events::typing::TypingTimers;
@@ -27,6 +28,7 @@ struct AppInner {
     typing: TypingTimers,
     shutdown: CancellationToken,
     rate: RateLimiter,
+    sends: SendQueues,
 }
 
 impl App {
@@ -49,6 +51,7 @@ impl App {
                 typing: TypingTimers::default(),
                 shutdown,
                 rate,
+                sends: SendQueues::default(),
             }),
         }
     }
@@ -92,5 +95,10 @@ impl App {
     /// The per-user mutation rate limit.
     pub fn rate(&self) -> &RateLimiter {
         &self.inner.rate
+    }
+
+    /// Sends waiting for their chat's next transaction.
+    pub fn sends(&self) -> &SendQueues {
+        &self.inner.sends
     }
 }

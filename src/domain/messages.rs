@@ -81,83 +81,92 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
             "`clientId` must be 1–{MAX_CLIENT_ID} characters"
         )));
     }
+    super::sending::submit(app, caller, input).await
+}
+
+/// The writes of one send, in a transaction of `db::DbPool::chat_transaction` for its
+/// chat: checks, then the message. Returns the message and whether it is new (false: a
+/// repeated `clientId`). Only an `AppError::Db` leaves the transaction unusable; the other
+/// errors are the caller's own and leave it as it was.
+pub(crate) async fn store(
+    conn: &mut DbConn,
+    caller: UserId,
+    input: &SendMessage,
+) -> AppResult<(Message, bool)> {
+    let chat = input.chat_id;
+    // Locks the chat's row before the message id is allocated: sends to one chat
+    // commit in id order (see db::messages::insert_newest). Everything after this
+    // point is kept to a few statements, since the next sender waits for them.
+    // A deleted user has no memberships left: FORBIDDEN here.
+    let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
+    if let Some(client_id) = &input.client_id
+        && let Some(existing) =
+            db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
+    {
+        return Ok((existing, false));
+    }
+    let role = input.role.unwrap_or(if sender_is_bot {
+        MessageRole::Assistant
+    } else {
+        MessageRole::User
+    });
+    if role == MessageRole::System && !member.role.can_manage() {
+        return Err(AppError::Forbidden(
+            "only the chat's OWNER or ADMIN may send SYSTEM messages".into(),
+        ));
+    }
+    if let Some(parent) = input.parent_id {
+        let parent_row = db::messages::find(conn, parent.0)
+            .await?
+            .ok_or(AppError::NotFound("parent message"))?;
+        if parent_row.chat_id != chat.0 {
+            return Err(AppError::BadInput(
+                "`parentId` must be a message of the same chat".into(),
+            ));
+        }
+    }
+    let message = db::messages::insert_newest(
+        conn,
+        &NewMessage {
+            chat_id: chat.0,
+            sender_id: Some(caller.0),
+            role,
+            kind: input.kind.unwrap_or(MessageKind::Text),
+            content: &input.content,
+            data: json_to_text(input.data.as_ref()),
+            parent_id: input.parent_id.map(|p| p.0),
+            client_id: input.client_id.as_deref(),
+            stream_state: input.stream.then_some(StreamState::Streaming),
+            created_at: now(),
+        },
+    )
+    .await?;
+    Ok((message, true))
+}
+
+/// One send in its own transaction. A concurrent retry with the same `clientId` that won
+/// the insert is answered with its message.
+pub(crate) async fn store_alone(
+    app: &App,
+    caller: UserId,
+    input: &SendMessage,
+) -> AppResult<(Message, bool)> {
     let chat = input.chat_id;
     let attempt = app
         .db()
-        .chat_transaction(chat.0, async |conn| {
-            // Locks the chat's row before the message id is allocated: sends to one chat
-            // commit in id order (see db::messages::insert_newest). Everything after this
-            // point is kept to a few statements, since the next sender waits for them.
-            // A deleted user has no memberships left: FORBIDDEN here.
-            let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
-            if let Some(client_id) = &input.client_id
-                && let Some(existing) =
-                    db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
-            {
-                return Ok((existing, false));
-            }
-            let role = input.role.unwrap_or(if sender_is_bot {
-                MessageRole::Assistant
-            } else {
-                MessageRole::User
-            });
-            if role == MessageRole::System && !member.role.can_manage() {
-                return Err(AppError::Forbidden(
-                    "only the chat's OWNER or ADMIN may send SYSTEM messages".into(),
-                ));
-            }
-            if let Some(parent) = input.parent_id {
-                let parent_row = db::messages::find(conn, parent.0)
-                    .await?
-                    .ok_or(AppError::NotFound("parent message"))?;
-                if parent_row.chat_id != chat.0 {
-                    return Err(AppError::BadInput(
-                        "`parentId` must be a message of the same chat".into(),
-                    ));
-                }
-            }
-            let message = db::messages::insert_newest(
-                conn,
-                &NewMessage {
-                    chat_id: chat.0,
-                    sender_id: Some(caller.0),
-                    role,
-                    kind: input.kind.unwrap_or(MessageKind::Text),
-                    content: &input.content,
-                    data: json_to_text(input.data.as_ref()),
-                    parent_id: input.parent_id.map(|p| p.0),
-                    client_id: input.client_id.as_deref(),
-                    stream_state: input.stream.then_some(StreamState::Streaming),
-                    created_at: now(),
-                },
-            )
-            .await?;
-            Ok::<_, AppError>((message, true))
-        })
+        .chat_transaction(chat.0, async |conn| store(conn, caller, input).await)
         .await;
-    let message = match attempt {
-        Ok((message, true)) => {
-            app.broker().publish(vec![Event {
-                chat_id: chat.0,
-                kind: EventKind::MessageAdded {
-                    message_id: message.id,
-                    sender_id: message.sender_id,
-                },
-            }]);
-            message
-        }
-        Ok((message, false)) => message,
-        // A concurrent retry with the same clientId won the insert: return its message.
+    match attempt {
         Err(AppError::Db(e)) if e.is_unique_violation() => {
             let client_id = input.client_id.as_deref().unwrap_or_default();
             let mut conn = app.db().conn().await?;
-            db::messages::find_by_client_id(&mut conn, chat.0, caller.0, client_id)
+            let existing = db::messages::find_by_client_id(&mut conn, chat.0, caller.0, client_id)
                 .await?
-                .ok_or(AppError::Db(e))?
+                .ok_or(AppError::Db(e))?;
+            Ok((existing, false))
         }
-        Err(e) => return Err(e),
-    };
-    Ok(message)
+        other => other,
+    }
 }
 
 /// A message and its chat, if the caller is a member of that chat.

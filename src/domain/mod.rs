@@ -9,6 +9,7 @@ pub mod enums;
 pub mod ids;
 pub mod messages;
 pub mod rate;
+pub mod sending;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

@@ -728,3 +728,103 @@ async fn a_page_with_sender_ids_loads_no_users() -> TestResult {
     assert_eq!(cost[2], cost[1] + 1, "statements: {cost:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_sends_into_one_chat_each_get_their_own_answer() -> TestResult {
+    let server = TestServer::start().await?;
+    let mut users = Vec::new();
+    for name in ["ann", "ben", "cat", "dan"] {
+        users.push(server.user(name).await?);
+    }
+    let chat = group(&server, &users[0], &[&users[1], &users[2], &users[3]]).await?;
+    let elsewhere = group(&server, &users[0], &[]).await?;
+    let foreign = send(&server, &users[0], &elsewhere, "not in the team chat").await?;
+    let send_query = "mutation($c: ID!, $t: String!, $k: String, $p: ID) {
+      sendMessage(input: {chatId: $c, content: $t, clientId: $k, parentId: $p}) { id content }
+    }";
+    // Four members send 20 messages each at once; every fifth is sent twice at the same
+    // time with one clientId, and every seventh names a parent from another chat.
+    let mut tasks = Vec::new();
+    for (u, user) in users.iter().enumerate() {
+        let client = server.client(user);
+        let (chat, foreign) = (chat.clone(), foreign.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for n in 0..20 {
+                let text = format!("{u}-{n}");
+                if n % 7 == 6 {
+                    let vars = json!({"c": chat, "t": text, "p": foreign});
+                    let code = client.code(send_query, vars).await?;
+                    assert_eq!(code, "BAD_USER_INPUT");
+                    continue;
+                }
+                let key = (n % 5 == 0).then(|| format!("key-{u}-{n}"));
+                let vars = json!({"c": chat, "t": text, "k": key});
+                let (first, second) = if key.is_some() {
+                    let (a, b) = tokio::join!(
+                        client.ok(send_query, vars.clone()),
+                        client.ok(send_query, vars)
+                    );
+                    let (a, b) = (a?, b?);
+                    assert_eq!(
+                        a["sendMessage"], b["sendMessage"],
+                        "one message per clientId"
+                    );
+                    (a, Some(b))
+                } else {
+                    (client.ok(send_query, vars).await?, None)
+                };
+                drop(second);
+                assert_eq!(str_at(&first, "/sendMessage/content")?, text);
+                mine.push(str_at(&first, "/sendMessage/id")?);
+            }
+            TestResult::Ok(mine)
+        }));
+    }
+    let mut sent = Vec::new();
+    for task in tasks {
+        sent.push(task.await??);
+    }
+    let stored = read_all(&server.client(&users[0]), &chat, true, 100).await?;
+    let expected: usize = sent.iter().map(Vec::len).sum();
+    assert_eq!(stored.len(), expected, "each accepted send is stored once");
+    assert_eq!(stored.iter().collect::<HashSet<_>>().len(), expected);
+    // Each sender's own messages are stored in the order they were sent.
+    for u in 0..users.len() {
+        let own: Vec<&String> = stored
+            .iter()
+            .filter(|t| t.starts_with(&format!("{u}-")))
+            .collect();
+        let mut in_order = own.clone();
+        in_order.sort_by_key(|t| t[2..].parse::<u32>().unwrap_or(u32::MAX));
+        assert_eq!(own, in_order);
+    }
+    // The chat points at its newest message; each sender has read up to their own newest.
+    let newest_id = {
+        let data = server
+            .client(&users[0])
+            .ok(
+                "query($c: ID!) { messages(chatId: $c, last: 1) { nodes { id } } }",
+                json!({"c": chat}),
+            )
+            .await?;
+        str_at(&data, "/messages/nodes/0/id")?
+    };
+    for (user, mine) in users.iter().zip(&sent) {
+        let data = server
+            .client(user)
+            .ok(
+                "query($c: ID!) { chat(id: $c) { lastMessage { id } myMembership { lastReadMessageId } } }",
+                json!({"c": chat}),
+            )
+            .await?;
+        assert_eq!(str_at(&data, "/chat/lastMessage/id")?, newest_id);
+        let read = str_at(&data, "/chat/myMembership/lastReadMessageId")?;
+        assert_eq!(
+            &read,
+            mine.last().ok_or("sent nothing")?,
+            "read up to their own newest"
+        );
+    }
+    Ok(())
+}
