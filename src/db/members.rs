@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 
 use super::chats::Chat;
 use super::schema::{chats, members, users};
-use super::{DbConn, DbResult};
+use super::{DbConn, DbResult, KeepPrepared};
 use crate::domain::cursor::{Page, PageRequest};
 use crate::domain::enums::MemberRole;
 use crate::with_conn;
@@ -236,17 +236,18 @@ pub async fn advance_read(
     let delivered_moves = members::last_delivered_message_id
         .is_null()
         .or(members::last_delivered_message_id.lt(message_id));
-    Ok(with_conn!(conn, |c| diesel::update(
-        members::table.find((chat_id, user_id))
+    Ok(with_conn!(conn, |c| KeepPrepared(
+        diesel::update(members::table.find((chat_id, user_id)))
+            .set((
+                members::last_read_message_id.eq(case_when(read_moves, Some(message_id))
+                    .otherwise(members::last_read_message_id)),
+                members::last_read_at
+                    .eq(case_when(read_moves, Some(at)).otherwise(members::last_read_at)),
+                members::last_delivered_message_id.eq(case_when(delivered_moves, Some(message_id))
+                    .otherwise(members::last_delivered_message_id)),
+            ))
+            .returning(Member::as_returning())
     )
-    .set((
-        members::last_read_message_id
-            .eq(case_when(read_moves, Some(message_id)).otherwise(members::last_read_message_id)),
-        members::last_read_at.eq(case_when(read_moves, Some(at)).otherwise(members::last_read_at)),
-        members::last_delivered_message_id.eq(case_when(delivered_moves, Some(message_id))
-            .otherwise(members::last_delivered_message_id)),
-    ))
-    .returning(Member::as_returning())
     .get_result(c)
     .await)?)
 }
@@ -263,13 +264,14 @@ pub async fn advance_delivered(
     let delivered_moves = members::last_delivered_message_id
         .is_null()
         .or(members::last_delivered_message_id.lt(message_id));
-    Ok(with_conn!(conn, |c| diesel::update(
-        members::table.find((chat_id, user_id))
+    Ok(with_conn!(conn, |c| KeepPrepared(
+        diesel::update(members::table.find((chat_id, user_id)))
+            .set(
+                members::last_delivered_message_id.eq(case_when(delivered_moves, Some(message_id))
+                    .otherwise(members::last_delivered_message_id))
+            )
+            .returning(Member::as_returning())
     )
-    .set(members::last_delivered_message_id.eq(
-        case_when(delivered_moves, Some(message_id)).otherwise(members::last_delivered_message_id)
-    ))
-    .returning(Member::as_returning())
     .get_result(c)
     .await)?)
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::{chats, members, messages};
-use super::{DbConn, DbResult};
+use super::{DbConn, DbResult, KeepPrepared};
 use crate::domain::cursor::{Direction, Page, PageRequest};
 use crate::domain::enums::{MessageKind, MessageRole, StreamState};
 use crate::with_conn;
@@ -76,20 +76,24 @@ pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<
     }
     macro_rules! point_chat {
         () => {
-            diesel::update(chats::table.find(new.chat_id)).set((
+            KeepPrepared(diesel::update(chats::table.find(new.chat_id)).set((
                 chats::last_message_id.eq(newest_id!()),
                 chats::last_activity_at.eq(new.created_at),
-            ))
+            )))
         };
     }
     // A message without a sender (none today) moves nobody's watermark: no member 0.
     macro_rules! sender_read {
         () => {
-            diesel::update(members::table.find((new.chat_id, new.sender_id.unwrap_or(0)))).set((
-                members::last_read_message_id.eq(newest_id!()),
-                members::last_read_at.eq(Some(new.created_at)),
-                members::last_delivered_message_id.eq(newest_id!()),
-            ))
+            KeepPrepared(
+                diesel::update(members::table.find((new.chat_id, new.sender_id.unwrap_or(0)))).set(
+                    (
+                        members::last_read_message_id.eq(newest_id!()),
+                        members::last_read_at.eq(Some(new.created_at)),
+                        members::last_delivered_message_id.eq(newest_id!()),
+                    ),
+                ),
+            )
         };
     }
     match conn {
@@ -326,12 +330,14 @@ pub async fn unread_counts(
          AND (messages.sender_id IS NULL OR messages.sender_id <> members.user_id) \
          LIMIT {limit}) AS unread)"
     ));
-    Ok(with_conn!(conn, |c| members::table
-        .filter(members::user_id.eq(user_id))
-        .filter(members::chat_id.eq_any(chat_ids))
-        .select((members::chat_id, count))
-        .load(c)
-        .await)?)
+    Ok(with_conn!(conn, |c| KeepPrepared(
+        members::table
+            .filter(members::user_id.eq(user_id))
+            .filter(members::chat_id.eq_any(chat_ids))
+            .select((members::chat_id, count))
+    )
+    .load(c)
+    .await)?)
 }
 
 /// Appends `delta` to a message's content (SQL `||`, the same on both backends).

@@ -114,6 +114,41 @@ fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrum
     }
 }
 
+/// A statement whose SQL text is fixed, marked so diesel keeps it prepared (keyed by that
+/// text). diesel never caches an UPDATE (a changeset's columns may vary) or anything with
+/// an SQL literal; on PostgreSQL every uncached statement costs a round trip to prepare it
+/// plus a parse and plan, each time it runs. Wrap only statements built the same way every
+/// time (a varying one would only fill the cache).
+#[derive(Debug, Clone, Copy)]
+pub struct KeepPrepared<Q>(pub Q);
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for KeepPrepared<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> diesel::query_builder::QueryId for KeepPrepared<Q> {
+    type QueryId = ();
+    // No static id: the cache keys the statement by its SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for KeepPrepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
 /// A pooled connection of either backend. Database functions take `&mut DbConn`.
 #[expect(
     clippy::large_enum_variant,
@@ -395,13 +430,15 @@ impl DbPool {
         let mut conn = self.conn().await?;
         if let DbConn::Pg(c) = &mut conn {
             diesel_async::RunQueryDsl::execute(
-                diesel::sql_query(
-                    "SELECT pg_notify($1, payload) FROM (SELECT payload \
+                KeepPrepared(
+                    diesel::sql_query(
+                        "SELECT pg_notify($1, payload) FROM (SELECT payload \
                      FROM unnest($2::text[]) WITH ORDINALITY AS queued(payload, n) \
                      ORDER BY n) AS in_order",
-                )
-                .bind::<Text, _>(EVENT_CHANNEL)
-                .bind::<Array<Text>, _>(payloads),
+                    )
+                    .bind::<Text, _>(EVENT_CHANNEL)
+                    .bind::<Array<Text>, _>(payloads),
+                ),
                 &mut **c,
             )
             .await?;
