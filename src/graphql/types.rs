@@ -142,41 +142,68 @@ pub enum Node {
     Message(MessageNode),
 }
 
-/// A person or bot that takes part in chats: the row, or only the id until a field needs
-/// more, so a message's `sender { id }` costs no query.
+/// A row known by its id, loaded through the request's loaders the first time a field
+/// needs more than the id. An id from a foreign key names a row that exists, so nodes
+/// reached through one (a message's sender and chat) cost no query for `{ id }`.
 #[derive(Clone)]
-pub struct UserNode {
+struct LazyRow<R> {
     id: i64,
-    row: tokio::sync::OnceCell<db::users::User>,
+    row: tokio::sync::OnceCell<R>,
 }
 
-impl UserNode {
-    /// A user whose row is at hand.
-    pub fn loaded(row: db::users::User) -> Self {
+impl<R> LazyRow<R> {
+    fn loaded(id: i64, row: R) -> Self {
         Self {
-            id: row.id,
+            id,
             row: tokio::sync::OnceCell::new_with(Some(row)),
         }
     }
 
-    /// A user known by id only (a foreign key, so the row exists); its row loads through
-    /// the request's loaders when a field other than `id` is asked for.
-    pub fn by_id(id: i64) -> Self {
+    fn by_id(id: i64) -> Self {
         Self {
             id,
             row: tokio::sync::OnceCell::new(),
         }
     }
 
-    async fn row(&self, ctx: &Context<'_>) -> Result<&db::users::User> {
+    /// The row, loaded by `key` if it is not at hand; `NOT_FOUND` (as `what`) if it is gone.
+    async fn get<K>(&self, ctx: &Context<'_>, key: K, what: &'static str) -> Result<&R>
+    where
+        K: Copy + Send + Sync + std::hash::Hash + Eq + 'static,
+        R: Clone + Send + Sync + 'static,
+        super::loaders::DbLoader:
+            async_graphql::dataloader::Loader<K, Value = R, Error = async_graphql::Error>,
+    {
         self.row
             .get_or_try_init(|| async {
                 loaders(ctx)?
-                    .load_one(UserKey(self.id))
+                    .load_one(key)
                     .await?
-                    .ok_or_else(|| AppError::NotFound("user").into())
+                    .ok_or_else(|| AppError::NotFound(what).into())
             })
             .await
+    }
+}
+
+/// A person or bot that takes part in chats: the row, or only the id until a field needs
+/// more, so a message's `sender { id }` costs no query.
+#[derive(Clone)]
+pub struct UserNode(LazyRow<db::users::User>);
+
+impl UserNode {
+    /// A user whose row is at hand.
+    pub fn loaded(row: db::users::User) -> Self {
+        Self(LazyRow::loaded(row.id, row))
+    }
+
+    /// A user known by id only (a foreign key, so the row exists); its row loads through
+    /// the request's loaders when a field other than `id` is asked for.
+    pub fn by_id(id: i64) -> Self {
+        Self(LazyRow::by_id(id))
+    }
+
+    async fn row(&self, ctx: &Context<'_>) -> Result<&db::users::User> {
+        self.0.get(ctx, UserKey(self.0.id), "user").await
     }
 }
 
@@ -185,7 +212,7 @@ impl UserNode {
 impl UserNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        UserId(self.id).into()
+        UserId(self.0.id).into()
     }
     /// Unique handle.
     async fn username(&self, ctx: &Context<'_>) -> Result<&str> {
@@ -206,7 +233,7 @@ impl UserNode {
     }
     /// True while the user holds an open subscription connection.
     async fn online(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(app(ctx)?.presence().is_online(self.id))
+        Ok(app(ctx)?.presence().is_online(self.0.id))
     }
     /// When the user was last connected or active.
     async fn last_seen_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
@@ -230,45 +257,29 @@ impl UserNode {
 /// The row, or only the id until a field needs more, so a message's `chat { id }` costs no
 /// query.
 #[derive(Clone)]
-pub struct ChatNode {
-    id: i64,
-    row: tokio::sync::OnceCell<db::chats::Chat>,
-}
+pub struct ChatNode(LazyRow<db::chats::Chat>);
 
 impl ChatNode {
     /// A chat whose row is at hand.
     pub fn loaded(row: db::chats::Chat) -> Self {
-        Self {
-            id: row.id,
-            row: tokio::sync::OnceCell::new_with(Some(row)),
-        }
+        Self(LazyRow::loaded(row.id, row))
     }
 
     /// A chat known by id only (a foreign key, so the row exists); its row loads through
     /// the request's loaders when a field other than `id` is asked for.
     pub fn by_id(id: i64) -> Self {
-        Self {
-            id,
-            row: tokio::sync::OnceCell::new(),
-        }
+        Self(LazyRow::by_id(id))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::chats::Chat> {
-        self.row
-            .get_or_try_init(|| async {
-                loaders(ctx)?
-                    .load_one(ChatKey(self.id))
-                    .await?
-                    .ok_or_else(|| AppError::NotFound("chat").into())
-            })
-            .await
+        self.0.get(ctx, ChatKey(self.0.id), "chat").await
     }
 
     async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
         let user_id = caller_id(ctx)?;
         loaders(ctx)?
             .load_one(MembershipKey {
-                chat_id: self.id,
+                chat_id: self.0.id,
                 user_id: user_id.0,
             })
             .await
@@ -280,7 +291,7 @@ impl ChatNode {
 impl ChatNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        ChatId(self.id).into()
+        ChatId(self.0.id).into()
     }
     /// Direct, group or assistant chat.
     async fn kind(&self, ctx: &Context<'_>) -> Result<ChatKind> {
@@ -336,7 +347,7 @@ impl ChatNode {
     }
     /// How many members the chat has.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?.load_one(MemberCountKey(self.id)).await?;
+        let count = loaders(ctx)?.load_one(MemberCountKey(self.0.id)).await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// The members, in the order they were first added (user id order).
@@ -348,7 +359,7 @@ impl ChatNode {
     ) -> Result<MemberConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
-        let members = chats::members(app, caller_id(ctx)?, ChatId(self.id), &page).await?;
+        let members = chats::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
         Ok(connection(members, chats::member_cursor, MemberNode))
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
@@ -361,7 +372,7 @@ impl ChatNode {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MessageConnection> {
-        message_page(ctx, ChatId(self.id), first, after, last, before).await
+        message_page(ctx, ChatId(self.0.id), first, after, last, before).await
     }
     /// The caller's membership (null for the admin key).
     async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
@@ -370,12 +381,12 @@ impl ChatNode {
     /// Messages from others after the caller's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = load_unread(ctx, self.id, caller_id(ctx)?.0).await?;
+        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
         Ok(shown_unread(count))
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        let count = load_unread(ctx, self.id, caller_id(ctx)?.0).await?;
+        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
         Ok(count > UNREAD_COUNT_CAP)
     }
     /// Whether the caller pinned this chat.
