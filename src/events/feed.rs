@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Delivered, EventKind};
+use super::{Delivered, Event, EventKind};
 use crate::app::App;
 use crate::db;
 use crate::db::messages::Message;
 use crate::domain::access::member_of;
 use crate::domain::ids::{ChatId, UserId};
-use crate::error::AppResult;
+use crate::error::{AppResult, ErrorCode};
 
 /// Messages read from the database per replay batch.
 const REPLAY_BATCH: i64 = 100;
+/// How often a quiet feed checks that its subscriber may still read what it delivers.
+const MEMBERSHIP_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a chat feed yields.
 #[derive(Clone, Debug)]
@@ -43,6 +45,8 @@ pub struct ChatFeed {
     /// Newest message delivered, for the resync cursor.
     last_message_id: Option<i64>,
     finished: bool,
+    /// When membership is checked again if nothing else checks it first.
+    next_check: tokio::time::Instant,
 }
 
 impl ChatFeed {
@@ -67,6 +71,7 @@ impl ChatFeed {
             replayed_up_to: after.unwrap_or(0),
             last_message_id: after,
             finished: false,
+            next_check: tokio::time::Instant::now() + MEMBERSHIP_RECHECK,
         })
     }
 
@@ -101,13 +106,20 @@ impl ChatFeed {
             }
         }
         loop {
-            let event = match self.live.recv().await {
-                Ok(event) => event,
-                Err(RecvError::Lagged(_)) => {
-                    return Some(Ok(ChatFeedItem::Resync {
-                        last_message_id: self.last_message_id,
-                    }));
+            let received = tokio::select! {
+                received = self.live.recv() => received,
+                () = tokio::time::sleep_until(self.next_check) => {
+                    // A removal whose event this feed never saw (another instance's bridge
+                    // dropped it) still ends the feed, at the latest after this interval.
+                    if let Some(ended) = self.end_unless_member().await {
+                        return Some(ended);
+                    }
+                    continue;
                 }
+            };
+            let event = match received {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => return Some(self.resync().await),
                 Err(RecvError::Closed) => return None,
             };
             // chat_id 0: the cross-instance feed dropped, every chat may have missed events.
@@ -115,9 +127,7 @@ impl ChatFeed {
                 continue;
             }
             if event.kind == EventKind::ResyncRequired {
-                return Some(Ok(ChatFeedItem::Resync {
-                    last_message_id: self.last_message_id,
-                }));
+                return Some(self.resync().await);
             }
             match &event.kind {
                 EventKind::MessageAdded { message_id, .. } => {
@@ -138,6 +148,45 @@ impl ChatFeed {
     }
 }
 
+impl ChatFeed {
+    /// After missed events: the feed ends if the subscriber is no longer a member (its
+    /// `MemberLeft` or the chat's deletion may be among what was missed), else it resyncs.
+    async fn resync(&mut self) -> AppResult<ChatFeedItem> {
+        if let Some(ended) = self.end_unless_member().await {
+            return ended;
+        }
+        Ok(ChatFeedItem::Resync {
+            last_message_id: self.last_message_id,
+        })
+    }
+
+    /// Ends the feed with the subscriber's own `MemberLeft` (or `ChatDeleted`) when they
+    /// are no longer a member; `None` while they are.
+    async fn end_unless_member(&mut self) -> Option<AppResult<ChatFeedItem>> {
+        self.next_check = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
+        let membership = match self.app.db().conn().await {
+            Ok(mut conn) => member_of(&mut conn, self.chat, self.user).await,
+            Err(e) => Err(e.into()),
+        };
+        let kind = match membership {
+            Ok(_) => return None,
+            Err(e) if e.code() == ErrorCode::NotFound => EventKind::ChatDeleted,
+            Err(e) if e.code() == ErrorCode::Forbidden => EventKind::MemberLeft {
+                user_id: self.user.0,
+            },
+            Err(e) => {
+                self.finished = true;
+                return Some(Err(e));
+            }
+        };
+        self.finished = true;
+        Some(Ok(ChatFeedItem::Live(Arc::new(Delivered::new(Event {
+            chat_id: self.chat.0,
+            kind,
+        })))))
+    }
+}
+
 /// What an inbox feed yields.
 #[derive(Clone, Debug)]
 pub enum InboxItem {
@@ -149,9 +198,12 @@ pub enum InboxItem {
 
 /// A user's events across all their chats: what a chat-list screen needs.
 pub struct InboxFeed {
+    app: App,
     user: UserId,
     live: broadcast::Receiver<Arc<Delivered>>,
     chats: HashSet<i64>,
+    /// When the chats are read again if nothing else reads them first.
+    next_check: tokio::time::Instant,
 }
 
 impl InboxFeed {
@@ -161,23 +213,38 @@ impl InboxFeed {
         let mut conn = app.db().conn().await?;
         let chats = db::members::chat_ids_of_user(&mut conn, user.0).await?;
         Ok(Self {
+            app: app.clone(),
             user,
             live,
             chats: chats.into_iter().collect(),
+            next_check: tokio::time::Instant::now() + MEMBERSHIP_RECHECK,
         })
     }
 
     /// The next item of interest to the user.
     pub async fn next(&mut self) -> Option<InboxItem> {
         loop {
-            let event = match self.live.recv().await {
+            let received = tokio::select! {
+                received = self.live.recv() => received,
+                () = tokio::time::sleep_until(self.next_check) => {
+                    // Removals whose events this feed never saw stop it at the latest now.
+                    self.reload_chats().await;
+                    continue;
+                }
+            };
+            let event = match received {
                 Ok(event) => event,
-                Err(RecvError::Lagged(_)) => return Some(InboxItem::Resync),
+                Err(RecvError::Lagged(_)) => {
+                    // A removal may be among what was missed: read the chats again.
+                    self.reload_chats().await;
+                    return Some(InboxItem::Resync);
+                }
                 Err(RecvError::Closed) => return None,
             };
             if event.kind == EventKind::ResyncRequired
                 && (event.chat_id == 0 || self.chats.contains(&event.chat_id))
             {
+                self.reload_chats().await;
                 return Some(InboxItem::Resync);
             }
             let me = self.user.0;
@@ -203,5 +270,25 @@ impl InboxFeed {
                 return Some(InboxItem::Live(event));
             }
         }
+    }
+}
+
+impl InboxFeed {
+    /// Reads the user's chats again. On a database error the feed forgets every chat (it
+    /// delivers nothing rather than something the user may no longer see) until the next
+    /// successful read.
+    async fn reload_chats(&mut self) {
+        self.next_check = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
+        let chats = match self.app.db().conn().await {
+            Ok(mut conn) => db::members::chat_ids_of_user(&mut conn, self.user.0).await,
+            Err(e) => Err(e),
+        };
+        self.chats = match chats {
+            Ok(chats) => chats.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read a user's chats for their feed");
+                HashSet::new()
+            }
+        };
     }
 }

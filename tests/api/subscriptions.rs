@@ -944,3 +944,86 @@ async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResul
     }
     Ok(())
 }
+
+/// The feeds a subscription reads, driven directly so the test controls when they lag.
+mod lagged_feeds {
+    use chatql::domain::ids::{ChatId, UserId};
+    use chatql::events::EventKind;
+    use chatql::events::feed::{ChatFeed, ChatFeedItem, InboxFeed, InboxItem};
+
+    use super::*;
+
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_removed_member_whose_feeds_lagged_sees_nothing_more_of_the_chat() -> TestResult {
+        let server = TestServer::start_with(&["--event-buffer", "4"]).await?;
+        let owner = server.user("owner").await?;
+        let member = server.user("member").await?;
+        let chat = group(&server, &owner, &[&member]).await?;
+        let own_chat = group(&server, &member, &[]).await?;
+        let member_id = UserId::from_global(&member.id)?;
+        let chat_id = ChatId::from_global(&chat)?;
+        let mut chat_feed = ChatFeed::open(&server.app, member_id, chat_id, None).await?;
+        let mut inbox = InboxFeed::open(&server.app, member_id).await?;
+        // The member reads neither feed while more events than the buffer holds go by,
+        // then is removed, then the owner sends secrets.
+        for i in 0..10 {
+            send(&server, &owner, &chat, &format!("filler {i}")).await?;
+        }
+        server
+            .client(&owner)
+            .ok(
+                "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
+                json!({"c": chat, "u": member.id}),
+            )
+            .await?;
+        // Enough after the removal that its MemberLeft falls out of the buffer too.
+        let secret = send(&server, &owner, &chat, "secret").await?;
+        let secret_id = chatql::domain::ids::MessageId::from_global(&secret)?.0;
+        for i in 0..6 {
+            send(&server, &owner, &chat, &format!("more secrets {i}")).await?;
+        }
+        // The chat feed ends with the member's own MemberLeft, and nothing after it.
+        let mut last = None;
+        while let Some(item) = tokio::time::timeout(WAIT, chat_feed.next()).await? {
+            let item = item?;
+            if let ChatFeedItem::Live(event) = &item {
+                assert!(
+                    !matches!(event.kind, EventKind::MessageAdded { message_id, .. } if message_id >= secret_id),
+                    "the removed member received a message sent after the removal"
+                );
+            }
+            last = Some(item);
+        }
+        match last {
+            Some(ChatFeedItem::Live(event)) => assert_eq!(
+                event.kind,
+                EventKind::MemberLeft {
+                    user_id: member_id.0
+                }
+            ),
+            other => return Err(format!("the feed ended with {other:?}").into()),
+        }
+        // The inbox resyncs and goes on with the member's other chats only: everything up to
+        // a message in the member's own chat carries nothing from the chat they left.
+        let sentinel = send(&server, &member, &own_chat, "still here").await?;
+        let sentinel_id = chatql::domain::ids::MessageId::from_global(&sentinel)?.0;
+        let mut resynced = false;
+        loop {
+            match tokio::time::timeout(WAIT, inbox.next()).await? {
+                None => return Err("the inbox ended".into()),
+                Some(InboxItem::Resync) => resynced = true,
+                Some(InboxItem::Live(event)) => {
+                    assert_ne!(event.chat_id, chat_id.0, "inbox event from the left chat");
+                    if matches!(event.kind, EventKind::MessageAdded { message_id, .. } if message_id == sentinel_id)
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(resynced, "the lagged inbox asked for a resync");
+        Ok(())
+    }
+}
