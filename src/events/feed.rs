@@ -3,6 +3,7 @@
 //! channel's capacity is told to resync; an event is never dropped silently.
 
 use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -45,8 +46,9 @@ pub struct ChatFeed {
     /// Newest message delivered, for the resync cursor.
     last_message_id: Option<i64>,
     finished: bool,
-    /// When membership is checked again if nothing else checks it first.
-    next_check: tokio::time::Instant,
+    /// Fires when membership is checked again if nothing else checks it first (one timer
+    /// per feed, reset after each check, not one per event).
+    recheck: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl ChatFeed {
@@ -71,7 +73,7 @@ impl ChatFeed {
             replayed_up_to: after.unwrap_or(0),
             last_message_id: after,
             finished: false,
-            next_check: tokio::time::Instant::now() + MEMBERSHIP_RECHECK,
+            recheck: Box::pin(tokio::time::sleep(MEMBERSHIP_RECHECK)),
         })
     }
 
@@ -108,7 +110,7 @@ impl ChatFeed {
         loop {
             let received = tokio::select! {
                 received = self.live.recv() => received,
-                () = tokio::time::sleep_until(self.next_check) => {
+                () = self.recheck.as_mut() => {
                     // A removal whose event this feed never saw (another instance's bridge
                     // dropped it) still ends the feed, at the latest after this interval.
                     if let Some(ended) = self.end_unless_member().await {
@@ -163,7 +165,8 @@ impl ChatFeed {
     /// Ends the feed with the subscriber's own `MemberLeft` (or `ChatDeleted`) when they
     /// are no longer a member; `None` while they are.
     async fn end_unless_member(&mut self) -> Option<AppResult<ChatFeedItem>> {
-        self.next_check = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
+        let next = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
+        self.recheck.as_mut().reset(next);
         let membership = match self.app.db().conn().await {
             Ok(mut conn) => member_of(&mut conn, self.chat, self.user).await,
             Err(e) => Err(e.into()),
@@ -202,8 +205,8 @@ pub struct InboxFeed {
     user: UserId,
     live: broadcast::Receiver<Arc<Delivered>>,
     chats: HashSet<i64>,
-    /// When the chats are read again if nothing else reads them first.
-    next_check: tokio::time::Instant,
+    /// Fires when the chats are read again if nothing else reads them first.
+    recheck: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl InboxFeed {
@@ -217,7 +220,7 @@ impl InboxFeed {
             user,
             live,
             chats: chats.into_iter().collect(),
-            next_check: tokio::time::Instant::now() + MEMBERSHIP_RECHECK,
+            recheck: Box::pin(tokio::time::sleep(MEMBERSHIP_RECHECK)),
         })
     }
 
@@ -226,7 +229,7 @@ impl InboxFeed {
         loop {
             let received = tokio::select! {
                 received = self.live.recv() => received,
-                () = tokio::time::sleep_until(self.next_check) => {
+                () = self.recheck.as_mut() => {
                     // Removals whose events this feed never saw stop it at the latest now.
                     self.reload_chats().await;
                     continue;
@@ -278,7 +281,8 @@ impl InboxFeed {
     /// delivers nothing rather than something the user may no longer see) until the next
     /// successful read.
     async fn reload_chats(&mut self) {
-        self.next_check = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
+        let next = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
+        self.recheck.as_mut().reset(next);
         let chats = match self.app.db().conn().await {
             Ok(mut conn) => db::members::chat_ids_of_user(&mut conn, self.user.0).await,
             Err(e) => Err(e),
