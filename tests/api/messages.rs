@@ -710,9 +710,16 @@ async fn a_page_with_sender_ids_loads_no_users() -> TestResult {
         let query = format!(
             "query($c: ID!) {{ messages(chatId: $c, last: 10) {{ nodes {{ {selection} }} }} }}"
         );
-        let before = server.app.db().statements_executed();
-        let data = client.ok(&query, json!({"c": chat})).await?;
-        cost.push(server.app.db().statements_executed() - before);
+        // The pool also runs background statements (the NOTIFYs of the sends above), which
+        // only ever add: the least of three runs is the query's own cost.
+        let mut runs = Vec::new();
+        let mut data = Value::Null;
+        for _ in 0..3 {
+            let before = server.app.db().statements_executed();
+            data = client.ok(&query, json!({"c": chat})).await?;
+            runs.push(server.app.db().statements_executed() - before);
+        }
+        cost.push(runs.into_iter().min().unwrap_or(u64::MAX));
         if selection.contains("sender") {
             let senders: HashSet<&str> = data["messages"]["nodes"]
                 .as_array()
