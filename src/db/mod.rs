@@ -87,13 +87,7 @@ pub struct DbPool {
     /// instead of in SQLite's busy handler, which sleeps in growing steps and let a
     /// writer wait hundreds of milliseconds while others went ahead.
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
-    /// PostgreSQL: writes to one chat take turns here, in this process, before they reach
-    /// the chat row's lock (see [`DbPool::chat_transaction`]).
-    chat_turns: Arc<[tokio::sync::Mutex<()>]>,
 }
-
-/// Locks writes to chats are spread over; two chats share one by chance (id modulo).
-const CHAT_TURNS: usize = 256;
 
 #[derive(Clone)]
 enum Pools {
@@ -253,9 +247,6 @@ impl DbPool {
             pools,
             statements,
             sqlite_writer: Arc::default(),
-            chat_turns: (0..CHAT_TURNS)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
         })
     }
 
@@ -304,33 +295,6 @@ impl DbPool {
             }
         };
         Ok(applied)
-    }
-
-    /// [`DbPool::transaction`] for a write that locks chat `chat_id`'s row (a send). On
-    /// PostgreSQL, such writes from this process first take turns on an in-process lock:
-    /// queueing on the row lock instead costs the database dearly, since every commit wakes
-    /// all waiters to re-check the row (measured: 8 concurrent senders into one chat spent
-    /// ~0.5 ms more database CPU per send). The row lock still orders writes from other
-    /// instances. SQLite's writer lock already makes every write take turns.
-    pub async fn chat_transaction<T, E>(
-        &self,
-        chat_id: i64,
-        body: impl AsyncFnOnce(&mut DbConn) -> Result<T, E>,
-    ) -> Result<T, E>
-    where
-        E: From<DbError>,
-    {
-        let _chat_turn = match self.pools {
-            Pools::Pg(_) => {
-                let stripe = chat_id.unsigned_abs() as usize % CHAT_TURNS;
-                match self.chat_turns.get(stripe) {
-                    Some(turn) => Some(turn.lock().await),
-                    None => None,
-                }
-            }
-            Pools::Sqlite(_) => None,
-        };
-        self.transaction(body).await
     }
 
     /// Runs `body` in one transaction: committed when it returns `Ok`, rolled back otherwise.

@@ -84,8 +84,8 @@ pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Me
     super::sending::submit(app, caller, input).await
 }
 
-/// The writes of one send, in a transaction of `db::DbPool::chat_transaction` for its
-/// chat: checks, then the message. Returns the message and whether it is new (false: a
+/// The writes of one send, in a transaction that only `sending` starts (it runs one
+/// transaction per chat at a time): checks, then the message. Returns the message and whether it is new (false: a
 /// repeated `clientId`). Only an `AppError::Db` leaves the transaction unusable; the other
 /// errors are the caller's own and leave it as it was.
 pub(crate) async fn store(
@@ -154,7 +154,7 @@ pub(crate) async fn store_alone(
     let chat = input.chat_id;
     let attempt = app
         .db()
-        .chat_transaction(chat.0, async |conn| store(conn, caller, input).await)
+        .transaction(async |conn| store(conn, caller, input).await)
         .await;
     match attempt {
         Err(AppError::Db(e)) if e.is_unique_violation() => {
