@@ -52,10 +52,10 @@ pub struct NewMessage<'a> {
 /// (`members::find_with_chat` with `lock`). That lock, taken before the id is allocated,
 /// serialises sends to one chat on PostgreSQL, so message ids become visible in id order
 /// (no reader ever sees id N+1 before id N commits). The chat points at the message and
-/// takes its time as the last activity, and the sender's read and delivery watermarks move to it (senders
-/// have read what they wrote). Under that lock the new message has the chat's highest id,
-/// so both updates read it back with a subquery instead of waiting for the insert's
-/// answer: on PostgreSQL the three statements go out pipelined, in one round trip, which
+/// takes its time as the last activity, and the sender's read and delivery watermarks
+/// move to it (senders have read what they wrote). Under that lock the new message has
+/// the chat's highest id, so both updates read it back with a subquery instead of waiting
+/// for the insert's answer: on PostgreSQL the three statements go out pipelined, in one round trip, which
 /// is what the next sender into this chat waits for. SQLite runs them one by one.
 pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<Message> {
     // Macros, not values: each backend needs its own query types.

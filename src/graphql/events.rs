@@ -7,13 +7,13 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Result, Union};
 
 use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
-use super::types::{ChatNode, MemberNode, MessageNode, UserNode, load_unread, shown_unread};
+use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
 use super::{caller_id, loaders};
 use crate::db;
 use crate::domain::cursor;
 use crate::domain::enums::MemberRole;
 use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::domain::messages::{MESSAGE_CURSOR, UNREAD_COUNT_CAP};
+use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::feed::{ChatFeedItem, InboxItem};
 use crate::events::{Delivered, EventKind};
 
@@ -63,9 +63,9 @@ async fn load_chat(ctx: &Context<'_>, id: i64) -> Result<Option<ChatNode>> {
         .map(ChatNode::loaded))
 }
 
-/// The caller's unread count in a chat, as loaded (up to one above the cap).
-async fn my_unread_count(ctx: &Context<'_>, chat_id: i64) -> Result<i64> {
-    load_unread(ctx, chat_id, caller_id(ctx)?.0).await
+/// The caller's unread count in a chat.
+async fn my_unread_count(ctx: &Context<'_>, chat_id: i64) -> Result<UnreadCount> {
+    UnreadCount::load(ctx, chat_id, caller_id(ctx)?.0).await
 }
 
 /// A new message in a chat.
@@ -565,11 +565,11 @@ impl InboxMessage {
     /// The caller's unread count in the chat, now: exact up to 999, then 999 with
     /// `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(shown_unread(my_unread_count(ctx, self.chat_id).await?))
+        Ok(my_unread_count(ctx, self.chat_id).await?.shown())
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(my_unread_count(ctx, self.chat_id).await? > UNREAD_COUNT_CAP)
+        Ok(my_unread_count(ctx, self.chat_id).await?.capped())
     }
 }
 
@@ -589,11 +589,11 @@ impl UnreadCountChanged {
     /// The caller's unread count in the chat, now: exact up to 999, then 999 with
     /// `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(shown_unread(my_unread_count(ctx, self.chat_id).await?))
+        Ok(my_unread_count(ctx, self.chat_id).await?.shown())
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(my_unread_count(ctx, self.chat_id).await? > UNREAD_COUNT_CAP)
+        Ok(my_unread_count(ctx, self.chat_id).await?.capped())
     }
 }
 

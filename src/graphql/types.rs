@@ -20,17 +20,29 @@ use crate::domain::messages::UNREAD_COUNT_CAP;
 use crate::domain::{chats, messages, users};
 use crate::error::AppError;
 
-/// `user_id`'s unread count in a chat as loaded: exact up to one above the cap.
-pub(crate) async fn load_unread(ctx: &Context<'_>, chat_id: i64, user_id: i64) -> Result<i64> {
-    let count = loaders(ctx)?
-        .load_one(UnreadKey { chat_id, user_id })
-        .await?;
-    Ok(count.unwrap_or(0))
-}
+/// An unread count as loaded: exact up to one above the cap, which tells "exactly the
+/// cap" from "more".
+#[derive(Clone, Copy)]
+pub(crate) struct UnreadCount(i64);
 
-/// The unread count a client is shown: exact up to the cap, the cap above it.
-pub(crate) fn shown_unread(count: i64) -> i32 {
-    i32::try_from(count.min(UNREAD_COUNT_CAP)).unwrap_or(i32::MAX)
+impl UnreadCount {
+    /// `user_id`'s unread count in a chat.
+    pub(crate) async fn load(ctx: &Context<'_>, chat_id: i64, user_id: i64) -> Result<Self> {
+        let count = loaders(ctx)?
+            .load_one(UnreadKey { chat_id, user_id })
+            .await?;
+        Ok(Self(count.unwrap_or(0)))
+    }
+
+    /// What a client is shown: exact up to the cap, the cap above it.
+    pub(crate) fn shown(self) -> i32 {
+        i32::try_from(self.0.min(UNREAD_COUNT_CAP)).unwrap_or(i32::MAX)
+    }
+
+    /// True when there are more unread messages than [`UnreadCount::shown`] says.
+    pub(crate) fn capped(self) -> bool {
+        self.0 > UNREAD_COUNT_CAP
+    }
 }
 
 /// A Relay connection type assembled from a page's edges.
@@ -381,13 +393,15 @@ impl ChatNode {
     /// Messages from others after the caller's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
-        Ok(shown_unread(count))
+        Ok(UnreadCount::load(ctx, self.0.id, caller_id(ctx)?.0)
+            .await?
+            .shown())
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        let count = load_unread(ctx, self.0.id, caller_id(ctx)?.0).await?;
-        Ok(count > UNREAD_COUNT_CAP)
+        Ok(UnreadCount::load(ctx, self.0.id, caller_id(ctx)?.0)
+            .await?
+            .capped())
     }
     /// Whether the caller pinned this chat.
     async fn pinned(&self, ctx: &Context<'_>) -> Result<bool> {
@@ -462,13 +476,13 @@ impl MemberNode {
     /// Messages from others after the member's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = load_unread(ctx, self.0.chat_id, self.0.user_id).await?;
-        Ok(shown_unread(count))
+        let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(count.shown())
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        let count = load_unread(ctx, self.0.chat_id, self.0.user_id).await?;
-        Ok(count > UNREAD_COUNT_CAP)
+        let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(count.capped())
     }
     /// Pinned to the top of the member's chat list.
     async fn pinned(&self) -> bool {
