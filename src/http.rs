@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::auth::Caller;
+use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema};
 
 /// State of the HTTP layer.
@@ -33,6 +34,8 @@ pub struct HttpState {
     pub app: App,
     /// The executable schema.
     pub schema: ChatSchema,
+    /// Parsed queries by their text, shared with the WebSocket connections.
+    pub documents: ParsedDocuments,
 }
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
@@ -45,7 +48,11 @@ pub fn router(app: App) -> Router {
     let config = app.config();
     let cors = cors_layer(&config.cors_origins);
     let body_limit = config.max_body_bytes;
-    let state = HttpState { app, schema };
+    let state = HttpState {
+        app,
+        schema,
+        documents: ParsedDocuments::default(),
+    };
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -357,7 +364,7 @@ async fn execute(
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
-    let operation = graphql::selected_operation(&mut request);
+    let operation = graphql::selected_operation(&mut request, &state.documents);
     // GET is for queries only: a mutation over GET could be triggered by a link.
     if method == Method::GET
         && matches!(
@@ -394,8 +401,7 @@ async fn execute(
     };
     let response = match graphql::check_rate_limit(&state.app, &caller, operation) {
         Ok(()) => {
-            let (caller, loaders) = graphql::request_data(&state.app, caller);
-            let request = request.data(caller).data(loaders);
+            let request = graphql::with_request_data(request, &state.app, caller, operation);
             graphql::with_codes(state.schema.execute(request).await)
         }
         Err(limited) => async_graphql::Response::from_errors(vec![limited]),

@@ -27,6 +27,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::error::assign_code;
 use crate::events::presence::CountGuard;
+use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema};
 use crate::http::HttpState;
 
@@ -139,6 +140,7 @@ struct Closing(u16, String);
 struct Connection {
     app: App,
     schema: ChatSchema,
+    documents: ParsedDocuments,
     protocol: Protocol,
     /// Set by a successful `connection_init`.
     caller: Option<Caller>,
@@ -162,6 +164,7 @@ impl Connection {
         Self {
             app: state.app,
             schema: state.schema,
+            documents: state.documents,
             protocol,
             caller: None,
             socket_guard: None,
@@ -383,15 +386,14 @@ impl Connection {
         if let Some(variables @ Value::Object(_)) = payload.variables {
             request = request.variables(async_graphql::Variables::from_json(variables));
         }
-        let operation = graphql::selected_operation(&mut request);
+        let operation = graphql::selected_operation(&mut request, &self.documents);
         if let Err(limited) = graphql::check_rate_limit(&self.app, &caller, operation) {
             self.send(self.error_message(&id, vec![limited])).await;
             return None;
         }
-        let (caller, loaders) = graphql::request_data(&self.app, caller);
         let task = tokio::spawn(run_subscription(
             self.schema.clone(),
-            request.data(caller).data(loaders),
+            graphql::with_request_data(request, &self.app, caller, operation),
             id.clone(),
             self.protocol,
             self.outgoing.clone(),

@@ -1,6 +1,11 @@
 //! Membership checks shared by the services: only members see a chat, and roles decide
 //! who manages it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::OnceCell;
+
 use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::{self, DbConn};
@@ -41,5 +46,38 @@ async fn checked(
                 "you are not a member of this chat".into(),
             )),
         },
+    }
+}
+
+/// The memberships one read-only operation has checked, so its root fields and nested
+/// pages that name the same chat (`chat(id)` beside `messages(chatId)`) share one query,
+/// even while they resolve concurrently. Only for queries: a mutation may change a
+/// membership between its root fields, and a subscription outlives them.
+#[derive(Default)]
+pub struct CheckedMemberships {
+    checked: Mutex<HashMap<(ChatId, UserId), Arc<CheckedMembership>>>,
+}
+
+/// One membership check, run by whichever resolver asks first.
+type CheckedMembership = OnceCell<(Chat, Member)>;
+
+impl CheckedMemberships {
+    /// [`member_of`], asked once per chat and user for this operation. A failed check is
+    /// not kept: whoever asks next checks again.
+    pub async fn member_of(
+        &self,
+        conn: &mut DbConn,
+        chat: ChatId,
+        user: UserId,
+    ) -> AppResult<(Chat, Member)> {
+        let cell = self
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((chat, user))
+            .or_default()
+            .clone();
+        let found = cell.get_or_try_init(|| member_of(conn, chat, user)).await?;
+        Ok(found.clone())
     }
 }

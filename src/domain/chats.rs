@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, NewChat};
 use crate::db::members::{Member, MemberSettings, NewMember};
 use crate::db::{self, DbConn};
-use crate::domain::access::member_of;
+use crate::domain::access::{CheckedMemberships, member_of};
 use crate::domain::cursor::{self, Page, PageRequest};
 use crate::domain::enums::{ChatKind, MemberRole};
 use crate::domain::ids::{ChatId, UserId};
@@ -339,10 +339,15 @@ pub async fn clear(app: &App, caller: UserId, chat: ChatId) -> AppResult<i32> {
     Ok(i32::try_from(deleted).unwrap_or(i32::MAX))
 }
 
-/// A chat the caller is a member of.
-pub async fn get(app: &App, caller: UserId, chat: ChatId) -> AppResult<Chat> {
+/// A chat the caller is a member of (checked once per operation through `checked`).
+pub async fn get(
+    app: &App,
+    caller: UserId,
+    chat: ChatId,
+    checked: &CheckedMemberships,
+) -> AppResult<Chat> {
     let mut conn = app.db().conn().await?;
-    Ok(member_of(&mut conn, chat, caller).await?.0)
+    Ok(checked.member_of(&mut conn, chat, caller).await?.0)
 }
 
 /// Cursor kind of the chat list.

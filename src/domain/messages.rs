@@ -8,7 +8,7 @@ use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::messages::{Message, NewMessage};
 use crate::db::{self, DbConn};
-use crate::domain::access::{member_of, member_of_locked};
+use crate::domain::access::{CheckedMemberships, member_of, member_of_locked};
 use crate::domain::cursor::{self, Page, PageRequest};
 use crate::domain::enums::{MessageKind, MessageRole, StreamState};
 use crate::domain::ids::{ChatId, MessageId, UserId};
@@ -189,12 +189,13 @@ pub async fn get(app: &App, caller: UserId, id: MessageId) -> AppResult<Message>
 }
 
 /// A page of a chat's messages (members only): `first/after` oldest→newest, `last/before`
-/// back from the newest.
+/// back from the newest. Membership is checked once per operation through `checked`.
 pub async fn list(
     app: &App,
     caller: UserId,
     chat: ChatId,
     page: &PageRequest,
+    checked: &CheckedMemberships,
 ) -> AppResult<Page<Message>> {
     let boundary = page
         .cursor
@@ -202,7 +203,7 @@ pub async fn list(
         .map(decode_message_cursor)
         .transpose()?;
     let mut conn = app.db().conn().await?;
-    member_of(&mut conn, chat, caller).await?;
+    checked.member_of(&mut conn, chat, caller).await?;
     Ok(db::messages::page(&mut conn, chat.0, boundary, page).await?)
 }
 

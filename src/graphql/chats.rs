@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
 use super::types::{ChatConnection, ChatNode, MemberNode, connection};
 use super::users::patch;
-use super::{app, caller_id};
+use super::{app, caller_id, with_checked_memberships};
 use crate::db::chats::ChatListFilter;
 use crate::domain::chats::{self, CreateChat, MemberFlag, UpdateChat};
 use crate::domain::cursor::PageRequest;
@@ -64,7 +64,11 @@ pub struct ChatQuery;
 impl ChatQuery {
     /// A chat the caller is a member of.
     async fn chat(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ChatNode>> {
-        let chat = chats::get(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?;
+        let (app, caller, id) = (app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?);
+        let chat = with_checked_memberships(ctx, async |checked| {
+            chats::get(app, caller, id, checked).await
+        })
+        .await?;
         Ok(Some(ChatNode::loaded(chat)))
     }
 

@@ -37,7 +37,7 @@ impl MessageRef {
 
     async fn load(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
         if let Some(row) = &self.row {
-            return Ok(Some(MessageNode(row.clone())));
+            return Ok(Some(MessageNode::loaded(row.clone())));
         }
         let loaders = loaders(ctx)?;
         let load = || loaders.load_one(MessageKey(self.id));
@@ -45,7 +45,7 @@ impl MessageRef {
             Some(delivered) => delivered.message(load).await?,
             None => load().await?,
         };
-        Ok(row.map(MessageNode))
+        Ok(row.map(MessageNode::loaded))
     }
 }
 

@@ -42,7 +42,7 @@ impl MessageQuery {
     async fn message(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MessageNode>> {
         let message =
             messages::get(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?;
-        Ok(Some(MessageNode(message)))
+        Ok(Some(MessageNode::loaded(message)))
     }
 
     /// A chat's messages: `first/after` reads oldest→newest, `last/before` reads back from
@@ -78,7 +78,11 @@ impl MessageQuery {
         let page = PageRequest::forward(first, None, app.config().max_page_size)?;
         let chat = ChatId::from_global(&chat_id)?;
         let rows = messages::unread(app, caller_id(ctx)?, chat, page.limit).await?;
-        Ok(connection(rows, messages::message_cursor, MessageNode))
+        Ok(connection(
+            rows,
+            messages::message_cursor,
+            MessageNode::loaded,
+        ))
     }
 
     /// The newest `last` (default 50) live messages, oldest first, as `{role, content}`
@@ -127,7 +131,7 @@ impl MessageMutation {
             data: input.data,
             stream: input.stream.unwrap_or(false),
         };
-        Ok(MessageNode(
+        Ok(MessageNode::loaded(
             messages::send(app(ctx)?, caller_id(ctx)?, input).await?,
         ))
     }
@@ -140,7 +144,7 @@ impl MessageMutation {
         content: String,
     ) -> Result<MessageNode> {
         let id = MessageId::from_global(&id)?;
-        Ok(MessageNode(
+        Ok(MessageNode::loaded(
             messages::edit(app(ctx)?, caller_id(ctx)?, id, &content).await?,
         ))
     }
@@ -148,7 +152,7 @@ impl MessageMutation {
     /// Retracts a message (sender only): it stays as a tombstone, its content hidden.
     async fn retract_message(&self, ctx: &Context<'_>, id: ID) -> Result<MessageNode> {
         let id = MessageId::from_global(&id)?;
-        Ok(MessageNode(
+        Ok(MessageNode::loaded(
             messages::retract(app(ctx)?, caller_id(ctx)?, id).await?,
         ))
     }
@@ -196,7 +200,7 @@ impl MessageMutation {
         delta: String,
     ) -> Result<MessageNode> {
         let id = MessageId::from_global(&id)?;
-        Ok(MessageNode(
+        Ok(MessageNode::loaded(
             messages::append(app(ctx)?, caller_id(ctx)?, id, &delta).await?,
         ))
     }
@@ -209,7 +213,7 @@ impl MessageMutation {
         state: StreamState,
     ) -> Result<MessageNode> {
         let id = MessageId::from_global(&id)?;
-        Ok(MessageNode(
+        Ok(MessageNode::loaded(
             messages::finish(app(ctx)?, caller_id(ctx)?, id, state).await?,
         ))
     }

@@ -2,6 +2,7 @@
 //! domain services, loaders for nested entities.
 
 pub mod chats;
+pub mod documents;
 pub mod events;
 pub mod loaders;
 pub mod messages;
@@ -17,9 +18,11 @@ use async_graphql::{SchemaBuilder, ServerError};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::db;
+use crate::domain::access::CheckedMemberships;
 use crate::domain::ids::{ChatId, MessageId, UserId, decode_global};
 use crate::domain::{chats as chat_service, messages as message_service, users as user_service};
 use crate::error::{AppError, AppResult, assign_code};
+use documents::ParsedDocuments;
 use loaders::Loaders;
 use types::{ChatNode, MessageNode, Node, UserNode};
 
@@ -59,12 +62,15 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscription::Subscrip
     )
 }
 
-/// The type of the operation `request` selects. Parses the query once; execution reuses
-/// the parsed document. `None` when the query does not parse or selects no operation:
-/// execution then reports why.
-pub fn selected_operation(request: &mut Request) -> Option<OperationType> {
+/// The type of the operation `request` selects. Parses the query once (or takes it from
+/// `documents`); execution reuses the parsed document. `None` when the query does not
+/// parse or selects no operation: execution then reports why.
+pub fn selected_operation(
+    request: &mut Request,
+    documents: &ParsedDocuments,
+) -> Option<OperationType> {
     let name = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
+    let document = documents.parse(request)?;
     match name {
         Some(name) => document
             .operations
@@ -158,12 +164,16 @@ impl NodeQuery {
                 .await?
                 .map(|u| Node::User(UserNode::loaded(u))),
             ChatId::TYPE_NAME => {
-                let chat = chat_service::get(app, caller.user_id()?, ChatId(key)).await;
+                let user = caller.user_id()?;
+                let chat = with_checked_memberships(ctx, async |checked| {
+                    chat_service::get(app, user, ChatId(key), checked).await
+                })
+                .await;
                 absent_if_not_found(chat)?.map(|c| Node::Chat(ChatNode::loaded(c)))
             }
             MessageId::TYPE_NAME => {
                 let message = message_service::get(app, caller.user_id()?, MessageId(key)).await;
-                absent_if_not_found(message)?.map(|m| Node::Message(MessageNode(m)))
+                absent_if_not_found(message)?.map(|m| Node::Message(MessageNode::loaded(m)))
             }
             _ => None,
         };
@@ -180,7 +190,32 @@ fn absent_if_not_found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
     }
 }
 
-/// The per-request data every execution needs: the caller and fresh loaders.
-pub fn request_data(app: &App, caller: Caller) -> (Caller, Loaders) {
-    (caller, loaders::loaders(db::DbPool::clone(app.db())))
+/// Gives `request` what every execution needs: the caller, fresh loaders and, for a
+/// query, a memo of the memberships it checks (see [`CheckedMemberships`]).
+pub fn with_request_data(
+    request: Request,
+    app: &App,
+    caller: Caller,
+    operation: Option<OperationType>,
+) -> Request {
+    let request = request
+        .data(caller)
+        .data(loaders::loaders(db::DbPool::clone(app.db())));
+    if operation == Some(OperationType::Query) {
+        request.data(CheckedMemberships::default())
+    } else {
+        request
+    }
+}
+
+/// Runs `body` with this operation's membership memo, or a fresh one (checking every
+/// time) for mutations and subscriptions.
+pub(crate) async fn with_checked_memberships<T>(
+    ctx: &Context<'_>,
+    body: impl AsyncFnOnce(&CheckedMemberships) -> T,
+) -> T {
+    match ctx.data_opt::<CheckedMemberships>() {
+        Some(checked) => body(checked).await,
+        None => body(&CheckedMemberships::default()).await,
+    }
 }

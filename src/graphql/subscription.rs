@@ -84,7 +84,7 @@ impl Subscription {
                                     })
                                     .await;
                                 match found {
-                                    Ok(row) => row.map(|m| Ok(MessageNode(m))),
+                                    Ok(row) => row.map(|m| Ok(MessageNode::loaded(m))),
                                     Err(e) => Some(Err(AppError::from(e).into())),
                                 }
                             }
@@ -95,7 +95,7 @@ impl Subscription {
                                 .into(),
                         )
                         .into())),
-                        Ok(ChatFeedItem::Replayed(message)) => Some(Ok(MessageNode(message))),
+                        Ok(ChatFeedItem::Replayed(message)) => Some(Ok(MessageNode::loaded(message))),
                         Err(e) => Some(Err(e.into())),
                     }
                 }

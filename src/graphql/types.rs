@@ -9,7 +9,7 @@ use super::loaders::{
     UserKey,
 };
 use super::scalars::{DateTime, stored_json};
-use super::{app, caller_id, loaders};
+use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
 use crate::domain::cursor::{Page, PageRequest};
 use crate::domain::enums::{
@@ -345,7 +345,7 @@ impl ChatNode {
         Ok(loaders(ctx)?
             .load_one(MessageKey(id))
             .await?
-            .map(MessageNode))
+            .map(MessageNode::loaded))
     }
     /// The user who created the chat.
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
@@ -428,8 +428,16 @@ pub async fn message_page(
 ) -> Result<MessageConnection> {
     let app = app(ctx)?;
     let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
-    let rows = messages::list(app, caller_id(ctx)?, chat, &page).await?;
-    Ok(connection(rows, messages::message_cursor, MessageNode))
+    let caller = caller_id(ctx)?;
+    let rows = with_checked_memberships(ctx, async |checked| {
+        messages::list(app, caller, chat, &page, checked).await
+    })
+    .await?;
+    Ok(connection(
+        rows,
+        messages::message_cursor,
+        MessageNode::loaded,
+    ))
 }
 
 /// A user's membership in a chat.
@@ -494,25 +502,39 @@ impl MemberNode {
     }
 }
 
-/// A message in a chat.
+/// A message in a chat: the row, or only the id until a field needs more, so a reply's
+/// `parent { id }` costs no query (the foreign key is cleared when the parent is deleted:
+/// an id means a message of the same chat).
 #[derive(Clone)]
-pub struct MessageNode(pub db::messages::Message);
+pub struct MessageNode(LazyRow<db::messages::Message>);
 
 impl MessageNode {
+    /// A message whose row is at hand.
+    pub fn loaded(row: db::messages::Message) -> Self {
+        Self(LazyRow::loaded(row.id, row))
+    }
+
+    /// A message known by id only (a foreign key, so the row exists); its row loads
+    /// through the request's loaders when a field other than `id` is asked for.
+    pub fn by_id(id: i64) -> Self {
+        Self(LazyRow::by_id(id))
+    }
+
+    async fn row(&self, ctx: &Context<'_>) -> Result<&db::messages::Message> {
+        self.0.get(ctx, MessageKey(self.0.id), "message").await
+    }
+
     /// The other members' watermarks: `(user id, read up to, delivered up to)`.
     async fn others(&self, ctx: &Context<'_>) -> Result<Vec<db::members::Member>> {
+        let row = self.row(ctx).await?;
         let members = loaders(ctx)?
-            .load_one(ChatMembersKey(self.0.chat_id))
+            .load_one(ChatMembersKey(row.chat_id))
             .await?
             .unwrap_or_default();
         Ok(members
             .into_iter()
-            .filter(|m| Some(m.user_id) != self.0.sender_id)
+            .filter(|m| Some(m.user_id) != row.sender_id)
             .collect())
-    }
-
-    fn is_retracted(&self) -> bool {
-        self.0.retracted_at.is_some()
     }
 }
 
@@ -525,50 +547,46 @@ impl MessageNode {
     }
     /// This message's position in its chat, usable as `after`/`before` and for
     /// `chatEvents(after:)`.
-    async fn cursor(&self) -> String {
-        messages::message_cursor(&self.0)
+    async fn cursor(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(messages::message_cursor(self.row(ctx).await?))
     }
     /// The chat it was sent to.
-    async fn chat(&self) -> ChatNode {
-        ChatNode::by_id(self.0.chat_id)
+    async fn chat(&self, ctx: &Context<'_>) -> Result<ChatNode> {
+        Ok(ChatNode::by_id(self.row(ctx).await?.chat_id))
     }
     /// Who sent it (null once the sender's account is deleted).
-    async fn sender(&self) -> Option<UserNode> {
+    async fn sender(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
         // The foreign key is cleared when the account is deleted: an id means a user.
-        self.0.sender_id.map(UserNode::by_id)
+        Ok(self.row(ctx).await?.sender_id.map(UserNode::by_id))
     }
     /// LLM-style role.
-    async fn role(&self) -> MessageRole {
-        self.0.role
+    async fn role(&self, ctx: &Context<'_>) -> Result<MessageRole> {
+        Ok(self.row(ctx).await?.role)
     }
     /// What it carries.
-    async fn kind(&self) -> MessageKind {
-        self.0.kind
+    async fn kind(&self, ctx: &Context<'_>) -> Result<MessageKind> {
+        Ok(self.row(ctx).await?.kind)
     }
     /// The text; empty once retracted.
-    async fn content(&self) -> &str {
-        if self.is_retracted() {
+    async fn content(&self, ctx: &Context<'_>) -> Result<&str> {
+        let row = self.row(ctx).await?;
+        Ok(if row.retracted_at.is_some() {
             ""
         } else {
-            &self.0.content
-        }
+            &row.content
+        })
     }
     /// Free-form data; null once retracted.
-    async fn data(&self) -> Option<serde_json::Value> {
-        if self.is_retracted() {
-            return None;
+    async fn data(&self, ctx: &Context<'_>) -> Result<Option<serde_json::Value>> {
+        let row = self.row(ctx).await?;
+        if row.retracted_at.is_some() {
+            return Ok(None);
         }
-        stored_json(self.0.data.as_deref())
+        Ok(stored_json(row.data.as_deref()))
     }
     /// The message this one replies to.
     async fn parent(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        let Some(id) = self.0.parent_id else {
-            return Ok(None);
-        };
-        Ok(loaders(ctx)?
-            .load_one(MessageKey(id))
-            .await?
-            .map(MessageNode))
+        Ok(self.row(ctx).await?.parent_id.map(MessageNode::by_id))
     }
     /// How many messages reply to this one.
     async fn reply_count(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -576,20 +594,20 @@ impl MessageNode {
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// When it was sent.
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.row(ctx).await?.created_at))
     }
     /// When its content was last edited.
-    async fn edited_at(&self) -> Option<DateTime> {
-        self.0.edited_at.map(DateTime)
+    async fn edited_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        Ok(self.row(ctx).await?.edited_at.map(DateTime))
     }
     /// True once the sender retracted it (a tombstone).
-    async fn retracted(&self) -> bool {
-        self.is_retracted()
+    async fn retracted(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.row(ctx).await?.retracted_at.is_some())
     }
     /// When it was retracted.
-    async fn retracted_at(&self) -> Option<DateTime> {
-        self.0.retracted_at.map(DateTime)
+    async fn retracted_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        Ok(self.row(ctx).await?.retracted_at.map(DateTime))
     }
     /// Delivery state as the sender sees it: READ when every other member read it,
     /// DELIVERED when it reached every other member, else SENT.
@@ -648,12 +666,12 @@ impl MessageNode {
         ))
     }
     /// State of a streamed assistant reply (null for ordinary messages).
-    async fn stream_state(&self) -> Option<StreamState> {
-        self.0.stream_state
+    async fn stream_state(&self, ctx: &Context<'_>) -> Result<Option<StreamState>> {
+        Ok(self.row(ctx).await?.stream_state)
     }
     /// The sender's idempotency key, if it gave one.
-    async fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+    async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.client_id.as_deref())
     }
 }
 

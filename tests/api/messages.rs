@@ -736,6 +736,94 @@ async fn a_page_with_sender_ids_loads_no_users() -> TestResult {
     Ok(())
 }
 
+/// The least statement count of three runs of `query` (the pool's background NOTIFYs only
+/// ever add), and the last answer.
+async fn least_cost(
+    server: &TestServer,
+    client: &Client,
+    query: &str,
+    variables: Value,
+) -> TestResult<(u64, Value)> {
+    let mut runs = Vec::new();
+    let mut data = Value::Null;
+    for _ in 0..3 {
+        let before = server.app.db().statements_executed();
+        data = client.ok(query, variables.clone()).await?;
+        runs.push(server.app.db().statements_executed() - before);
+    }
+    Ok((runs.into_iter().min().unwrap_or(u64::MAX), data))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_with_its_newest_page_checks_membership_once_and_reply_ids_load_nothing()
+-> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let first = send(&server, &alice, &chat, "question").await?;
+    let reply = server
+        .client(&bob)
+        .ok(
+            "mutation($c: ID!, $p: ID!) { sendMessage(input: {chatId: $c, content: \"answer\", parentId: $p}) { id } }",
+            json!({"c": chat, "p": first}),
+        )
+        .await?;
+    let reply = str_at(&reply, "/sendMessage/id")?;
+    let client = server.client(&alice);
+    let vars = json!({"c": chat});
+    let page = "messages(chatId: $c, last: 10) { nodes { id parent { id } } }";
+    let (page_alone, _) = least_cost(
+        &server,
+        &client,
+        &format!("query($c: ID!) {{ {page} }}"),
+        vars.clone(),
+    )
+    .await?;
+    let (with_chat, data) = least_cost(
+        &server,
+        &client,
+        &format!("query($c: ID!) {{ chat(id: $c) {{ id name }} {page} }}"),
+        vars.clone(),
+    )
+    .await?;
+    // `chat(id)` and `messages(chatId)` resolve side by side and share one check.
+    assert_eq!(
+        with_chat, page_alone,
+        "statements alone {page_alone}, with chat {with_chat}"
+    );
+    assert_eq!(data["chat"]["name"], json!("team"));
+    assert_eq!(
+        data["messages"]["nodes"],
+        json!([{"id": first, "parent": null}, {"id": reply, "parent": {"id": first}}])
+    );
+    // The parent's id is on the reply's row; its other fields load it.
+    let (with_parent_content, data) = least_cost(
+        &server,
+        &client,
+        "query($c: ID!) { messages(chatId: $c, last: 10) { nodes { id parent { id content } } } }",
+        vars,
+    )
+    .await?;
+    assert_eq!(with_parent_content, page_alone + 1);
+    assert_eq!(
+        data["messages"]["nodes"][1]["parent"]["content"],
+        json!("question")
+    );
+    // A removed member's next query is refused: nothing outlives the operation.
+    server
+        .client(&alice)
+        .ok(
+            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
+            json!({"c": chat, "u": bob.id}),
+        )
+        .await?;
+    let query = format!("query($c: ID!) {{ chat(id: $c) {{ id }} {page} }}");
+    let code = server.client(&bob).code(&query, json!({"c": chat})).await?;
+    assert_eq!(code, "FORBIDDEN");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_sends_into_one_chat_each_get_their_own_answer() -> TestResult {
     let server = TestServer::start().await?;
