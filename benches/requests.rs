@@ -66,7 +66,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chatql::domain::ids::{ChatId, MessageId, UserId};
+use chatql::vocabulary::ids::{ChatId, MessageId, UserId};
 use clap::{Parser, ValueEnum};
 use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Text};

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::DbPool;
-use crate::domain::rate::RateLimiter;
-use crate::domain::sending::SendQueues;
 use crate::events::Broker;
 use crate::events::presence::Presence;
 use crate::events::typing::TypingTimers;
+use crate::rate::RateLimiter;
 use tokio_util::sync::CancellationToken;
 
 /// Shared state; cheap to clone.
@@ -28,7 +27,6 @@ struct AppInner {
     typing: TypingTimers,
     shutdown: CancellationToken,
     rate: RateLimiter,
-    sends: SendQueues,
 }
 
 impl App {
@@ -51,7 +49,6 @@ impl App {
                 typing: TypingTimers::default(),
                 shutdown,
                 rate,
-                sends: SendQueues::default(),
             }),
         }
     }
@@ -95,10 +92,5 @@ impl App {
     /// The per-user mutation rate limit.
     pub fn rate(&self) -> &RateLimiter {
         &self.inner.rate
-    }
-
-    /// Sends waiting for their chat's next transaction.
-    pub fn sends(&self) -> &SendQueues {
-        &self.inner.sends
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::UserId;
 use crate::error::{AppError, AppResult};
+use crate::vocabulary::ids::UserId;
 
 /// Who is making a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

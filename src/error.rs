@@ -5,6 +5,7 @@
 //! logged and replaced by a generic message.
 
 use crate::db::DbError;
+use crate::vocabulary::InvalidInput;
 
 /// The stable error codes of the API (`extensions.code`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,15 @@ impl AppError {
     }
 }
 
+impl From<InvalidInput> for AppError {
+    fn from(invalid: InvalidInput) -> Self {
+        match invalid {
+            InvalidInput::Malformed(message) => AppError::BadInput(message),
+            InvalidInput::TooLarge(message) => AppError::LimitExceeded(message),
+        }
+    }
+}
+
 /// Result of domain and resolver code.
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -115,6 +125,15 @@ pub fn assign_code(error: &mut async_graphql::ServerError) {
         .as_ref()
         .is_some_and(|ext| ext.get("code").is_some());
     if has_code {
+        return;
+    }
+    if let Some(invalid) = error.source::<InvalidInput>() {
+        // A resolver passed a vocabulary error on with `?`.
+        let code = AppError::from(invalid.clone()).code();
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code.as_str());
         return;
     }
     let code = match error.source::<AppError>() {

@@ -24,19 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::graphql::documents::ParsedDocuments;
-use crate::graphql::{self, ChatSchema};
-
-/// State of the HTTP layer.
-#[derive(Clone)]
-pub struct HttpState {
-    /// Shared application state.
-    pub app: App,
-    /// The executable schema.
-    pub schema: ChatSchema,
-    /// Parsed queries by their text, shared with the WebSocket connections.
-    pub documents: ParsedDocuments,
-}
+use crate::graphql::{self, Endpoint};
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -44,15 +32,10 @@ const APPLICATION_JSON: &str = "application/json";
 
 /// Builds the router with CORS, compression, body limit and request tracing.
 pub fn router(app: App) -> Router {
-    let schema = graphql::build_schema(&app);
     let config = app.config();
     let cors = cors_layer(&config.cors_origins);
     let body_limit = config.max_body_bytes;
-    let state = HttpState {
-        app,
-        schema,
-        documents: ParsedDocuments::default(),
-    };
+    let state = Endpoint::new(app);
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -99,7 +82,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<HttpState>) -> Response {
+async fn readyz(State(state): State<Endpoint>) -> Response {
     let ready = match state.app.db().conn().await {
         Ok(mut conn) => conn.ping().await,
         Err(e) => Err(e),
@@ -205,7 +188,7 @@ fn error_with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-async fn graphql_get(State(state): State<HttpState>, request: axum::extract::Request) -> Response {
+async fn graphql_get(State(state): State<Endpoint>, request: axum::extract::Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
         return crate::ws::upgrade(state, &mut parts).await;
@@ -226,7 +209,7 @@ async fn graphql_get(State(state): State<HttpState>, request: axum::extract::Req
         .with_type(response_type)
 }
 
-async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(State(state): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(response_type) = ResponseType::negotiate(&headers) else {
         return not_acceptable();
     };
@@ -339,7 +322,7 @@ pub fn caller_from_headers(
 }
 
 async fn execute(
-    state: &HttpState,
+    state: &Endpoint,
     headers: &HeaderMap,
     params: GraphqlParams,
     method: Method,

@@ -13,5 +13,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod rate;
 pub mod server;
+pub mod vocabulary;
 pub mod ws;

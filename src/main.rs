@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use chatql::config::{Config, LogFormat};
-use chatql::domain::ids::UserId;
+use chatql::vocabulary::ids::UserId;
 use chatql::{db, domain, graphql, server};
 
 /// mimalloc instead of glibc's allocator: GraphQL execution allocates many small,

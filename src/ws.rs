@@ -28,8 +28,7 @@ use crate::auth::Caller;
 use crate::error::assign_code;
 use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
-use crate::graphql::{self, ChatSchema};
-use crate::http::HttpState;
+use crate::graphql::{self, ChatSchema, Endpoint};
 
 /// The two subprotocols.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +77,7 @@ mod close {
 const SOCKET_BUFFER: usize = 8 * 1024;
 
 /// Upgrades a request to a GraphQL WebSocket.
-pub async fn upgrade(state: HttpState, parts: &mut Parts) -> Response {
+pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
     let Some(protocol) = Protocol::from_header(parts) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -158,7 +157,7 @@ struct Connection {
 const OUTGOING_BUFFER: usize = 64;
 
 impl Connection {
-    fn new(state: HttpState, protocol: Protocol) -> Self {
+    fn new(state: Endpoint, protocol: Protocol) -> Self {
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_BUFFER);
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         Self {

@@ -6,11 +6,10 @@ use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::chats::Chat;
-use super::schema::{chats, members, users};
+use super::schema::members;
 use super::{DbConn, DbResult, KeepPrepared};
-use crate::domain::cursor::{Page, PageRequest};
-use crate::domain::enums::MemberRole;
+use crate::vocabulary::cursor::{Page, PageRequest};
+use crate::vocabulary::enums::MemberRole;
 use crate::with_conn;
 
 /// A user's membership in a chat.
@@ -57,42 +56,6 @@ pub async fn find(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<Opt
         .first(c)
         .await
         .optional())?)
-}
-
-/// Chat `chat_id`, `user_id`'s membership in it and whether that user is a bot, in one
-/// query; `None` when the chat or the membership is missing. With `lock` the chat's row
-/// (and the membership's) stay locked on PostgreSQL until the transaction ends, so writes
-/// to one chat take turns; SQLite transactions already hold the database's write lock.
-pub async fn find_with_chat(
-    conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
-    lock: bool,
-) -> DbResult<Option<(Chat, Member, bool)>> {
-    // A macro, not a value: the selection's type differs per backend. The user is read
-    // in a subquery, which `FOR UPDATE` does not lock: a user's sends to different chats
-    // must not wait for each other.
-    macro_rules! query {
-        () => {
-            chats::table
-                .inner_join(members::table)
-                .filter(chats::id.eq(chat_id))
-                .filter(members::user_id.eq(user_id))
-                .select((
-                    Chat::as_select(),
-                    Member::as_select(),
-                    users::table
-                        .filter(users::id.eq(members::user_id))
-                        .select(users::is_bot)
-                        .single_value(),
-                ))
-        };
-    }
-    let found: Option<(Chat, Member, Option<bool>)> = match conn {
-        DbConn::Pg(c) if lock => query!().for_update().first(&mut **c).await.optional()?,
-        _ => with_conn!(conn, |c| query!().first(c).await.optional())?,
-    };
-    Ok(found.map(|(chat, member, is_bot)| (chat, member, is_bot.unwrap_or(false))))
 }
 
 /// `user_id`'s memberships in these chats.

@@ -7,8 +7,8 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::{chats, members, messages};
 use super::{DbConn, DbResult, KeepPrepared};
-use crate::domain::cursor::{Direction, Page, PageRequest};
-use crate::domain::enums::{MessageKind, MessageRole, StreamState};
+use crate::vocabulary::cursor::{Direction, Page, PageRequest};
+use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::with_conn;
 
 /// A stored message.
@@ -49,7 +49,7 @@ pub struct NewMessage<'a> {
 }
 
 /// Inserts a message as its chat's newest, in a transaction that holds the chat's lock
-/// (`members::find_with_chat` with `lock`). That lock, taken before the id is allocated,
+/// (`chats::find_with_member` with `lock`). That lock, taken before the id is allocated,
 /// serialises sends to one chat on PostgreSQL, so message ids become visible in id order
 /// (no reader ever sees id N+1 before id N commits). The chat points at the message and
 /// takes its time as the last activity, and the sender's read and delivery watermarks

@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::users;
 use super::{DbConn, DbResult};
-use crate::domain::cursor::{Page, PageRequest};
+use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::with_conn;
 
 diesel::define_sql_function!(

@@ -9,26 +9,26 @@ use tokio::sync::OnceCell;
 use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::{self, DbConn};
-use crate::domain::ids::{ChatId, UserId};
 use crate::error::{AppError, AppResult};
+use crate::vocabulary::ids::{ChatId, UserId};
 
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,
 /// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {
-    let found = db::members::find_with_chat(conn, chat.0, user.0, false).await?;
+    let found = db::chats::find_with_member(conn, chat.0, user.0, false).await?;
     let (chat_row, member, _) = checked(conn, chat, found).await?;
     Ok((chat_row, member))
 }
 
 /// Like [`member_of`], plus whether the caller is a bot, and the chat's row stays locked
 /// until the transaction ends, so writes to one chat take turns (see
-/// `db::members::find_with_chat`).
+/// `db::chats::find_with_member`).
 pub async fn member_of_locked(
     conn: &mut DbConn,
     chat: ChatId,
     user: UserId,
 ) -> AppResult<(Chat, Member, bool)> {
-    let found = db::members::find_with_chat(conn, chat.0, user.0, true).await?;
+    let found = db::chats::find_with_member(conn, chat.0, user.0, true).await?;
     checked(conn, chat, found).await
 }
 

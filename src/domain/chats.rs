@@ -6,12 +6,12 @@ use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, NewChat};
 use crate::db::members::{Member, MemberSettings, NewMember};
 use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, member_of};
-use crate::domain::cursor::{self, Page, PageRequest};
-use crate::domain::enums::{ChatKind, MemberRole};
-use crate::domain::ids::{ChatId, UserId};
 use crate::domain::{check_text, json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
+use crate::vocabulary::cursor::{self, Page, PageRequest};
+use crate::vocabulary::enums::{ChatKind, MemberRole};
+use crate::vocabulary::ids::{ChatId, UserId};
 
 /// Longest chat name.
 pub const MAX_NAME: usize = 200;

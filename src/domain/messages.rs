@@ -1,4 +1,4 @@
-//! Messages: sending (with clientId dedupe), paging, editing, retracting, deleting, read
+//! Messages (sending is `sending`): paging, editing, retracting, deleting, read
 //! and delivery watermarks, and the LLM history view.
 
 use std::collections::BTreeMap;
@@ -6,18 +6,16 @@ use std::collections::BTreeMap;
 use crate::app::App;
 use crate::db::chats::Chat;
 use crate::db::members::Member;
-use crate::db::messages::{Message, NewMessage};
+use crate::db::messages::Message;
 use crate::db::{self, DbConn};
-use crate::domain::access::{CheckedMemberships, member_of, member_of_locked};
-use crate::domain::cursor::{self, Page, PageRequest};
-use crate::domain::enums::{MessageKind, MessageRole, StreamState};
-use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::domain::{json_to_text, now};
+use crate::domain::access::{CheckedMemberships, member_of};
+use crate::domain::now;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
+use crate::vocabulary::cursor::{self, Page, PageRequest};
+use crate::vocabulary::enums::StreamState;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
-/// Longest client-chosen idempotency key.
-pub const MAX_CLIENT_ID: usize = 128;
 /// Most ids one `markMessagesRead` call takes.
 pub const MAX_BATCH: usize = 500;
 /// Most entries `history` returns.
@@ -28,20 +26,6 @@ pub const MAX_HISTORY: usize = 1000;
 pub const UNREAD_COUNT_CAP: i64 = 999;
 /// Cursor kind of message lists.
 pub const MESSAGE_CURSOR: &str = "msg";
-
-/// Input of a new message.
-#[derive(Debug)]
-pub struct SendMessage {
-    pub chat_id: ChatId,
-    pub content: String,
-    pub kind: Option<MessageKind>,
-    pub role: Option<MessageRole>,
-    pub parent_id: Option<MessageId>,
-    pub client_id: Option<String>,
-    pub data: Option<serde_json::Value>,
-    /// Starts an assistant reply in the STREAMING state (content may then start empty).
-    pub stream: bool,
-}
 
 /// The cursor of a message in its chat's message list.
 pub fn message_cursor(message: &Message) -> String {
@@ -54,7 +38,7 @@ pub fn decode_message_cursor(raw: &str) -> AppResult<i64> {
 }
 
 /// Content rules: not blank (unless a stream is starting) and at most the configured length.
-fn check_content(app: &App, content: &str, allow_empty: bool) -> AppResult<()> {
+pub(crate) fn check_content(app: &App, content: &str, allow_empty: bool) -> AppResult<()> {
     if !allow_empty && content.trim().is_empty() {
         return Err(AppError::BadInput(
             "message content must not be empty".into(),
@@ -68,105 +52,6 @@ fn check_content(app: &App, content: &str, allow_empty: bool) -> AppResult<()> {
         )));
     }
     Ok(())
-}
-
-/// Sends a message (members only). A repeated `clientId` from the same sender in the same
-/// chat returns the original message instead of storing a duplicate.
-pub async fn send(app: &App, caller: UserId, input: SendMessage) -> AppResult<Message> {
-    check_content(app, &input.content, input.stream)?;
-    if let Some(client_id) = &input.client_id
-        && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
-    {
-        return Err(AppError::BadInput(format!(
-            "`clientId` must be 1–{MAX_CLIENT_ID} characters"
-        )));
-    }
-    super::sending::submit(app, caller, input).await
-}
-
-/// The writes of one send, in a transaction that only `sending` starts (it runs one
-/// transaction per chat at a time): checks, then the message. Returns the message and whether it is new (false: a
-/// repeated `clientId`). Only an `AppError::Db` leaves the transaction unusable; the other
-/// errors are the caller's own and leave it as it was.
-pub(crate) async fn store(
-    conn: &mut DbConn,
-    caller: UserId,
-    input: &SendMessage,
-) -> AppResult<(Message, bool)> {
-    let chat = input.chat_id;
-    // Locks the chat's row before the message id is allocated: sends to one chat
-    // commit in id order (see db::messages::insert_newest). Everything after this
-    // point is kept to a few statements, since the next sender waits for them.
-    // A deleted user has no memberships left: FORBIDDEN here.
-    let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
-    if let Some(client_id) = &input.client_id
-        && let Some(existing) =
-            db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
-    {
-        return Ok((existing, false));
-    }
-    let role = input.role.unwrap_or(if sender_is_bot {
-        MessageRole::Assistant
-    } else {
-        MessageRole::User
-    });
-    if role == MessageRole::System && !member.role.can_manage() {
-        return Err(AppError::Forbidden(
-            "only the chat's OWNER or ADMIN may send SYSTEM messages".into(),
-        ));
-    }
-    if let Some(parent) = input.parent_id {
-        let parent_row = db::messages::find(conn, parent.0)
-            .await?
-            .ok_or(AppError::NotFound("parent message"))?;
-        if parent_row.chat_id != chat.0 {
-            return Err(AppError::BadInput(
-                "`parentId` must be a message of the same chat".into(),
-            ));
-        }
-    }
-    let message = db::messages::insert_newest(
-        conn,
-        &NewMessage {
-            chat_id: chat.0,
-            sender_id: Some(caller.0),
-            role,
-            kind: input.kind.unwrap_or(MessageKind::Text),
-            content: &input.content,
-            data: json_to_text(input.data.as_ref()),
-            parent_id: input.parent_id.map(|p| p.0),
-            client_id: input.client_id.as_deref(),
-            stream_state: input.stream.then_some(StreamState::Streaming),
-            created_at: now(),
-        },
-    )
-    .await?;
-    Ok((message, true))
-}
-
-/// One send in its own transaction. A concurrent retry with the same `clientId` that won
-/// the insert is answered with its message.
-pub(crate) async fn store_alone(
-    app: &App,
-    caller: UserId,
-    input: &SendMessage,
-) -> AppResult<(Message, bool)> {
-    let chat = input.chat_id;
-    let attempt = app
-        .db()
-        .transaction(async |conn| store(conn, caller, input).await)
-        .await;
-    match attempt {
-        Err(AppError::Db(e)) if e.is_unique_violation() => {
-            let client_id = input.client_id.as_deref().unwrap_or_default();
-            let mut conn = app.db().conn().await?;
-            let existing = db::messages::find_by_client_id(&mut conn, chat.0, caller.0, client_id)
-                .await?
-                .ok_or(AppError::Db(e))?;
-            Ok((existing, false))
-        }
-        other => other,
-    }
 }
 
 /// A message and its chat, if the caller is a member of that chat.

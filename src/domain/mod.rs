@@ -4,11 +4,8 @@
 
 pub mod access;
 pub mod chats;
-pub mod cursor;
-pub mod enums;
-pub mod ids;
+pub mod feeds;
 pub mod messages;
-pub mod rate;
 pub mod sending;
 pub mod users;
 

@@ -15,16 +15,39 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::db::messages::Message;
-use crate::domain::ids::UserId;
-use crate::domain::messages::{self, SendMessage};
+use crate::db::messages::NewMessage;
+use crate::db::{self, DbConn};
+use crate::domain::access::member_of_locked;
+use crate::domain::messages::check_content;
+use crate::domain::{json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
+use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
+use crate::vocabulary::ids::UserId;
+use crate::vocabulary::ids::{ChatId, MessageId};
+
+/// Longest client-chosen idempotency key.
+pub const MAX_CLIENT_ID: usize = 128;
+
+/// Input of a new message.
+#[derive(Debug)]
+pub struct SendMessage {
+    pub chat_id: ChatId,
+    pub content: String,
+    pub kind: Option<MessageKind>,
+    pub role: Option<MessageRole>,
+    pub parent_id: Option<MessageId>,
+    pub client_id: Option<String>,
+    pub data: Option<serde_json::Value>,
+    /// Starts an assistant reply in the STREAMING state (content may then start empty).
+    pub stream: bool,
+}
 
 /// Most sends one transaction stores.
 const MAX_BATCH: usize = 64;
@@ -36,14 +59,29 @@ struct Queued {
     reply: oneshot::Sender<AppResult<Message>>,
 }
 
-/// The sends waiting, per chat. A chat has an entry exactly while a task is storing its
-/// sends (see [`submit`]).
-#[derive(Default)]
+/// The sends waiting, per chat: one per server (the GraphQL schema holds it). A chat has
+/// an entry exactly while a task is storing its sends (see [`submit`]).
+#[derive(Clone)]
 pub struct SendQueues {
-    waiting: Mutex<HashMap<i64, Vec<Queued>>>,
+    app: App,
+    waiting: Arc<Mutex<HashMap<i64, Vec<Queued>>>>,
 }
 
 impl SendQueues {
+    /// Queues for sends through `app`.
+    pub fn new(app: App) -> Self {
+        Self {
+            app,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Sends a message (members only). A repeated `clientId` from the same sender in the
+    /// same chat returns the original message instead of storing a duplicate.
+    pub async fn send(&self, caller: UserId, input: SendMessage) -> AppResult<Message> {
+        send(self, caller, input).await
+    }
+
     fn waiting(&self) -> MutexGuard<'_, HashMap<i64, Vec<Queued>>> {
         // Every change is a push or a take; a poisoned map is still consistent.
         self.waiting
@@ -86,8 +124,103 @@ impl SendQueues {
     }
 }
 
+/// Sends a message (members only). A repeated `clientId` from the same sender in the same
+/// chat returns the original message instead of storing a duplicate.
+async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppResult<Message> {
+    check_content(&queues.app, &input.content, input.stream)?;
+    if let Some(client_id) = &input.client_id
+        && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
+    {
+        return Err(AppError::BadInput(format!(
+            "`clientId` must be 1–{MAX_CLIENT_ID} characters"
+        )));
+    }
+    submit(queues, caller, input).await
+}
+
+/// The writes of one send, in a transaction that only this module starts (it runs one
+/// transaction per chat at a time): checks, then the message. Returns the message and whether it is new (false: a
+/// repeated `clientId`). Only an `AppError::Db` leaves the transaction unusable; the other
+/// errors are the caller's own and leave it as it was.
+async fn store(
+    conn: &mut DbConn,
+    caller: UserId,
+    input: &SendMessage,
+) -> AppResult<(Message, bool)> {
+    let chat = input.chat_id;
+    // Locks the chat's row before the message id is allocated: sends to one chat
+    // commit in id order (see db::messages::insert_newest). Everything after this
+    // point is kept to a few statements, since the next sender waits for them.
+    // A deleted user has no memberships left: FORBIDDEN here.
+    let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
+    if let Some(client_id) = &input.client_id
+        && let Some(existing) =
+            db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
+    {
+        return Ok((existing, false));
+    }
+    let role = input.role.unwrap_or(if sender_is_bot {
+        MessageRole::Assistant
+    } else {
+        MessageRole::User
+    });
+    if role == MessageRole::System && !member.role.can_manage() {
+        return Err(AppError::Forbidden(
+            "only the chat's OWNER or ADMIN may send SYSTEM messages".into(),
+        ));
+    }
+    if let Some(parent) = input.parent_id {
+        let parent_row = db::messages::find(conn, parent.0)
+            .await?
+            .ok_or(AppError::NotFound("parent message"))?;
+        if parent_row.chat_id != chat.0 {
+            return Err(AppError::BadInput(
+                "`parentId` must be a message of the same chat".into(),
+            ));
+        }
+    }
+    let message = db::messages::insert_newest(
+        conn,
+        &NewMessage {
+            chat_id: chat.0,
+            sender_id: Some(caller.0),
+            role,
+            kind: input.kind.unwrap_or(MessageKind::Text),
+            content: &input.content,
+            data: json_to_text(input.data.as_ref()),
+            parent_id: input.parent_id.map(|p| p.0),
+            client_id: input.client_id.as_deref(),
+            stream_state: input.stream.then_some(StreamState::Streaming),
+            created_at: now(),
+        },
+    )
+    .await?;
+    Ok((message, true))
+}
+
+/// One send in its own transaction. A concurrent retry with the same `clientId` that won
+/// the insert is answered with its message.
+async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResult<(Message, bool)> {
+    let chat = input.chat_id;
+    let attempt = app
+        .db()
+        .transaction(async |conn| store(conn, caller, input).await)
+        .await;
+    match attempt {
+        Err(AppError::Db(e)) if e.is_unique_violation() => {
+            let client_id = input.client_id.as_deref().unwrap_or_default();
+            let mut conn = app.db().conn().await?;
+            let existing = db::messages::find_by_client_id(&mut conn, chat.0, caller.0, client_id)
+                .await?
+                .ok_or(AppError::Db(e))?;
+            Ok((existing, false))
+        }
+        other => other,
+    }
+}
+
 /// Stores a send with the others waiting for its chat and returns its message.
-pub async fn submit(app: &App, caller: UserId, input: SendMessage) -> AppResult<Message> {
+async fn submit(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppResult<Message> {
     let chat_id = input.chat_id.0;
     let (reply, answer) = oneshot::channel();
     let send = Queued {
@@ -95,9 +228,9 @@ pub async fn submit(app: &App, caller: UserId, input: SendMessage) -> AppResult<
         input,
         reply,
     };
-    if app.sends().push(chat_id, send) {
+    if queues.push(chat_id, send) {
         // Its own task: a client that hangs up must not cancel the others' sends.
-        tokio::spawn(store_queued(app.clone(), chat_id));
+        tokio::spawn(store_queued(queues.clone(), chat_id));
     }
     answer
         .await
@@ -107,27 +240,30 @@ pub async fn submit(app: &App, caller: UserId, input: SendMessage) -> AppResult<
 /// Removes the chat's entry if the task storing its sends panics, so later sends start a
 /// new task instead of waiting forever.
 struct AbandonOnPanic<'a> {
-    app: &'a App,
+    queues: &'a SendQueues,
     chat_id: i64,
 }
 
 impl Drop for AbandonOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.app.sends().abandon(self.chat_id);
+            self.queues.abandon(self.chat_id);
         }
     }
 }
 
 /// Stores a chat's queued sends, batch after batch, until none are waiting.
-async fn store_queued(app: App, chat_id: i64) {
-    let _guard = AbandonOnPanic { app: &app, chat_id };
+async fn store_queued(queues: SendQueues, chat_id: i64) {
+    let _guard = AbandonOnPanic {
+        queues: &queues,
+        chat_id,
+    };
     loop {
-        let batch = app.sends().take(chat_id);
+        let batch = queues.take(chat_id);
         if batch.is_empty() {
             return;
         }
-        store_batch(&app, chat_id, batch).await;
+        store_batch(&queues.app, chat_id, batch).await;
     }
 }
 
@@ -140,7 +276,7 @@ async fn store_batch(app: &App, chat_id: i64, batch: Vec<Queued>) {
         .transaction(async |conn| {
             let mut outcomes = Vec::with_capacity(batch.len());
             for send in &batch {
-                match messages::store(conn, send.caller, &send.input).await {
+                match store(conn, send.caller, &send.input).await {
                     Err(AppError::Db(e)) => return Err(AppError::Db(e)),
                     outcome => outcomes.push(outcome),
                 }
@@ -156,7 +292,7 @@ async fn store_batch(app: &App, chat_id: i64, batch: Vec<Queued>) {
             }
             let mut outcomes = Vec::with_capacity(batch.len());
             for send in &batch {
-                outcomes.push(messages::store_alone(app, send.caller, &send.input).await);
+                outcomes.push(store_alone(app, send.caller, &send.input).await);
             }
             outcomes
         }

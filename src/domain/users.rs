@@ -6,10 +6,10 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::db;
 use crate::db::users::{NewUser, User, UserChanges};
-use crate::domain::cursor::{self, Page, PageRequest};
-use crate::domain::ids::UserId;
 use crate::domain::{check_text, json_to_text, now};
 use crate::error::{AppError, AppResult};
+use crate::vocabulary::cursor::{self, Page, PageRequest};
+use crate::vocabulary::ids::UserId;
 
 /// Longest username.
 pub const MAX_USERNAME: usize = 64;

@@ -5,7 +5,6 @@
 //! Events carry ids only: they must fit in a NOTIFY payload, and subscribers load what they
 //! show through the same loaders queries use, so they never see stale copies.
 
-pub mod feed;
 pub mod pg;
 pub mod presence;
 pub mod typing;
@@ -83,7 +82,8 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    fn new(event: Event) -> Self {
+    /// An event about to be delivered, its message not loaded yet.
+    pub fn new(event: Event) -> Self {
         Self {
             event,
             message: tokio::sync::OnceCell::new(),

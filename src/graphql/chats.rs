@@ -7,9 +7,9 @@ use super::users::patch;
 use super::{app, caller_id, with_checked_memberships};
 use crate::db::chats::ChatListFilter;
 use crate::domain::chats::{self, CreateChat, MemberFlag, UpdateChat};
-use crate::domain::cursor::PageRequest;
-use crate::domain::enums::{ChatKind, MemberRole};
-use crate::domain::ids::{ChatId, UserId, parse_all};
+use crate::vocabulary::cursor::PageRequest;
+use crate::vocabulary::enums::{ChatKind, MemberRole};
+use crate::vocabulary::ids::{ChatId, UserId, parse_all};
 
 /// A new chat.
 #[derive(InputObject)]

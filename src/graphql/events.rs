@@ -10,12 +10,12 @@ use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
 use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
 use super::{caller_id, loaders};
 use crate::db;
-use crate::domain::cursor;
-use crate::domain::enums::MemberRole;
-use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::domain::feeds::{ChatFeedItem, InboxItem};
 use crate::domain::messages::MESSAGE_CURSOR;
-use crate::events::feed::{ChatFeedItem, InboxItem};
 use crate::events::{Delivered, EventKind};
+use crate::vocabulary::cursor;
+use crate::vocabulary::enums::MemberRole;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// A message an event is about: the row when the event already has it (replay), else
 /// loaded on demand — once per live event, shared by every subscriber it reaches.

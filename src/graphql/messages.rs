@@ -6,10 +6,11 @@ use super::types::{
     HistoryEntry, MemberNode, MessageConnection, MessageNode, connection, message_page,
 };
 use super::{app, caller_id};
-use crate::domain::cursor::PageRequest;
-use crate::domain::enums::{MessageKind, MessageRole, StreamState};
-use crate::domain::ids::{ChatId, MessageId, parse_all};
-use crate::domain::messages::{self, SendMessage};
+use crate::domain::messages;
+use crate::domain::sending::{SendMessage, SendQueues};
+use crate::vocabulary::cursor::PageRequest;
+use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
+use crate::vocabulary::ids::{ChatId, MessageId, parse_all};
 
 /// A message to send.
 #[derive(InputObject)]
@@ -131,8 +132,9 @@ impl MessageMutation {
             data: input.data,
             stream: input.stream.unwrap_or(false),
         };
+        let queues = ctx.data::<SendQueues>()?;
         Ok(MessageNode::loaded(
-            messages::send(app(ctx)?, caller_id(ctx)?, input).await?,
+            queues.send(caller_id(ctx)?, input).await?,
         ))
     }
 

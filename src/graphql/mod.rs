@@ -19,9 +19,10 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::db;
 use crate::domain::access::CheckedMemberships;
-use crate::domain::ids::{ChatId, MessageId, UserId, decode_global};
+use crate::domain::sending::SendQueues;
 use crate::domain::{chats as chat_service, messages as message_service, users as user_service};
 use crate::error::{AppError, AppResult, assign_code};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId, decode_global};
 use documents::ParsedDocuments;
 use loaders::Loaders;
 use types::{ChatNode, MessageNode, Node, UserNode};
@@ -117,7 +118,31 @@ pub fn build_schema(app: &App) -> ChatSchema {
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
         .data(app.clone())
+        .data(SendQueues::new(app.clone()))
         .finish()
+}
+
+/// What a transport (`http`, `ws`) needs to serve GraphQL: the shared state, the schema
+/// and the parsed-document cache both transports share.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Shared application state.
+    pub app: App,
+    /// The executable schema.
+    pub schema: ChatSchema,
+    /// Parsed queries by their text.
+    pub documents: ParsedDocuments,
+}
+
+impl Endpoint {
+    /// The endpoint over `app`, with its schema built.
+    pub fn new(app: App) -> Self {
+        Self {
+            schema: build_schema(&app),
+            app,
+            documents: ParsedDocuments::default(),
+        }
+    }
 }
 
 /// The SDL of the schema (what `print-schema` prints and `schema.graphql` holds).

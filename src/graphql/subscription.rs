@@ -1,4 +1,4 @@
-//! The subscription root: thin wrappers that open a feed (`events::feed`) and map its
+//! The subscription root: thin wrappers that open a feed (`domain::feeds`) and map its
 //! items to GraphQL events.
 
 use async_graphql::{Context, ID, Result, Subscription};
@@ -9,11 +9,11 @@ use super::events::{ChatEvent, UserEvent};
 use super::types::MessageNode;
 use super::{app, caller_id};
 use crate::db;
-use crate::domain::ids::ChatId;
+use crate::domain::feeds::{ChatFeed, ChatFeedItem, InboxFeed};
 use crate::domain::messages::decode_message_cursor;
 use crate::error::AppError;
 use crate::events::EventKind;
-use crate::events::feed::{ChatFeed, ChatFeedItem, InboxFeed};
+use crate::vocabulary::ids::ChatId;
 
 /// The root subscription type.
 #[derive(Default)]

@@ -11,14 +11,14 @@ use super::loaders::{
 use super::scalars::{DateTime, stored_json};
 use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
-use crate::domain::cursor::{Page, PageRequest};
-use crate::domain::enums::{
-    ChatKind, MemberRole, MessageKind, MessageRole, MessageStatus, StreamState,
-};
-use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::messages::UNREAD_COUNT_CAP;
 use crate::domain::{chats, messages, users};
 use crate::error::AppError;
+use crate::vocabulary::cursor::{Page, PageRequest};
+use crate::vocabulary::enums::{
+    ChatKind, MemberRole, MessageKind, MessageRole, MessageStatus, StreamState,
+};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// An unread count as loaded: exact up to one above the cap, which tells "exactly the
 /// cap" from "more".
@@ -640,7 +640,7 @@ impl MessageNode {
         let after_user = page
             .cursor
             .as_deref()
-            .map(|c| crate::domain::cursor::decode(users::USER_CURSOR, c, 1).map(|f| f[0]))
+            .map(|c| crate::vocabulary::cursor::decode(users::USER_CURSOR, c, 1).map(|f| f[0]))
             .transpose()?;
         let id = self.0.id;
         let readers: Vec<i64> = self

@@ -4,9 +4,9 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
 use super::types::{UserConnection, UserNode, connection};
 use super::{app, caller};
-use crate::domain::cursor::PageRequest;
-use crate::domain::ids::UserId;
 use crate::domain::users::{self, CreateUser, UpdateUser};
+use crate::vocabulary::cursor::PageRequest;
+use crate::vocabulary::ids::UserId;
 
 /// A new user.
 #[derive(InputObject)]

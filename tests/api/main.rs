@@ -5,6 +5,7 @@ mod common;
 
 mod chats;
 mod http;
+mod layers;
 mod messages;
 mod subscriptions;
 mod users;

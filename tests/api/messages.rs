@@ -410,7 +410,7 @@ async fn backdate(server: &TestServer, message: &str, secs: i64) -> TestResult {
     use chatql::db::schema::messages;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    let id = chatql::domain::ids::MessageId::from_global(message).map_err(|e| e.to_string())?;
+    let id = chatql::vocabulary::ids::MessageId::from_global(message).map_err(|e| e.to_string())?;
     let at = chatql::domain::now() - chrono::Duration::seconds(secs);
     let mut conn = server.app.db().conn().await?;
     chatql::with_conn!(&mut conn, |c| diesel::update(messages::table.find(id.0))

@@ -359,9 +359,10 @@ async fn a_subscriber_that_falls_behind_is_told_to_resync_and_the_feed_goes_on()
     assert_eq!(str_at(&first, "/chatEvents/message/content")?, "before");
 
     // A burst far larger than the buffer, published faster than any subscriber can read.
-    let chat_key = chatql::domain::ids::ChatId::from_global(&chat).map_err(|e| e.to_string())?;
+    let chat_key =
+        chatql::vocabulary::ids::ChatId::from_global(&chat).map_err(|e| e.to_string())?;
     let alice_key =
-        chatql::domain::ids::UserId::from_global(&alice.id).map_err(|e| e.to_string())?;
+        chatql::vocabulary::ids::UserId::from_global(&alice.id).map_err(|e| e.to_string())?;
     let burst: Vec<chatql::events::Event> = (0..2000)
         .map(|i| chatql::events::Event {
             chat_id: chat_key.0,
@@ -804,7 +805,7 @@ async fn closing_a_socket_releases_everything_it_held() -> TestResult {
     })
     .await?;
     assert_eq!(server.app.broker().receiver_count(), baseline + 2);
-    let key = chatql::domain::ids::UserId::from_global(&alice.id)
+    let key = chatql::vocabulary::ids::UserId::from_global(&alice.id)
         .map_err(|e| e.to_string())?
         .0;
     assert!(server.app.presence().is_online(key));
@@ -947,9 +948,9 @@ async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResul
 
 /// The feeds a subscription reads, driven directly so the test controls when they lag.
 mod lagged_feeds {
-    use chatql::domain::ids::{ChatId, UserId};
+    use chatql::domain::feeds::{ChatFeed, ChatFeedItem, InboxFeed, InboxItem};
     use chatql::events::EventKind;
-    use chatql::events::feed::{ChatFeed, ChatFeedItem, InboxFeed, InboxItem};
+    use chatql::vocabulary::ids::{ChatId, UserId};
 
     use super::*;
 
@@ -980,7 +981,7 @@ mod lagged_feeds {
             .await?;
         // Enough after the removal that its MemberLeft falls out of the buffer too.
         let secret = send(&server, &owner, &chat, "secret").await?;
-        let secret_id = chatql::domain::ids::MessageId::from_global(&secret)?.0;
+        let secret_id = chatql::vocabulary::ids::MessageId::from_global(&secret)?.0;
         for i in 0..6 {
             send(&server, &owner, &chat, &format!("more secrets {i}")).await?;
         }
@@ -1008,7 +1009,7 @@ mod lagged_feeds {
         // The inbox resyncs and goes on with the member's other chats only: everything up to
         // a message in the member's own chat carries nothing from the chat they left.
         let sentinel = send(&server, &member, &own_chat, "still here").await?;
-        let sentinel_id = chatql::domain::ids::MessageId::from_global(&sentinel)?.0;
+        let sentinel_id = chatql::vocabulary::ids::MessageId::from_global(&sentinel)?.0;
         let mut resynced = false;
         loop {
             match tokio::time::timeout(WAIT, inbox.next()).await? {

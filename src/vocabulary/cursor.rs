@@ -6,17 +6,25 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::AppError;
+use super::InvalidInput;
 
 /// Encodes cursor `fields` under `kind`.
 pub fn encode(kind: &str, fields: &[i64]) -> String {
-    let joined: Vec<String> = fields.iter().map(i64::to_string).collect();
-    URL_SAFE_NO_PAD.encode(format!("{kind}:{}", joined.join(":")))
+    use std::fmt::Write as _;
+    // One buffer: a page of 50 encodes 50 cursors, and each part's own String showed up
+    // in the allocator's share of the read path.
+    let mut text = String::with_capacity(kind.len() + 21 * fields.len());
+    text.push_str(kind);
+    for field in fields {
+        // Writing into a String cannot fail.
+        let _ = write!(text, ":{field}");
+    }
+    URL_SAFE_NO_PAD.encode(text)
 }
 
 /// Decodes a cursor of `kind` carrying exactly `arity` fields; anything else is `BAD_USER_INPUT`.
-pub fn decode(kind: &str, cursor: &str, arity: usize) -> Result<Vec<i64>, AppError> {
-    let invalid = || AppError::BadInput(format!("invalid cursor `{cursor}`"));
+pub fn decode(kind: &str, cursor: &str, arity: usize) -> Result<Vec<i64>, InvalidInput> {
+    let invalid = || InvalidInput::Malformed(format!("invalid cursor `{cursor}`"));
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let mut parts = text.split(':');
@@ -63,24 +71,24 @@ impl PageRequest {
         last: Option<i32>,
         before: Option<String>,
         max: usize,
-    ) -> Result<Self, AppError> {
-        let check = |name: &str, n: i32| -> Result<usize, AppError> {
+    ) -> Result<Self, InvalidInput> {
+        let check = |name: &str, n: i32| -> Result<usize, InvalidInput> {
             let n = usize::try_from(n)
-                .map_err(|_| AppError::BadInput(format!("`{name}` must not be negative")))?;
+                .map_err(|_| InvalidInput::Malformed(format!("`{name}` must not be negative")))?;
             if n > max {
-                return Err(AppError::LimitExceeded(format!(
+                return Err(InvalidInput::TooLarge(format!(
                     "`{name}` may be at most {max}"
                 )));
             }
             Ok(n)
         };
         match (first, last) {
-            (Some(_), Some(_)) => Err(AppError::BadInput(
+            (Some(_), Some(_)) => Err(InvalidInput::Malformed(
                 "pass `first` or `last`, not both".into(),
             )),
             (_, Some(n)) => {
                 if after.is_some() {
-                    return Err(AppError::BadInput(
+                    return Err(InvalidInput::Malformed(
                         "`after` goes with `first`, not `last`".into(),
                     ));
                 }
@@ -100,7 +108,7 @@ impl PageRequest {
                     });
                 }
                 if before.is_some() {
-                    return Err(AppError::BadInput(
+                    return Err(InvalidInput::Malformed(
                         "`before` goes with `last`, not `first`".into(),
                     ));
                 }
@@ -121,7 +129,7 @@ impl PageRequest {
         first: Option<i32>,
         after: Option<String>,
         max: usize,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, InvalidInput> {
         Self::from_args(first, after, None, None, max)
     }
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Delivered, Event, EventKind};
 use crate::app::App;
 use crate::db;
 use crate::db::messages::Message;
 use crate::domain::access::member_of;
-use crate::domain::ids::{ChatId, UserId};
 use crate::error::{AppResult, ErrorCode};
+use crate::events::{Delivered, Event, EventKind};
+use crate::vocabulary::ids::{ChatId, UserId};
 
 /// Messages read from the database per replay batch.
 const REPLAY_BATCH: i64 = 100;

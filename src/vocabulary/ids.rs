@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::AppError;
+use super::InvalidInput;
 
 macro_rules! id_type {
     ($name:ident, $type_name:literal) => {
@@ -24,10 +24,10 @@ macro_rules! id_type {
             }
 
             /// Parses a public id, rejecting ids of other types.
-            pub fn from_global(id: &str) -> Result<Self, AppError> {
+            pub fn from_global(id: &str) -> Result<Self, InvalidInput> {
                 match decode_global(id) {
                     Some(($type_name, key)) => Ok(Self(key)),
-                    _ => Err(AppError::BadInput(format!(
+                    _ => Err(InvalidInput::Malformed(format!(
                         "`{id}` is not a valid {} id",
                         $type_name
                     ))),
@@ -67,8 +67,8 @@ pub fn decode_global(id: &str) -> Option<(&'static str, i64)> {
 /// Parses a list of public ids of one type.
 pub fn parse_all<T>(
     ids: &[async_graphql::ID],
-    parse: impl Fn(&str) -> Result<T, AppError>,
-) -> Result<Vec<T>, AppError> {
+    parse: impl Fn(&str) -> Result<T, InvalidInput>,
+) -> Result<Vec<T>, InvalidInput> {
     ids.iter().map(|id| parse(id.as_str())).collect()
 }
 
