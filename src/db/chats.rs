@@ -223,16 +223,32 @@ pub async fn list_for_user(
     Ok(Page::from_rows(rows, page))
 }
 
-/// Chat `chat_id`, `user_id`'s membership in it and whether that user is a bot, in one
-/// query; `None` when the chat or the membership is missing. With `lock` the chat's row
-/// (and the membership's) stay locked on PostgreSQL until the transaction ends, so writes
-/// to one chat take turns; SQLite transactions already hold the database's write lock.
+/// Chat `chat_id` and `user_id`'s membership in it, in one query; `None` when the chat or
+/// the membership is missing.
 pub async fn find_with_member(
     conn: &mut DbConn,
     chat_id: i64,
     user_id: i64,
-    lock: bool,
-) -> DbResult<Option<(Chat, Member, bool)>> {
+) -> DbResult<Option<(Chat, Member)>> {
+    Ok(with_conn!(conn, |c| chats::table
+        .inner_join(members::table)
+        .filter(chats::id.eq(chat_id))
+        .filter(members::user_id.eq(user_id))
+        .select((Chat::as_select(), Member::as_select()))
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// The memberships of `user_ids` in chat `chat_id`, each with whether the user is a bot, in
+/// one query; users who are not members are left out. On PostgreSQL the chat's row (and
+/// the memberships) stay locked until the transaction ends, so writes to one chat take
+/// turns; SQLite transactions already hold the database's write lock.
+pub async fn senders_locked(
+    conn: &mut DbConn,
+    chat_id: i64,
+    user_ids: &[i64],
+) -> DbResult<Vec<(Member, bool)>> {
     // A macro, not a value: the selection's type differs per backend. The user is read
     // in a subquery, which `FOR UPDATE` does not lock: a user's sends to different chats
     // must not wait for each other.
@@ -241,9 +257,8 @@ pub async fn find_with_member(
             chats::table
                 .inner_join(members::table)
                 .filter(chats::id.eq(chat_id))
-                .filter(members::user_id.eq(user_id))
+                .filter(members::user_id.eq_any(user_ids))
                 .select((
-                    Chat::as_select(),
                     Member::as_select(),
                     users::table
                         .filter(users::id.eq(members::user_id))
@@ -252,9 +267,12 @@ pub async fn find_with_member(
                 ))
         };
     }
-    let found: Option<(Chat, Member, Option<bool>)> = match conn {
-        DbConn::Pg(c) if lock => query!().for_update().first(&mut **c).await.optional()?,
-        _ => with_conn!(conn, |c| query!().first(c).await.optional())?,
+    let found: Vec<(Member, Option<bool>)> = match conn {
+        DbConn::Pg(c) => query!().for_update().load(&mut **c).await?,
+        DbConn::Sqlite(c) => query!().load(&mut **c).await?,
     };
-    Ok(found.map(|(chat, member, is_bot)| (chat, member, is_bot.unwrap_or(false))))
+    Ok(found
+        .into_iter()
+        .map(|(member, is_bot)| (member, is_bot.unwrap_or(false)))
+        .collect())
 }

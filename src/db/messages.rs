@@ -49,7 +49,7 @@ pub struct NewMessage<'a> {
 }
 
 /// Inserts a message as its chat's newest, in a transaction that holds the chat's lock
-/// (`chats::find_with_member` with `lock`). That lock, taken before the id is allocated,
+/// (`chats::senders_locked`). That lock, taken before the id is allocated,
 /// serialises sends to one chat on PostgreSQL, so message ids become visible in id order
 /// (no reader ever sees id N+1 before id N commits). The chat points at the message and
 /// takes its time as the last activity, and the sender's read and delivery watermarks
@@ -138,6 +138,23 @@ pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<Message>>
 }
 
 /// The message a sender already sent to a chat under `client_id`, if any.
+/// The messages of chat `chat_id` sent by one of `sender_ids` with one of `client_ids`
+/// (every pair of the two lists; the caller picks the pairs it asked for).
+pub async fn find_by_client_ids(
+    conn: &mut DbConn,
+    chat_id: i64,
+    sender_ids: &[i64],
+    client_ids: &[&str],
+) -> DbResult<Vec<Message>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::sender_id.eq_any(sender_ids))
+        .filter(messages::client_id.eq_any(client_ids))
+        .select(Message::as_select())
+        .load(c)
+        .await)?)
+}
+
 pub async fn find_by_client_id(
     conn: &mut DbConn,
     chat_id: i64,

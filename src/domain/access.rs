@@ -15,38 +15,47 @@ use crate::vocabulary::ids::{ChatId, UserId};
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,
 /// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {
-    let found = db::chats::find_with_member(conn, chat.0, user.0, false).await?;
-    let (chat_row, member, _) = checked(conn, chat, found).await?;
-    Ok((chat_row, member))
-}
-
-/// Like [`member_of`], plus whether the caller is a bot, and the chat's row stays locked
-/// until the transaction ends, so writes to one chat take turns (see
-/// `db::chats::find_with_member`).
-pub async fn member_of_locked(
-    conn: &mut DbConn,
-    chat: ChatId,
-    user: UserId,
-) -> AppResult<(Chat, Member, bool)> {
-    let found = db::chats::find_with_member(conn, chat.0, user.0, true).await?;
-    checked(conn, chat, found).await
-}
-
-/// Turns a missing membership into `NOT_FOUND` (no such chat) or `FORBIDDEN`.
-async fn checked(
-    conn: &mut DbConn,
-    chat: ChatId,
-    found: Option<(Chat, Member, bool)>,
-) -> AppResult<(Chat, Member, bool)> {
-    match found {
+    match db::chats::find_with_member(conn, chat.0, user.0).await? {
         Some(found) => Ok(found),
-        None => match db::chats::find(conn, chat.0).await? {
-            None => Err(AppError::NotFound("chat")),
-            Some(_) => Err(AppError::Forbidden(
-                "you are not a member of this chat".into(),
-            )),
-        },
+        None => Err(missing_membership(conn, chat).await?),
     }
+}
+
+/// The memberships of `users` in `chat`, each with whether the user is a bot; the chat's
+/// row stays locked until the transaction ends, so writes to one chat take turns (see
+/// `db::chats::senders_locked`). A user missing from the map is not a member (see
+/// [`not_a_member`]); `NOT_FOUND` when there is no such chat.
+pub async fn senders_locked(
+    conn: &mut DbConn,
+    chat: ChatId,
+    users: &[UserId],
+) -> AppResult<HashMap<UserId, (Member, bool)>> {
+    let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
+    let found: HashMap<UserId, (Member, bool)> = db::chats::senders_locked(conn, chat.0, &ids)
+        .await?
+        .into_iter()
+        .map(|(member, is_bot)| (UserId(member.user_id), (member, is_bot)))
+        .collect();
+    if found.is_empty() {
+        // No member among them: the chat may not exist at all.
+        if let AppError::NotFound(what) = missing_membership(conn, chat).await? {
+            return Err(AppError::NotFound(what));
+        }
+    }
+    Ok(found)
+}
+
+/// The error of a caller who is not a member of an existing chat.
+pub fn not_a_member() -> AppError {
+    AppError::Forbidden("you are not a member of this chat".into())
+}
+
+/// Why a membership was not found: `NOT_FOUND` (no such chat) or [`not_a_member`].
+async fn missing_membership(conn: &mut DbConn, chat: ChatId) -> AppResult<AppError> {
+    Ok(match db::chats::find(conn, chat.0).await? {
+        None => AppError::NotFound("chat"),
+        Some(_) => not_a_member(),
+    })
 }
 
 /// The memberships one read-only operation has checked, so its root fields and nested

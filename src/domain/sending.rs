@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 use crate::app::App;
+use crate::db::members::Member;
 use crate::db::messages::Message;
 use crate::db::messages::NewMessage;
 use crate::db::{self, DbConn};
-use crate::domain::access::member_of_locked;
+use crate::domain::access::{not_a_member, senders_locked};
 use crate::domain::messages::check_content;
 use crate::domain::{json_to_text, now};
 use crate::error::{AppError, AppResult};
@@ -138,28 +139,106 @@ async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppRes
     submit(queues, caller, input).await
 }
 
-/// The writes of one send, in a transaction that only this module starts (it runs one
-/// transaction per chat at a time): checks, then the message. Returns the message and whether it is new (false: a
-/// repeated `clientId`). Only an `AppError::Db` leaves the transaction unusable; the other
-/// errors are the caller's own and leave it as it was.
+/// What a send was: its message, and whether this send stored it (false: a repeated
+/// `clientId`, answered with the message first sent with it).
+type Stored = (Message, bool);
+
+/// The writes of a batch of sends to `chat`, in order, in a transaction that only this
+/// module starts (it runs one transaction per chat at a time). Each send gets its own
+/// outcome: its checks fail it alone, and leave the transaction as it was. Only an
+/// `AppError::Db` fails the whole batch, since the transaction is then unusable.
+///
+/// Everything a batch needs to read comes first, one query for all its sends: the senders'
+/// memberships (which lock the chat's row before any message id is allocated, so sends to
+/// one chat commit in id order, see `db::messages::insert_newest`), then the messages of
+/// their `clientId`s and their parents, when they gave any. The next batch for this chat
+/// waits for all of it, so it is kept to a few statements whatever the batch's size.
 async fn store(
     conn: &mut DbConn,
-    caller: UserId,
-    input: &SendMessage,
-) -> AppResult<(Message, bool)> {
-    let chat = input.chat_id;
-    // Locks the chat's row before the message id is allocated: sends to one chat
-    // commit in id order (see db::messages::insert_newest). Everything after this
-    // point is kept to a few statements, since the next sender waits for them.
-    // A deleted user has no memberships left: FORBIDDEN here.
-    let (_, member, sender_is_bot) = member_of_locked(conn, chat, caller).await?;
-    if let Some(client_id) = &input.client_id
-        && let Some(existing) =
-            db::messages::find_by_client_id(conn, chat.0, caller.0, client_id).await?
-    {
-        return Ok((existing, false));
+    chat: ChatId,
+    sends: &[(UserId, &SendMessage)],
+) -> AppResult<Vec<AppResult<Stored>>> {
+    let mut senders: Vec<UserId> = sends.iter().map(|(caller, _)| *caller).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    // A deleted user has no memberships left: FORBIDDEN.
+    let members = match senders_locked(conn, chat, &senders).await {
+        Ok(members) => members,
+        // No such chat: every send fails the same way.
+        Err(AppError::NotFound(what)) => {
+            return Ok(sends
+                .iter()
+                .map(|_| Err(AppError::NotFound(what)))
+                .collect());
+        }
+        Err(e) => return Err(e),
+    };
+    let client_ids: Vec<&str> = sends
+        .iter()
+        .filter_map(|(_, input)| input.client_id.as_deref())
+        .collect();
+    let mut by_client_id: HashMap<(i64, String), Message> = HashMap::new();
+    if !client_ids.is_empty() {
+        let sender_ids: Vec<i64> = senders.iter().map(|u| u.0).collect();
+        for message in
+            db::messages::find_by_client_ids(conn, chat.0, &sender_ids, &client_ids).await?
+        {
+            if let (Some(sender), Some(client_id)) = (message.sender_id, message.client_id.clone())
+            {
+                by_client_id.insert((sender, client_id), message);
+            }
+        }
     }
-    let role = input.role.unwrap_or(if sender_is_bot {
+    let parent_ids: Vec<i64> = sends
+        .iter()
+        .filter_map(|(_, input)| input.parent_id.map(|p| p.0))
+        .collect();
+    let parents: HashMap<i64, i64> = if parent_ids.is_empty() {
+        HashMap::new()
+    } else {
+        db::messages::chats_of(conn, &parent_ids)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut outcomes = Vec::with_capacity(sends.len());
+    for (caller, input) in sends {
+        let Some(sender) = members.get(caller) else {
+            outcomes.push(Err(not_a_member()));
+            continue;
+        };
+        // A repeated `clientId` is answered with the original, whatever else it says.
+        let key = input.client_id.clone().map(|c| (caller.0, c));
+        if let Some(existing) = key.as_ref().and_then(|k| by_client_id.get(k)) {
+            outcomes.push(Ok((existing.clone(), false)));
+            continue;
+        }
+        let role = match check_send(input, sender, &parents, chat) {
+            Ok(role) => role,
+            Err(refused) => {
+                outcomes.push(Err(refused));
+                continue;
+            }
+        };
+        let message = insert(conn, chat, *caller, input, role).await?;
+        if let Some(key) = key {
+            by_client_id.insert(key, message.clone());
+        }
+        outcomes.push(Ok((message, true)));
+    }
+    Ok(outcomes)
+}
+
+/// The rules a member's send must pass before it is stored; the role it is stored with.
+/// `sender` is the membership and whether the sender is a bot; `parent_chats` the chat of
+/// every parent the batch names.
+fn check_send(
+    input: &SendMessage,
+    (member, sender_is_bot): &(Member, bool),
+    parent_chats: &HashMap<i64, i64>,
+    chat: ChatId,
+) -> AppResult<MessageRole> {
+    let role = input.role.unwrap_or(if *sender_is_bot {
         MessageRole::Assistant
     } else {
         MessageRole::User
@@ -170,16 +249,28 @@ async fn store(
         ));
     }
     if let Some(parent) = input.parent_id {
-        let parent_row = db::messages::find(conn, parent.0)
-            .await?
-            .ok_or(AppError::NotFound("parent message"))?;
-        if parent_row.chat_id != chat.0 {
-            return Err(AppError::BadInput(
-                "`parentId` must be a message of the same chat".into(),
-            ));
+        match parent_chats.get(&parent.0) {
+            None => return Err(AppError::NotFound("parent message")),
+            Some(parent_chat) if *parent_chat != chat.0 => {
+                return Err(AppError::BadInput(
+                    "`parentId` must be a message of the same chat".into(),
+                ));
+            }
+            Some(_) => {}
         }
     }
-    let message = db::messages::insert_newest(
+    Ok(role)
+}
+
+/// Stores one checked send as its chat's newest message.
+async fn insert(
+    conn: &mut DbConn,
+    chat: ChatId,
+    caller: UserId,
+    input: &SendMessage,
+    role: MessageRole,
+) -> AppResult<Message> {
+    Ok(db::messages::insert_newest(
         conn,
         &NewMessage {
             chat_id: chat.0,
@@ -194,8 +285,7 @@ async fn store(
             created_at: now(),
         },
     )
-    .await?;
-    Ok((message, true))
+    .await?)
 }
 
 /// One send in its own transaction. A concurrent retry with the same `clientId` that won
@@ -204,7 +294,12 @@ async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResul
     let chat = input.chat_id;
     let attempt = app
         .db()
-        .transaction(async |conn| store(conn, caller, input).await)
+        .transaction(async |conn| {
+            let mut outcomes = store(conn, chat, &[(caller, input)]).await?;
+            outcomes
+                .pop()
+                .unwrap_or(Err(AppError::Internal("a send without an outcome".into())))
+        })
         .await;
     match attempt {
         Err(AppError::Db(e)) if e.is_unique_violation() => {
@@ -274,14 +369,11 @@ async fn store_batch(app: &App, chat_id: i64, batch: Vec<Queued>) {
     let together = app
         .db()
         .transaction(async |conn| {
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for send in &batch {
-                match store(conn, send.caller, &send.input).await {
-                    Err(AppError::Db(e)) => return Err(AppError::Db(e)),
-                    outcome => outcomes.push(outcome),
-                }
-            }
-            Ok(outcomes)
+            let sends: Vec<(UserId, &SendMessage)> = batch
+                .iter()
+                .map(|send| (send.caller, &send.input))
+                .collect();
+            store(conn, ChatId(chat_id), &sends).await
         })
         .await;
     let outcomes = match together {
