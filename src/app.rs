@@ -6,9 +6,10 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::DbPool;
-use crate::events::Broker;
+use crate::error::AppResult;
 use crate::events::presence::Presence;
 use crate::events::typing::TypingTimers;
+use crate::events::{Broker, Tx};
 use crate::rate::RateLimiter;
 use tokio_util::sync::CancellationToken;
 
@@ -68,9 +69,19 @@ impl App {
         &self.inner.auth
     }
 
-    /// The event broker; publish only after a transaction committed.
+    /// The event broker.
     pub fn broker(&self) -> &Broker {
         &self.inner.broker
+    }
+
+    /// Runs `body` in one transaction; the events it emits are published once it has
+    /// committed (see [`Broker::transaction`]). Every mutation that stores something runs
+    /// through here.
+    pub async fn write<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut Tx<'_>) -> AppResult<T>,
+    ) -> AppResult<T> {
+        self.inner.broker.transaction(&self.inner.db, body).await
     }
 
     /// Who is online in this process.

@@ -109,44 +109,41 @@ pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<C
             )),
         };
     }
-    let (chat, events) = app
-        .db()
-        .transaction(async |conn| {
-            require_caller_exists(conn, caller).await?;
-            require_users_exist(conn, &others).await?;
-            let at = now();
-            let chat = db::chats::insert(
-                conn,
-                &NewChat {
-                    kind,
-                    category: input.category.as_deref(),
-                    name: input.name.as_deref(),
-                    description: input.description.as_deref(),
-                    avatar_url: input.avatar_url.as_deref(),
-                    metadata: json_to_text(input.metadata.as_ref()),
-                    created_by: Some(caller.0),
-                    direct_key: None,
-                    created_at: at,
-                    updated_at: at,
-                    last_activity_at: at,
-                },
-            )
-            .await?;
-            let mut events = Vec::with_capacity(others.len() + 1);
-            for (user, role) in std::iter::once((caller, MemberRole::Owner))
-                .chain(others.iter().map(|u| (*u, MemberRole::Member)))
-            {
-                insert_member(conn, chat.id, user, role, None).await?;
-                events.push(Event {
-                    chat_id: chat.id,
-                    kind: EventKind::MemberJoined { user_id: user.0 },
-                });
-            }
-            Ok::<_, AppError>((chat, events))
-        })
+    app.write(async |conn| {
+        require_caller_exists(conn, caller).await?;
+        require_users_exist(conn, &others).await?;
+        let at = now();
+        let chat = db::chats::insert(
+            conn,
+            &NewChat {
+                kind,
+                category: input.category.as_deref(),
+                name: input.name.as_deref(),
+                description: input.description.as_deref(),
+                avatar_url: input.avatar_url.as_deref(),
+                metadata: json_to_text(input.metadata.as_ref()),
+                created_by: Some(caller.0),
+                direct_key: None,
+                created_at: at,
+                updated_at: at,
+                last_activity_at: at,
+            },
+        )
         .await?;
-    app.broker().publish(events);
-    Ok(chat)
+        for (user, role) in std::iter::once((caller, MemberRole::Owner))
+            .chain(others.iter().map(|u| (*u, MemberRole::Member)))
+        {
+            insert_member(conn, chat.id, user, role, None).await?;
+            conn.emit(joined(&chat, user));
+        }
+        Ok(chat)
+    })
+    .await
+}
+
+/// `user` joined `chat`.
+fn joined(chat: &Chat, user: UserId) -> Event {
+    Event::in_chat(ChatId(chat.id), EventKind::MemberJoined { user_id: user })
 }
 
 async fn insert_member(
@@ -183,13 +180,11 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
     let mut pair = vec![low, high];
     pair.dedup();
     let attempt = app
-        .db()
-        .transaction(async |conn| {
+        .write(async |conn| {
             require_caller_exists(conn, caller).await?;
             require_users_exist(conn, &[other]).await?;
             if let Some(chat) = db::chats::find_direct(conn, &key).await? {
                 let present = db::members::user_ids(conn, chat.id).await?;
-                let mut events = Vec::new();
                 for user in pair.iter().filter(|u| !present.contains(&u.0)) {
                     // Back with the history counted as read, like any new member.
                     insert_member(
@@ -200,12 +195,9 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
                         chat.last_message_id,
                     )
                     .await?;
-                    events.push(Event {
-                        chat_id: chat.id,
-                        kind: EventKind::MemberJoined { user_id: user.0 },
-                    });
+                    conn.emit(joined(&chat, *user));
                 }
-                return Ok((chat, events));
+                return Ok(chat);
             }
             let at = now();
             let chat = db::chats::insert(
@@ -225,22 +217,15 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
                 },
             )
             .await?;
-            let mut events = Vec::new();
             for user in pair.iter().copied() {
                 insert_member(conn, chat.id, user, MemberRole::Member, None).await?;
-                events.push(Event {
-                    chat_id: chat.id,
-                    kind: EventKind::MemberJoined { user_id: user.0 },
-                });
+                conn.emit(joined(&chat, user));
             }
-            Ok::<_, AppError>((chat, events))
+            Ok(chat)
         })
         .await;
     match attempt {
-        Ok((chat, events)) => {
-            app.broker().publish(events);
-            Ok(chat)
-        }
+        Ok(chat) => Ok(chat),
         // Another call created (or rejoined) it between our read and our insert: theirs is
         // the chat, with both members in it.
         Err(AppError::Db(e)) if e.is_unique_violation() => {
@@ -261,26 +246,21 @@ pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) 
         input.avatar_url.as_ref().and_then(|v| v.as_deref()),
         input.category.as_ref().and_then(|v| v.as_deref()),
     )?;
-    let updated = app
-        .db()
-        .transaction(async |conn| {
-            require_settings_right(conn, chat, caller).await?;
-            let changes = ChatChanges {
-                name: input.name,
-                description: input.description,
-                avatar_url: input.avatar_url,
-                category: input.category,
-                metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
-                updated_at: Some(now()),
-            };
-            Ok::<_, AppError>(db::chats::update(conn, chat.0, &changes).await?)
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id: chat.0,
-        kind: EventKind::ChatUpdated,
-    }]);
-    Ok(updated)
+    app.write(async |conn| {
+        require_settings_right(conn, chat, caller).await?;
+        let changes = ChatChanges {
+            name: input.name,
+            description: input.description,
+            avatar_url: input.avatar_url,
+            category: input.category,
+            metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
+            updated_at: Some(now()),
+        };
+        let updated = db::chats::update(conn, chat.0, &changes).await?;
+        conn.emit(Event::in_chat(chat, EventKind::ChatUpdated));
+        Ok(updated)
+    })
+    .await
 }
 
 /// OWNER/ADMIN of a group chat, or either member of a DIRECT chat.
@@ -301,41 +281,32 @@ async fn require_settings_right(
 /// Deletes a chat with all its messages and memberships, in one transaction (OWNER; either
 /// member of a DIRECT chat).
 pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
-    app.db()
-        .transaction(async |conn| {
-            let (chat_row, member) = member_of(conn, chat, caller).await?;
-            if chat_row.kind != ChatKind::Direct && member.role != MemberRole::Owner {
-                return Err(AppError::Forbidden(
-                    "only an OWNER may delete the chat".into(),
-                ));
-            }
-            db::chats::delete(conn, chat.0).await?;
-            Ok(())
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id: chat.0,
-        kind: EventKind::ChatDeleted,
-    }]);
-    Ok(true)
+    app.write(async |conn| {
+        let (chat_row, member) = member_of(conn, chat, caller).await?;
+        if chat_row.kind != ChatKind::Direct && member.role != MemberRole::Owner {
+            return Err(AppError::Forbidden(
+                "only an OWNER may delete the chat".into(),
+            ));
+        }
+        db::chats::delete(conn, chat.0).await?;
+        conn.emit(Event::in_chat(chat, EventKind::ChatDeleted));
+        Ok(true)
+    })
+    .await
 }
 
 /// Deletes every message of a chat but keeps the chat (OWNER/ADMIN; either member of a
 /// DIRECT chat). Returns how many messages were deleted.
 pub async fn clear(app: &App, caller: UserId, chat: ChatId) -> AppResult<i32> {
     let deleted = app
-        .db()
-        .transaction(async |conn| {
+        .write(async |conn| {
             require_settings_right(conn, chat, caller).await?;
             let deleted = db::messages::delete_all_in_chat(conn, chat.0).await?;
             db::chats::set_last_message(conn, chat.0, None).await?;
-            Ok::<_, AppError>(deleted)
+            conn.emit(Event::in_chat(chat, EventKind::ChatUpdated));
+            Ok(deleted)
         })
         .await?;
-    app.broker().publish(vec![Event {
-        chat_id: chat.0,
-        kind: EventKind::ChatUpdated,
-    }]);
     Ok(i32::try_from(deleted).unwrap_or(i32::MAX))
 }
 
@@ -467,32 +438,22 @@ pub async fn add_members(
             "at most {MAX_MEMBERS_PER_CALL} members per call"
         )));
     }
-    let (members, events) = app
-        .db()
-        .transaction(async |conn| {
-            let (chat_row, actor) = managed_group(conn, chat, caller).await?;
-            check_role_grant(actor.role, role)?;
-            require_users_exist(conn, &wanted).await?;
-            let mut members = Vec::with_capacity(wanted.len());
-            let mut events = Vec::new();
-            for user in &wanted {
-                if let Some(existing) = db::members::find(conn, chat.0, user.0).await? {
-                    members.push(existing);
-                    continue;
-                }
-                members.push(
-                    insert_member(conn, chat.0, *user, role, chat_row.last_message_id).await?,
-                );
-                events.push(Event {
-                    chat_id: chat.0,
-                    kind: EventKind::MemberJoined { user_id: user.0 },
-                });
+    app.write(async |conn| {
+        let (chat_row, actor) = managed_group(conn, chat, caller).await?;
+        check_role_grant(actor.role, role)?;
+        require_users_exist(conn, &wanted).await?;
+        let mut members = Vec::with_capacity(wanted.len());
+        for user in &wanted {
+            if let Some(existing) = db::members::find(conn, chat.0, user.0).await? {
+                members.push(existing);
+                continue;
             }
-            Ok::<_, AppError>((members, events))
-        })
-        .await?;
-    app.broker().publish(events);
-    Ok(members)
+            members.push(insert_member(conn, chat.0, *user, role, chat_row.last_message_id).await?);
+            conn.emit(joined(&chat_row, *user));
+        }
+        Ok(members)
+    })
+    .await
 }
 
 /// Fails when removing `leaving` (or taking its OWNER role) would leave the chat with
@@ -521,42 +482,38 @@ pub async fn remove_member(
     if user == caller {
         return leave(app, caller, chat).await;
     }
-    app.db()
-        .transaction(async |conn| {
-            let (_, actor) = managed_group(conn, chat, caller).await?;
-            let target = db::members::find(conn, chat.0, user.0)
-                .await?
-                .ok_or(AppError::NotFound("member"))?;
-            check_role_grant(actor.role, target.role)?;
-            keep_an_owner(conn, chat, &target).await?;
-            db::members::delete(conn, chat.0, user.0).await?;
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id: chat.0,
-        kind: EventKind::MemberLeft { user_id: user.0 },
-    }]);
-    Ok(true)
+    app.write(async |conn| {
+        let (_, actor) = managed_group(conn, chat, caller).await?;
+        let target = db::members::find(conn, chat.0, user.0)
+            .await?
+            .ok_or(AppError::NotFound("member"))?;
+        check_role_grant(actor.role, target.role)?;
+        keep_an_owner(conn, chat, &target).await?;
+        db::members::delete(conn, chat.0, user.0).await?;
+        conn.emit(Event::in_chat(
+            chat,
+            EventKind::MemberLeft { user_id: user },
+        ));
+        Ok(true)
+    })
+    .await
 }
 
 /// The caller leaves a chat. The last OWNER of a chat with other members must hand over
 /// ownership first.
 pub async fn leave(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
-    app.db()
-        .transaction(async |conn| {
-            db::chats::lock(conn, chat.0).await?;
-            let (_, me) = member_of(conn, chat, caller).await?;
-            keep_an_owner(conn, chat, &me).await?;
-            db::members::delete(conn, chat.0, caller.0).await?;
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id: chat.0,
-        kind: EventKind::MemberLeft { user_id: caller.0 },
-    }]);
-    Ok(true)
+    app.write(async |conn| {
+        db::chats::lock(conn, chat.0).await?;
+        let (_, me) = member_of(conn, chat, caller).await?;
+        keep_an_owner(conn, chat, &me).await?;
+        db::members::delete(conn, chat.0, caller.0).await?;
+        conn.emit(Event::in_chat(
+            chat,
+            EventKind::MemberLeft { user_id: caller },
+        ));
+        Ok(true)
+    })
+    .await
 }
 
 /// Changes a member's role (OWNER/ADMIN; only an OWNER grants or revokes OWNER/ADMIN).
@@ -567,29 +524,27 @@ pub async fn set_role(
     user: UserId,
     role: MemberRole,
 ) -> AppResult<Member> {
-    let member = app
-        .db()
-        .transaction(async |conn| {
-            let (_, actor) = managed_group(conn, chat, caller).await?;
-            let target = db::members::find(conn, chat.0, user.0)
-                .await?
-                .ok_or(AppError::NotFound("member"))?;
-            check_role_grant(actor.role, role)?;
-            check_role_grant(actor.role, target.role)?;
-            if role != MemberRole::Owner {
-                keep_an_owner(conn, chat, &target).await?;
-            }
-            Ok::<_, AppError>(db::members::set_role(conn, chat.0, user.0, role).await?)
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id: chat.0,
-        kind: EventKind::MemberUpdated {
-            user_id: user.0,
-            role: role.as_str().to_owned(),
-        },
-    }]);
-    Ok(member)
+    app.write(async |conn| {
+        let (_, actor) = managed_group(conn, chat, caller).await?;
+        let target = db::members::find(conn, chat.0, user.0)
+            .await?
+            .ok_or(AppError::NotFound("member"))?;
+        check_role_grant(actor.role, role)?;
+        check_role_grant(actor.role, target.role)?;
+        if role != MemberRole::Owner {
+            keep_an_owner(conn, chat, &target).await?;
+        }
+        let member = db::members::set_role(conn, chat.0, user.0, role).await?;
+        conn.emit(Event::in_chat(
+            chat,
+            EventKind::MemberUpdated {
+                user_id: user,
+                role,
+            },
+        ));
+        Ok(member)
+    })
+    .await
 }
 
 /// Which per-member flag to set.

@@ -13,8 +13,8 @@ use crate::db;
 use crate::db::messages::Message;
 use crate::domain::access::member_of;
 use crate::error::{AppResult, ErrorCode};
-use crate::events::{Delivered, Event, EventKind};
-use crate::vocabulary::ids::{ChatId, UserId};
+use crate::events::{Delivered, Event, EventKind, Scope};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Messages read from the database per replay batch.
 const REPLAY_BATCH: i64 = 100;
@@ -124,33 +124,67 @@ impl ChatFeed {
                 Err(RecvError::Lagged(_)) => return Some(self.resync().await),
                 Err(RecvError::Closed) => return None,
             };
-            // chat_id 0: the cross-instance feed dropped, every chat may have missed events.
-            if event.chat_id != self.chat.0 && event.chat_id != 0 {
-                continue;
+            match self.step(&event) {
+                ChatFeedStep::Skip => continue,
+                ChatFeedStep::Resync => return Some(self.resync().await),
+                ChatFeedStep::Deliver => {}
+                ChatFeedStep::DeliverLast => self.finished = true,
             }
-            if event.kind == EventKind::ResyncRequired {
-                return Some(self.resync().await);
-            }
-            match &event.kind {
-                EventKind::MessageAdded { message_id, .. } => {
-                    if *message_id <= self.replayed_up_to {
-                        continue; // already sent by the replay
-                    }
-                    self.last_message_id = self.last_message_id.max(Some(*message_id));
-                }
-                EventKind::Typing { user_id, .. } if *user_id == self.user.0 => continue,
-                EventKind::MemberLeft { user_id } if *user_id == self.user.0 => {
-                    self.finished = true
-                }
-                EventKind::ChatDeleted => self.finished = true,
-                _ => {}
+            if let EventKind::MessageAdded { message_id, .. } = &event.kind {
+                self.last_message_id = self.last_message_id.max(Some(message_id.0));
             }
             return Some(Ok(ChatFeedItem::Live(event)));
         }
     }
 }
 
+/// What a live event means to a member's chat feed.
+enum ChatFeedStep {
+    /// Not for this feed.
+    Skip,
+    /// Deliver it.
+    Deliver,
+    /// Deliver it, and end the feed (the member left, the chat is gone).
+    DeliverLast,
+    /// Events were missed.
+    Resync,
+}
+
 impl ChatFeed {
+    /// Who sees which event in a chat feed: the one place that decides it, with an arm
+    /// for every kind of event.
+    fn step(&self, event: &Event) -> ChatFeedStep {
+        if !event.concerns(self.chat) {
+            return ChatFeedStep::Skip;
+        }
+        let me = self.user;
+        match &event.kind {
+            EventKind::MessageAdded { message_id, .. } => {
+                if message_id.0 <= self.replayed_up_to {
+                    ChatFeedStep::Skip // already sent by the replay
+                } else {
+                    ChatFeedStep::Deliver
+                }
+            }
+            // Members do not hear themselves typing.
+            EventKind::Typing { user_id, .. } if *user_id == me => ChatFeedStep::Skip,
+            EventKind::MemberLeft { user_id } if *user_id == me => ChatFeedStep::DeliverLast,
+            EventKind::ChatDeleted => ChatFeedStep::DeliverLast,
+            EventKind::ResyncRequired => ChatFeedStep::Resync,
+            EventKind::MessageEdited { .. }
+            | EventKind::MessageRetracted { .. }
+            | EventKind::MessageDeleted { .. }
+            | EventKind::MessageDelta { .. }
+            | EventKind::ReadReceipt { .. }
+            | EventKind::DeliveryReceipt { .. }
+            | EventKind::Typing { .. }
+            | EventKind::MemberJoined { .. }
+            | EventKind::MemberLeft { .. }
+            | EventKind::MemberUpdated { .. }
+            | EventKind::ChatUpdated => ChatFeedStep::Deliver,
+        }
+    }
+
     /// After missed events: the feed ends if the subscriber is no longer a member (its
     /// `MemberLeft` or the chat's deletion may be among what was missed), else it resyncs.
     async fn resync(&mut self) -> AppResult<ChatFeedItem> {
@@ -174,29 +208,48 @@ impl ChatFeed {
         let kind = match membership {
             Ok(_) => return None,
             Err(e) if e.code() == ErrorCode::NotFound => EventKind::ChatDeleted,
-            Err(e) if e.code() == ErrorCode::Forbidden => EventKind::MemberLeft {
-                user_id: self.user.0,
-            },
+            Err(e) if e.code() == ErrorCode::Forbidden => {
+                EventKind::MemberLeft { user_id: self.user }
+            }
             Err(e) => {
                 self.finished = true;
                 return Some(Err(e));
             }
         };
         self.finished = true;
-        Some(Ok(ChatFeedItem::Live(Arc::new(Delivered::new(Event {
-            chat_id: self.chat.0,
-            kind,
-        })))))
+        Some(Ok(ChatFeedItem::Live(Arc::new(Delivered::new(
+            Event::in_chat(self.chat, kind),
+        )))))
     }
 }
 
 /// What an inbox feed yields.
 #[derive(Clone, Debug)]
 pub enum InboxItem {
-    /// An event in one of the user's chats (or about their membership).
-    Live(Arc<Delivered>),
+    /// A change to one of the user's chats, and the event it comes from.
+    Live {
+        chat: ChatId,
+        change: InboxChange,
+        event: Arc<Delivered>,
+    },
     /// The subscriber missed events; it must re-query its chat list.
     Resync,
+}
+
+/// What changed in the user's chat list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboxChange {
+    /// A new message in one of the user's chats.
+    NewMessage(MessageId),
+    /// The user's unread count in a chat may have changed (read elsewhere, a message
+    /// retracted or deleted).
+    UnreadCountChanged,
+    /// The user joined a chat.
+    ChatAdded,
+    /// The user left a chat, or it was deleted.
+    ChatRemoved,
+    /// A chat's settings, or the user's membership in it, changed.
+    ChatUpdated,
 }
 
 /// A user's events across all their chats: what a chat-list screen needs.
@@ -244,39 +297,100 @@ impl InboxFeed {
                 }
                 Err(RecvError::Closed) => return None,
             };
-            if event.kind == EventKind::ResyncRequired
-                && (event.chat_id == 0 || self.chats.contains(&event.chat_id))
-            {
-                self.reload_chats().await;
-                return Some(InboxItem::Resync);
-            }
-            let me = self.user.0;
-            let relevant = match &event.kind {
-                EventKind::MemberJoined { user_id } if *user_id == me => {
-                    self.chats.insert(event.chat_id);
-                    true
+            let chat = match event.scope {
+                Scope::Chat(chat) => chat,
+                Scope::Everywhere => {
+                    self.reload_chats().await;
+                    return Some(InboxItem::Resync);
                 }
-                EventKind::MemberLeft { user_id } if *user_id == me => {
-                    self.chats.remove(&event.chat_id)
-                }
-                EventKind::ChatDeleted => self.chats.remove(&event.chat_id),
-                _ if !self.chats.contains(&event.chat_id) => false,
-                EventKind::MessageAdded { .. }
-                | EventKind::MessageRetracted { .. }
-                | EventKind::MessageDeleted { .. }
-                | EventKind::ChatUpdated => true,
-                EventKind::ReadReceipt { user_id, .. } => *user_id == me,
-                EventKind::MemberUpdated { user_id, .. } => *user_id == me,
-                _ => false,
             };
-            if relevant {
-                return Some(InboxItem::Live(event));
+            match self.step(chat, &event.kind) {
+                InboxStep::Skip => {}
+                InboxStep::Resync => {
+                    self.reload_chats().await;
+                    return Some(InboxItem::Resync);
+                }
+                InboxStep::Deliver(change) => {
+                    return Some(InboxItem::Live {
+                        chat,
+                        change,
+                        event,
+                    });
+                }
             }
         }
     }
 }
 
+/// What an event in a chat means to a user's inbox feed.
+enum InboxStep {
+    /// Not for this feed.
+    Skip,
+    /// A change to the user's chat list.
+    Deliver(InboxChange),
+    /// Events were missed.
+    Resync,
+}
+
 impl InboxFeed {
+    /// Who sees which event in an inbox feed, and as what: the one place that decides it,
+    /// with an arm for every kind of event. Joining and leaving also update the feed's
+    /// set of chats.
+    fn step(&mut self, chat: ChatId, kind: &EventKind) -> InboxStep {
+        let me = self.user;
+        // Changes to the user's own membership count whether or not the chat is known.
+        match kind {
+            EventKind::MemberJoined { user_id } if *user_id == me => {
+                self.chats.insert(chat.0);
+                return InboxStep::Deliver(InboxChange::ChatAdded);
+            }
+            EventKind::MemberLeft { user_id } if *user_id == me => {
+                return self.removed(chat);
+            }
+            EventKind::ChatDeleted => return self.removed(chat),
+            _ => {}
+        }
+        if !self.chats.contains(&chat.0) {
+            return InboxStep::Skip;
+        }
+        match kind {
+            EventKind::MessageAdded { message_id, .. } => {
+                InboxStep::Deliver(InboxChange::NewMessage(*message_id))
+            }
+            EventKind::MessageRetracted { .. } | EventKind::MessageDeleted { .. } => {
+                InboxStep::Deliver(InboxChange::UnreadCountChanged)
+            }
+            EventKind::ReadReceipt { user_id, .. } if *user_id == me => {
+                InboxStep::Deliver(InboxChange::UnreadCountChanged)
+            }
+            EventKind::ChatUpdated => InboxStep::Deliver(InboxChange::ChatUpdated),
+            EventKind::MemberUpdated { user_id, .. } if *user_id == me => {
+                InboxStep::Deliver(InboxChange::ChatUpdated)
+            }
+            EventKind::ResyncRequired => InboxStep::Resync,
+            // Handled above.
+            EventKind::MemberJoined { .. }
+            | EventKind::MemberLeft { .. }
+            | EventKind::ChatDeleted => InboxStep::Skip,
+            // Nothing a chat list shows.
+            EventKind::MessageEdited { .. }
+            | EventKind::MessageDelta { .. }
+            | EventKind::ReadReceipt { .. }
+            | EventKind::DeliveryReceipt { .. }
+            | EventKind::Typing { .. }
+            | EventKind::MemberUpdated { .. } => InboxStep::Skip,
+        }
+    }
+
+    /// The user is no longer in `chat`: delivered if the feed knew the chat.
+    fn removed(&mut self, chat: ChatId) -> InboxStep {
+        if self.chats.remove(&chat.0) {
+            InboxStep::Deliver(InboxChange::ChatRemoved)
+        } else {
+            InboxStep::Skip
+        }
+    }
+
     /// Reads the user's chats again. On a database error the feed forgets every chat (it
     /// delivers nothing rather than something the user may no longer see) until the next
     /// successful read.

@@ -11,7 +11,7 @@ use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, member_of};
 use crate::domain::now;
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::enums::StreamState;
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -122,8 +122,7 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
     check_content(app, content, false)?;
     let edit_window = app.config().edit_window();
     let message = app
-        .db()
-        .transaction(async |conn| {
+        .write(async |conn| {
             let (message, _, _) = visible_message(conn, caller, id).await?;
             if message.sender_id != Some(caller.0) {
                 return Err(AppError::Forbidden(
@@ -149,67 +148,61 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
                     )));
                 }
             }
-            Ok(db::messages::set_content(conn, id.0, content, now()).await?)
+            let edited = db::messages::set_content(conn, id.0, content, now()).await?;
+            conn.emit(Event::in_chat(
+                ChatId(edited.chat_id),
+                EventKind::MessageEdited { message_id: id },
+            ));
+            Ok(edited)
         })
         .await?;
-    app.broker().publish(vec![Event {
-        chat_id: message.chat_id,
-        kind: EventKind::MessageEdited { message_id: id.0 },
-    }]);
     Ok(message)
 }
 
 /// Retracts a message (its sender only): it stays as a tombstone with no content.
 /// Retracting twice returns the tombstone.
 pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
-    let (message, changed) = app
-        .db()
-        .transaction(async |conn| {
-            let (message, _, _) = visible_message(conn, caller, id).await?;
-            if message.sender_id != Some(caller.0) {
-                return Err(AppError::Forbidden(
-                    "only the sender may retract a message".into(),
-                ));
-            }
-            if message.retracted_at.is_some() {
-                return Ok((message, false));
-            }
-            Ok((db::messages::retract(conn, id.0, now()).await?, true))
-        })
-        .await?;
-    if changed {
-        app.broker().publish(vec![Event {
-            chat_id: message.chat_id,
-            kind: EventKind::MessageRetracted { message_id: id.0 },
-        }]);
-    }
-    Ok(message)
+    app.write(async |conn| {
+        let (message, _, _) = visible_message(conn, caller, id).await?;
+        if message.sender_id != Some(caller.0) {
+            return Err(AppError::Forbidden(
+                "only the sender may retract a message".into(),
+            ));
+        }
+        if message.retracted_at.is_some() {
+            return Ok(message);
+        }
+        let retracted = db::messages::retract(conn, id.0, now()).await?;
+        conn.emit(Event::in_chat(
+            ChatId(retracted.chat_id),
+            EventKind::MessageRetracted { message_id: id },
+        ));
+        Ok(retracted)
+    })
+    .await
 }
 
 /// Deletes a message for good (OWNER/ADMIN/MODERATOR of its chat).
 pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool> {
-    let chat_id = app
-        .db()
-        .transaction(async |conn| {
-            let (message, chat, member) = visible_message(conn, caller, id).await?;
-            if !member.role.can_moderate() {
-                return Err(AppError::Forbidden(
-                    "only an OWNER, ADMIN or MODERATOR may delete messages".into(),
-                ));
-            }
-            db::messages::delete(conn, id.0).await?;
-            if chat.last_message_id == Some(id.0) {
-                let newest = db::messages::latest_id(conn, chat.id).await?;
-                db::chats::set_last_message(conn, chat.id, newest).await?;
-            }
-            Ok::<_, AppError>(message.chat_id)
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id,
-        kind: EventKind::MessageDeleted { message_id: id.0 },
-    }]);
-    Ok(true)
+    app.write(async |conn| {
+        let (message, chat, member) = visible_message(conn, caller, id).await?;
+        if !member.role.can_moderate() {
+            return Err(AppError::Forbidden(
+                "only an OWNER, ADMIN or MODERATOR may delete messages".into(),
+            ));
+        }
+        db::messages::delete(conn, id.0).await?;
+        if chat.last_message_id == Some(id.0) {
+            let newest = db::messages::latest_id(conn, chat.id).await?;
+            db::chats::set_last_message(conn, chat.id, newest).await?;
+        }
+        conn.emit(Event::in_chat(
+            ChatId(message.chat_id),
+            EventKind::MessageDeleted { message_id: id },
+        ));
+        Ok(true)
+    })
+    .await
 }
 
 /// Resolves the message a watermark should move to: `up_to` (which must be in the chat)
@@ -241,48 +234,48 @@ pub async fn mark_read(
     chat: ChatId,
     up_to: Option<MessageId>,
 ) -> AppResult<Member> {
-    let (before, after) = app
-        .db()
-        .transaction(async |conn| {
-            let (_, member) = member_of(conn, chat, caller).await?;
-            let Some(target) = watermark_target(conn, chat, up_to).await? else {
-                return Ok((member.clone(), member));
-            };
-            let updated = db::members::advance_read(conn, chat.0, caller.0, target, now()).await?;
-            Ok::<_, AppError>((member, updated))
-        })
-        .await?;
-    publish_watermark_moves(app, &before, &after);
-    Ok(after)
+    app.write(async |conn| {
+        let (_, member) = member_of(conn, chat, caller).await?;
+        let Some(target) = watermark_target(conn, chat, up_to).await? else {
+            return Ok(member);
+        };
+        let updated = db::members::advance_read(conn, chat.0, caller.0, target, now()).await?;
+        emit_watermark_moves(conn, &member, &updated);
+        Ok(updated)
+    })
+    .await
 }
 
-fn publish_watermark_moves(app: &App, before: &Member, after: &Member) {
-    let mut events = Vec::new();
+/// Receipts for the watermarks that moved from `before` to `after`.
+fn emit_watermark_moves(tx: &mut Tx<'_>, before: &Member, after: &Member) {
+    let chat = ChatId(after.chat_id);
+    let user_id = UserId(after.user_id);
     if let Some(read) = after
         .last_read_message_id
         .filter(|r| Some(*r) != before.last_read_message_id)
     {
-        events.push(Event {
-            chat_id: after.chat_id,
-            kind: EventKind::ReadReceipt {
-                user_id: after.user_id,
-                message_id: read,
+        let message_id = MessageId(read);
+        tx.emit(Event::in_chat(
+            chat,
+            EventKind::ReadReceipt {
+                user_id,
+                message_id,
             },
-        });
+        ));
     }
     if let Some(delivered) = after
         .last_delivered_message_id
         .filter(|d| Some(*d) != before.last_delivered_message_id)
     {
-        events.push(Event {
-            chat_id: after.chat_id,
-            kind: EventKind::DeliveryReceipt {
-                user_id: after.user_id,
-                message_id: delivered,
+        let message_id = MessageId(delivered);
+        tx.emit(Event::in_chat(
+            chat,
+            EventKind::DeliveryReceipt {
+                user_id,
+                message_id,
             },
-        });
+        ));
     }
-    app.broker().publish(events);
 }
 
 /// Marks the given messages read: in each of their chats the watermark moves to the
@@ -294,9 +287,8 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
         )));
     }
     let keys: Vec<i64> = ids.iter().map(|m| m.0).collect();
-    let moves = app
-        .db()
-        .transaction(async |conn| {
+    let count = app
+        .write(async |conn| {
             let found = db::messages::chats_of(conn, &keys).await?;
             if found.len() != {
                 let mut unique = keys.clone();
@@ -311,20 +303,15 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
                 let newest = newest_per_chat.entry(*chat_id).or_insert(*message_id);
                 *newest = (*newest).max(*message_id);
             }
-            let mut moves = Vec::new();
             for (chat_id, newest) in newest_per_chat {
                 let (_, before) = member_of(conn, ChatId(chat_id), caller).await?;
                 let after =
                     db::members::advance_read(conn, chat_id, caller.0, newest, now()).await?;
-                moves.push((before, after));
+                emit_watermark_moves(conn, &before, &after);
             }
-            Ok::<_, AppError>((moves, found.len()))
+            Ok(found.len())
         })
         .await?;
-    let (moves, count) = moves;
-    for (before, after) in &moves {
-        publish_watermark_moves(app, before, after);
-    }
     Ok(i32::try_from(count).unwrap_or(i32::MAX))
 }
 
@@ -335,19 +322,16 @@ pub async fn mark_delivered(
     chat: ChatId,
     up_to: MessageId,
 ) -> AppResult<Member> {
-    let (before, after) = app
-        .db()
-        .transaction(async |conn| {
-            let (_, member) = member_of(conn, chat, caller).await?;
-            let target = watermark_target(conn, chat, Some(up_to))
-                .await?
-                .unwrap_or(up_to.0);
-            let updated = db::members::advance_delivered(conn, chat.0, caller.0, target).await?;
-            Ok::<_, AppError>((member, updated))
-        })
-        .await?;
-    publish_watermark_moves(app, &before, &after);
-    Ok(after)
+    app.write(async |conn| {
+        let (_, member) = member_of(conn, chat, caller).await?;
+        let target = watermark_target(conn, chat, Some(up_to))
+            .await?
+            .unwrap_or(up_to.0);
+        let updated = db::members::advance_delivered(conn, chat.0, caller.0, target).await?;
+        emit_watermark_moves(conn, &member, &updated);
+        Ok(updated)
+    })
+    .await
 }
 
 /// The newest `last` live messages as `(role, content)` pairs, oldest first, in the shape
@@ -405,28 +389,26 @@ pub async fn append(app: &App, caller: UserId, id: MessageId, delta: &str) -> Ap
         )));
     }
     let max = app.config().max_message_length;
-    let message = app
-        .db()
-        .transaction(async |conn| {
-            let current = own_streaming_message(conn, caller, id).await?;
-            if current.content.chars().count() + delta_length > max {
-                return Err(AppError::BadInput(format!(
-                    "the message would exceed {max} characters"
-                )));
-            }
-            Ok(db::messages::append_content(conn, id.0, delta).await?)
-        })
-        .await?;
-    let offset = message.content.chars().count() - delta_length;
-    app.broker().publish(vec![Event {
-        chat_id: message.chat_id,
-        kind: EventKind::MessageDelta {
-            message_id: id.0,
-            delta: delta.to_owned(),
-            offset: i64::try_from(offset).unwrap_or(i64::MAX),
-        },
-    }]);
-    Ok(message)
+    app.write(async |conn| {
+        let current = own_streaming_message(conn, caller, id).await?;
+        if current.content.chars().count() + delta_length > max {
+            return Err(AppError::BadInput(format!(
+                "the message would exceed {max} characters"
+            )));
+        }
+        let appended = db::messages::append_content(conn, id.0, delta).await?;
+        let offset = appended.content.chars().count() - delta_length;
+        conn.emit(Event::in_chat(
+            ChatId(appended.chat_id),
+            EventKind::MessageDelta {
+                message_id: id,
+                delta: delta.to_owned(),
+                offset: i64::try_from(offset).unwrap_or(i64::MAX),
+            },
+        ));
+        Ok(appended)
+    })
+    .await
 }
 
 /// Ends a streaming reply as COMPLETE, INTERRUPTED or FAILED (its sender only).
@@ -441,18 +423,16 @@ pub async fn finish(
             "finish with COMPLETE, INTERRUPTED or FAILED".into(),
         ));
     }
-    let message = app
-        .db()
-        .transaction(async |conn| {
-            own_streaming_message(conn, caller, id).await?;
-            Ok::<_, AppError>(db::messages::set_stream_state(conn, id.0, state).await?)
-        })
-        .await?;
-    app.broker().publish(vec![Event {
-        chat_id: message.chat_id,
-        kind: EventKind::MessageEdited { message_id: id.0 },
-    }]);
-    Ok(message)
+    app.write(async |conn| {
+        own_streaming_message(conn, caller, id).await?;
+        let finished = db::messages::set_stream_state(conn, id.0, state).await?;
+        conn.emit(Event::in_chat(
+            ChatId(finished.chat_id),
+            EventKind::MessageEdited { message_id: id },
+        ));
+        Ok(finished)
+    })
+    .await
 }
 
 /// Tells the chat's other members the caller is (or stopped) typing. Not stored; a
@@ -461,7 +441,6 @@ pub async fn set_typing(app: &App, caller: UserId, chat: ChatId, typing: bool) -
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
     let ttl = std::time::Duration::from_secs(app.config().typing_ttl_secs.max(1));
-    app.typing()
-        .set(app.broker(), ttl, chat.0, caller.0, typing);
+    app.typing().set(app.broker(), ttl, chat, caller, typing);
     Ok(typing)
 }

@@ -28,7 +28,7 @@ use crate::domain::access::{not_a_member, senders_locked};
 use crate::domain::messages::check_content;
 use crate::domain::{json_to_text, now};
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::UserId;
 use crate::vocabulary::ids::{ChatId, MessageId};
@@ -154,7 +154,7 @@ type Stored = (Message, bool);
 /// their `clientId`s and their parents, when they gave any. The next batch for this chat
 /// waits for all of it, so it is kept to a few statements whatever the batch's size.
 async fn store(
-    conn: &mut DbConn,
+    tx: &mut Tx<'_>,
     chat: ChatId,
     sends: &[(UserId, &SendMessage)],
 ) -> AppResult<Vec<AppResult<Stored>>> {
@@ -162,7 +162,7 @@ async fn store(
     senders.sort_unstable();
     senders.dedup();
     // A deleted user has no memberships left: FORBIDDEN.
-    let members = match senders_locked(conn, chat, &senders).await {
+    let members = match senders_locked(tx, chat, &senders).await {
         Ok(members) => members,
         // No such chat: every send fails the same way.
         Err(AppError::NotFound(what)) => {
@@ -181,7 +181,7 @@ async fn store(
     if !client_ids.is_empty() {
         let sender_ids: Vec<i64> = senders.iter().map(|u| u.0).collect();
         for message in
-            db::messages::find_by_client_ids(conn, chat.0, &sender_ids, &client_ids).await?
+            db::messages::find_by_client_ids(tx, chat.0, &sender_ids, &client_ids).await?
         {
             if let (Some(sender), Some(client_id)) = (message.sender_id, message.client_id.clone())
             {
@@ -196,7 +196,7 @@ async fn store(
     let parents: HashMap<i64, i64> = if parent_ids.is_empty() {
         HashMap::new()
     } else {
-        db::messages::chats_of(conn, &parent_ids)
+        db::messages::chats_of(tx, &parent_ids)
             .await?
             .into_iter()
             .collect()
@@ -220,7 +220,14 @@ async fn store(
                 continue;
             }
         };
-        let message = insert(conn, chat, *caller, input, role).await?;
+        let message = insert(tx, chat, *caller, input, role).await?;
+        tx.emit(Event::in_chat(
+            chat,
+            EventKind::MessageAdded {
+                message_id: MessageId(message.id),
+                sender_id: Some(*caller),
+            },
+        ));
         if let Some(key) = key {
             by_client_id.insert(key, message.clone());
         }
@@ -293,9 +300,8 @@ async fn insert(
 async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResult<(Message, bool)> {
     let chat = input.chat_id;
     let attempt = app
-        .db()
-        .transaction(async |conn| {
-            let mut outcomes = store(conn, chat, &[(caller, input)]).await?;
+        .write(async |tx| {
+            let mut outcomes = store(tx, chat, &[(caller, input)]).await?;
             outcomes
                 .pop()
                 .unwrap_or(Err(AppError::Internal("a send without an outcome".into())))
@@ -367,13 +373,12 @@ async fn store_queued(queues: SendQueues, chat_id: i64) {
 /// is retried in a transaction of its own, so one cannot fail the others.
 async fn store_batch(app: &App, chat_id: i64, batch: Vec<Queued>) {
     let together = app
-        .db()
-        .transaction(async |conn| {
+        .write(async |tx| {
             let sends: Vec<(UserId, &SendMessage)> = batch
                 .iter()
                 .map(|send| (send.caller, &send.input))
                 .collect();
-            store(conn, ChatId(chat_id), &sends).await
+            store(tx, ChatId(chat_id), &sends).await
         })
         .await;
     let outcomes = match together {
@@ -389,20 +394,6 @@ async fn store_batch(app: &App, chat_id: i64, batch: Vec<Queued>) {
             outcomes
         }
     };
-    let added: Vec<Event> = outcomes
-        .iter()
-        .filter_map(|outcome| match outcome {
-            Ok((message, true)) => Some(Event {
-                chat_id,
-                kind: EventKind::MessageAdded {
-                    message_id: message.id,
-                    sender_id: message.sender_id,
-                },
-            }),
-            _ => None,
-        })
-        .collect();
-    app.broker().publish(added);
     for (send, outcome) in batch.into_iter().zip(outcomes) {
         // The sender may have hung up; its message is stored all the same.
         let _ = send.reply.send(outcome.map(|(message, _)| message));

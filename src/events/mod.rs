@@ -13,16 +13,57 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::messages::Message;
 use tokio::sync::broadcast;
 
-/// Something that happened in a chat.
+use crate::db::messages::Message;
+use crate::db::{DbConn, DbError, DbPool};
+use crate::vocabulary::enums::MemberRole;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+
+/// Something that happened: where, and what.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// The chat it happened in.
-    pub chat_id: i64,
+    /// Where it happened.
+    pub scope: Scope,
     /// What happened.
     pub kind: EventKind,
+}
+
+impl Event {
+    /// Something that happened in `chat`.
+    pub fn in_chat(chat: ChatId, kind: EventKind) -> Self {
+        Self {
+            scope: Scope::Chat(chat),
+            kind,
+        }
+    }
+
+    /// Every subscriber of this process may have missed events (the cross-instance feed
+    /// dropped) and must resync.
+    pub fn resync_everywhere() -> Self {
+        Self {
+            scope: Scope::Everywhere,
+            kind: EventKind::ResyncRequired,
+        }
+    }
+
+    /// True when the event concerns `chat`.
+    pub fn concerns(&self, chat: ChatId) -> bool {
+        match self.scope {
+            Scope::Chat(own) => own == chat,
+            Scope::Everywhere => true,
+        }
+    }
+}
+
+/// Where an event happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// In one chat.
+    Chat(ChatId),
+    /// In every chat at once: only `ResyncRequired`, when this process may have missed
+    /// other instances' events.
+    Everywhere,
 }
 
 /// The kinds of events (mirrors the GraphQL `ChatEvent` union).
@@ -31,45 +72,79 @@ pub struct Event {
 pub enum EventKind {
     /// A message was sent.
     MessageAdded {
-        message_id: i64,
-        sender_id: Option<i64>,
+        message_id: MessageId,
+        sender_id: Option<UserId>,
     },
-    /// A message's content was edited.
-    MessageEdited { message_id: i64 },
+    /// A message's content was edited, or a streamed reply finished.
+    MessageEdited { message_id: MessageId },
     /// A message was retracted by its sender.
-    MessageRetracted { message_id: i64 },
+    MessageRetracted { message_id: MessageId },
     /// A message was deleted by a moderator.
-    MessageDeleted { message_id: i64 },
+    MessageDeleted { message_id: MessageId },
     /// Content was appended to a streaming message.
     MessageDelta {
-        message_id: i64,
+        message_id: MessageId,
         delta: String,
         /// Character offset of the delta in the full content, for ordering checks.
         offset: i64,
     },
     /// A member's read watermark moved.
-    ReadReceipt { user_id: i64, message_id: i64 },
+    ReadReceipt {
+        user_id: UserId,
+        message_id: MessageId,
+    },
     /// A member's delivery watermark moved.
-    DeliveryReceipt { user_id: i64, message_id: i64 },
+    DeliveryReceipt {
+        user_id: UserId,
+        message_id: MessageId,
+    },
     /// A member started or stopped typing.
-    Typing { user_id: i64, typing: bool },
+    Typing { user_id: UserId, typing: bool },
     /// A user joined (or was added to) the chat.
-    MemberJoined { user_id: i64 },
+    MemberJoined { user_id: UserId },
     /// A user left (or was removed from) the chat.
-    MemberLeft { user_id: i64 },
-    /// A member's role or own settings changed.
+    MemberLeft { user_id: UserId },
+    /// A member's role changed.
     MemberUpdated {
-        user_id: i64,
-        /// The new role (`MemberRole`'s stored form), as of the change.
-        role: String,
+        user_id: UserId,
+        /// The role, as of the change.
+        role: MemberRole,
     },
     /// The chat's settings changed, or its messages were cleared.
     ChatUpdated,
     /// The chat was deleted.
     ChatDeleted,
-    /// Events may have been missed (the cross-instance feed dropped): every subscriber
-    /// must resync. Sent with `chat_id` 0.
+    /// Events may have been missed: subscribers must resync.
     ResyncRequired,
+}
+
+/// A transaction whose events are published when, and only when, it commits: the only
+/// way to publish a stored change (see [`Broker::transaction`]). It dereferences to its
+/// connection, so database functions take it where they take a `DbConn`.
+pub struct Tx<'c> {
+    conn: &'c mut DbConn,
+    events: Vec<Event>,
+}
+
+impl Tx<'_> {
+    /// Publishes `event` once the transaction has committed (never if it fails).
+    pub fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = DbConn;
+
+    fn deref(&self) -> &DbConn {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        self.conn
+    }
 }
 
 /// An event as subscribers receive it: the event plus the message it names, loaded once
@@ -147,9 +222,34 @@ impl Broker {
         let _ = self.sender.send(delivered);
     }
 
-    /// Delivers committed events to every subscriber of every instance. Call only after
-    /// the transaction that produced them committed.
-    pub fn publish(&self, events: Vec<Event>) {
+    /// Runs `body` in one transaction ([`DbPool::transaction`]); the events it emits go
+    /// to every subscriber of every instance once it committed, in the order emitted, and
+    /// nowhere if it fails.
+    pub async fn transaction<T, E>(
+        &self,
+        db: &DbPool,
+        body: impl AsyncFnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let (value, events) = db
+            .transaction(async |conn| {
+                let mut tx = Tx {
+                    conn,
+                    events: Vec::new(),
+                };
+                let value = body(&mut tx).await?;
+                Ok::<_, E>((value, tx.events))
+            })
+            .await?;
+        self.publish(events);
+        Ok(value)
+    }
+
+    /// Delivers events to every subscriber of every instance: committed ones (from
+    /// [`Broker::transaction`]) and ones never stored (typing, in `typing`).
+    fn publish(&self, events: Vec<Event>) {
         for event in events {
             let delivered = Arc::new(Delivered::new(event));
             if let Some(remote) = &self.remote {

@@ -107,7 +107,7 @@ fn encode(origin: u64, seq: u64, event: &Event) -> String {
         origin,
         seq,
         Event {
-            chat_id: event.chat_id,
+            scope: event.scope,
             kind: EventKind::ResyncRequired,
         },
     )
@@ -128,10 +128,7 @@ async fn listen_loop(broker: Broker, url: String, origin: u64, shutdown: Cancell
                 backoff = Duration::from_millis(100);
                 if had_connection {
                     tracing::info!("event listener reconnected; asking subscribers to resync");
-                    broker.publish_local(Event {
-                        chat_id: 0,
-                        kind: EventKind::ResyncRequired,
-                    });
+                    broker.publish_local(Event::resync_everywhere());
                 }
                 had_connection = true;
                 let mut notifications = std::pin::pin!(conn.notifications_stream());

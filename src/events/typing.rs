@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Broker, Event, EventKind};
+use crate::vocabulary::ids::{ChatId, UserId};
 
 /// The latest `typing: true` per (chat, user), by generation.
 #[derive(Clone, Default)]
 pub struct TypingTimers {
-    generations: Arc<Mutex<HashMap<(i64, i64), u64>>>,
+    generations: Arc<Mutex<HashMap<(ChatId, UserId), u64>>>,
 }
 
 impl TypingTimers {
-    fn generations(&self) -> MutexGuard<'_, HashMap<(i64, i64), u64>> {
+    fn generations(&self) -> MutexGuard<'_, HashMap<(ChatId, UserId), u64>> {
         self.generations
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -22,8 +23,8 @@ impl TypingTimers {
 
     /// Publishes a typing change; a `true` is followed by an automatic `false` after `ttl`
     /// unless refreshed or cleared first.
-    pub fn set(&self, broker: &Broker, ttl: Duration, chat_id: i64, user_id: i64, typing: bool) {
-        let key = (chat_id, user_id);
+    pub fn set(&self, broker: &Broker, ttl: Duration, chat: ChatId, user: UserId, typing: bool) {
+        let key = (chat, user);
         let generation = {
             let mut generations = self.generations();
             if typing {
@@ -35,7 +36,7 @@ impl TypingTimers {
                 None
             }
         };
-        broker.publish(vec![typing_event(chat_id, user_id, typing)]);
+        broker.publish_typing(chat, user, typing);
         if let Some(generation) = generation {
             let timers = self.clone();
             let broker = broker.clone();
@@ -50,16 +51,21 @@ impl TypingTimers {
                     current
                 };
                 if expired {
-                    broker.publish(vec![typing_event(chat_id, user_id, false)]);
+                    broker.publish_typing(chat, user, false);
                 }
             });
         }
     }
 }
 
-fn typing_event(chat_id: i64, user_id: i64, typing: bool) -> Event {
-    Event {
-        chat_id,
-        kind: EventKind::Typing { user_id, typing },
+fn typing_event(chat: ChatId, user_id: UserId, typing: bool) -> Event {
+    Event::in_chat(chat, EventKind::Typing { user_id, typing })
+}
+
+impl Broker {
+    /// Tells `chat` that `user` is (or stopped) typing. Typing is never stored, so it is
+    /// the one event published outside a transaction.
+    pub fn publish_typing(&self, chat: ChatId, user: UserId, typing: bool) {
+        self.publish(vec![typing_event(chat, user, typing)]);
     }
 }

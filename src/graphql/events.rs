@@ -10,7 +10,7 @@ use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
 use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
 use super::{caller_id, loaders};
 use crate::db;
-use crate::domain::feeds::{ChatFeedItem, InboxItem};
+use crate::domain::feeds::{ChatFeedItem, InboxChange, InboxItem};
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::{Delivered, EventKind};
 use crate::vocabulary::cursor;
@@ -466,18 +466,21 @@ impl ChatEvent {
                 chat_id: Some(chat_id),
                 last_message_id,
             }),
-            ChatFeedItem::Live(event) => Self::from_event(&event),
+            ChatFeedItem::Live(event) => Self::from_event(ChatId(chat_id), &event),
         }
     }
 
-    fn from_event(event: &Arc<Delivered>) -> Self {
-        let chat_id = event.chat_id;
-        let message = |id: i64| MessageRef::live(id, event);
-        let member = |user_id: i64| MemberChange { chat_id, user_id };
-        let receipt = |user_id: i64, message_id: i64| Receipt {
+    fn from_event(chat: ChatId, event: &Arc<Delivered>) -> Self {
+        let chat_id = chat.0;
+        let message = |id: MessageId| MessageRef::live(id.0, event);
+        let member = |user_id: UserId| MemberChange {
             chat_id,
-            user_id,
-            message_id,
+            user_id: user_id.0,
+        };
+        let receipt = |user_id: UserId, message_id: MessageId| Receipt {
+            chat_id,
+            user_id: user_id.0,
+            message_id: message_id.0,
         };
         match &event.kind {
             EventKind::MessageAdded { message_id, .. } => ChatEvent::MessageAdded(MessageAdded {
@@ -496,7 +499,7 @@ impl ChatEvent {
             }
             EventKind::MessageDeleted { message_id } => ChatEvent::MessageDeleted(MessageDeleted {
                 chat_id,
-                message_id: *message_id,
+                message_id: message_id.0,
             }),
             EventKind::MessageDelta {
                 message_id,
@@ -504,7 +507,7 @@ impl ChatEvent {
                 offset,
             } => ChatEvent::MessageDelta(MessageDelta {
                 chat_id,
-                message_id: *message_id,
+                message_id: message_id.0,
                 delta: delta.clone(),
                 offset: *offset,
             }),
@@ -518,7 +521,7 @@ impl ChatEvent {
             } => ChatEvent::DeliveryReceipt(DeliveryReceipt(receipt(*user_id, *message_id))),
             EventKind::Typing { user_id, typing } => ChatEvent::Typing(Typing {
                 chat_id,
-                user_id: *user_id,
+                user_id: user_id.0,
                 typing: *typing,
             }),
             EventKind::MemberJoined { user_id } => {
@@ -529,7 +532,7 @@ impl ChatEvent {
             }
             EventKind::MemberUpdated { user_id, role } => ChatEvent::MemberUpdated(MemberUpdated {
                 change: member(*user_id),
-                role: MemberRole::parse(role),
+                role: Some(*role),
             }),
             EventKind::ChatUpdated => ChatEvent::ChatUpdated(ChatUpdated { chat_id }),
             EventKind::ChatDeleted => ChatEvent::ChatDeleted(ChatDeleted { chat_id }),
@@ -647,33 +650,33 @@ pub enum UserEvent {
 }
 
 impl UserEvent {
-    /// Maps an inbox item for `me` to its GraphQL event.
-    pub fn from_item(me: i64, item: InboxItem) -> Self {
-        let event = match item {
+    /// Maps an inbox item to its GraphQL event.
+    pub fn from_item(item: InboxItem) -> Self {
+        let (chat, change, event) = match item {
             InboxItem::Resync => {
                 return UserEvent::ResyncRequired(ResyncRequired {
                     chat_id: None,
                     last_message_id: None,
                 });
             }
-            InboxItem::Live(event) => event,
+            InboxItem::Live {
+                chat,
+                change,
+                event,
+            } => (chat, change, event),
         };
-        let chat_id = event.chat_id;
-        match &event.kind {
-            EventKind::MessageAdded { message_id, .. } => UserEvent::InboxMessage(InboxMessage {
+        let chat_id = chat.0;
+        match change {
+            InboxChange::NewMessage(message_id) => UserEvent::InboxMessage(InboxMessage {
                 chat_id,
-                message: MessageRef::live(*message_id, &event),
+                message: MessageRef::live(message_id.0, &event),
             }),
-            EventKind::MemberJoined { user_id } if *user_id == me => {
-                UserEvent::ChatAdded(ChatAdded { chat_id })
+            InboxChange::UnreadCountChanged => {
+                UserEvent::UnreadCountChanged(UnreadCountChanged { chat_id })
             }
-            EventKind::MemberLeft { .. } | EventKind::ChatDeleted => {
-                UserEvent::ChatRemoved(ChatRemoved { chat_id })
-            }
-            EventKind::ChatUpdated | EventKind::MemberUpdated { .. } => {
-                UserEvent::ChatUpdated(ChatUpdated { chat_id })
-            }
-            _ => UserEvent::UnreadCountChanged(UnreadCountChanged { chat_id }),
+            InboxChange::ChatAdded => UserEvent::ChatAdded(ChatAdded { chat_id }),
+            InboxChange::ChatRemoved => UserEvent::ChatRemoved(ChatRemoved { chat_id }),
+            InboxChange::ChatUpdated => UserEvent::ChatUpdated(ChatUpdated { chat_id }),
         }
     }
 }

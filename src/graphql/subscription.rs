@@ -52,7 +52,7 @@ impl Subscription {
         let feed = InboxFeed::open(app(ctx)?, me).await?;
         Ok(stream::unfold(feed, move |mut feed| async move {
             let item = feed.next().await?;
-            Some((UserEvent::from_item(me.0, item), feed))
+            Some((UserEvent::from_item(item), feed))
         }))
     }
 
@@ -80,7 +80,7 @@ impl Subscription {
                                 let found = event
                                     .message(|| async {
                                         let mut conn = app.db().conn().await?;
-                                        db::messages::find(&mut conn, message_id).await
+                                        db::messages::find(&mut conn, message_id.0).await
                                     })
                                     .await;
                                 match found {

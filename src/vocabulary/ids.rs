@@ -11,7 +11,19 @@ use super::InvalidInput;
 macro_rules! id_type {
     ($name:ident, $type_name:literal) => {
         #[doc = concat!("Key of a ", $type_name, ".")]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[serde(transparent)]
         pub struct $name(pub i64);
 
         impl $name {

@@ -363,16 +363,12 @@ async fn a_subscriber_that_falls_behind_is_told_to_resync_and_the_feed_goes_on()
         chatql::vocabulary::ids::ChatId::from_global(&chat).map_err(|e| e.to_string())?;
     let alice_key =
         chatql::vocabulary::ids::UserId::from_global(&alice.id).map_err(|e| e.to_string())?;
-    let burst: Vec<chatql::events::Event> = (0..2000)
-        .map(|i| chatql::events::Event {
-            chat_id: chat_key.0,
-            kind: chatql::events::EventKind::Typing {
-                user_id: alice_key.0,
-                typing: i % 2 == 0,
-            },
-        })
-        .collect();
-    server.app.broker().publish(burst);
+    for i in 0..2000 {
+        server
+            .app
+            .broker()
+            .publish_typing(chat_key, alice_key, i % 2 == 0);
+    }
     send(&server, &alice, &chat, "after").await?;
 
     let mut resync = None;
@@ -981,7 +977,7 @@ mod lagged_feeds {
             .await?;
         // Enough after the removal that its MemberLeft falls out of the buffer too.
         let secret = send(&server, &owner, &chat, "secret").await?;
-        let secret_id = chatql::vocabulary::ids::MessageId::from_global(&secret)?.0;
+        let secret_id = chatql::vocabulary::ids::MessageId::from_global(&secret)?;
         for i in 0..6 {
             send(&server, &owner, &chat, &format!("more secrets {i}")).await?;
         }
@@ -998,25 +994,22 @@ mod lagged_feeds {
             last = Some(item);
         }
         match last {
-            Some(ChatFeedItem::Live(event)) => assert_eq!(
-                event.kind,
-                EventKind::MemberLeft {
-                    user_id: member_id.0
-                }
-            ),
+            Some(ChatFeedItem::Live(event)) => {
+                assert_eq!(event.kind, EventKind::MemberLeft { user_id: member_id })
+            }
             other => return Err(format!("the feed ended with {other:?}").into()),
         }
         // The inbox resyncs and goes on with the member's other chats only: everything up to
         // a message in the member's own chat carries nothing from the chat they left.
         let sentinel = send(&server, &member, &own_chat, "still here").await?;
-        let sentinel_id = chatql::vocabulary::ids::MessageId::from_global(&sentinel)?.0;
+        let sentinel_id = chatql::vocabulary::ids::MessageId::from_global(&sentinel)?;
         let mut resynced = false;
         loop {
             match tokio::time::timeout(WAIT, inbox.next()).await? {
                 None => return Err("the inbox ended".into()),
                 Some(InboxItem::Resync) => resynced = true,
-                Some(InboxItem::Live(event)) => {
-                    assert_ne!(event.chat_id, chat_id.0, "inbox event from the left chat");
+                Some(InboxItem::Live { chat, event, .. }) => {
+                    assert_ne!(chat, chat_id, "inbox event from the left chat");
                     if matches!(event.kind, EventKind::MessageAdded { message_id, .. } if message_id == sentinel_id)
                     {
                         break;
