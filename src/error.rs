@@ -42,6 +42,45 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
         }
     }
+
+    /// The code with this wire form.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ErrorCode::Unauthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::BadUserInput,
+            ErrorCode::Conflict,
+            ErrorCode::RateLimited,
+            ErrorCode::LimitExceeded,
+            ErrorCode::Internal,
+        ]
+        .into_iter()
+        .find(|code| code.as_str() == text)
+    }
+
+    /// The HTTP status of a request refused with this code before it was executed (under
+    /// `application/graphql-response+json`; an executed request is always 200).
+    pub fn refused_status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::BadUserInput
+            | ErrorCode::Conflict
+            | ErrorCode::LimitExceeded => 400,
+        }
+    }
+
+    /// The code an error of a response carries, once [`assign_code`] ran.
+    pub fn of(error: &async_graphql::ServerError) -> Option<Self> {
+        match error.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Self::parse(code),
+            _ => None,
+        }
+    }
 }
 
 /// Everything that can go wrong while serving a request.
@@ -153,14 +192,57 @@ pub fn assign_code(error: &mut async_graphql::ServerError) {
         .set("code", code.as_str());
 }
 
-/// Adds a code to an error made by async-graphql itself (parse, validation, limits), which
-/// arrive without one.
+/// The code of an error async-graphql raised itself, which arrives without one: its four
+/// limit errors (complexity, depth, recursion depth, directives per field; matched by their
+/// exact wording in async-graphql 7.2) are `LIMIT_EXCEEDED`, everything else it rejects
+/// (syntax, validation, argument coercion) is the request's fault: `BAD_USER_INPUT`.
 pub fn classify_engine_error(message: &str) -> ErrorCode {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("too complex") || lower.contains("nested too deep") || lower.contains("limit")
-    {
+    let is_limit = message == "Query is too complex."
+        || message == "Query is nested too deep."
+        || message.starts_with("The recursion depth of the query cannot be greater than `")
+        || (message.starts_with("The number of directives on the field `")
+            && message.contains("` cannot be greater than `"));
+    if is_limit {
         ErrorCode::LimitExceeded
     } else {
         ErrorCode::BadUserInput
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_limit_errors_are_limit_exceeded_by_their_exact_wording() {
+        for message in [
+            "Query is too complex.",
+            "Query is nested too deep.",
+            "The recursion depth of the query cannot be greater than `32`",
+            "The number of directives on the field `chat` cannot be greater than `8`",
+        ] {
+            assert_eq!(
+                classify_engine_error(message),
+                ErrorCode::LimitExceeded,
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_engine_errors_are_bad_user_input_whatever_words_they_hold() {
+        for message in [
+            r#"Unknown argument "limit" on field "chats" of type "Query"."#,
+            r#"Unknown field "tooComplex" on type "Query"."#,
+            r#"Invalid value for argument "first", expected type "Int""#,
+            " --> 1:3\n  |\n1 | { nested too deep\n  |   ^---\n  |\n  = expected selection",
+            r#"Unknown operation named "limit""#,
+        ] {
+            assert_eq!(
+                classify_engine_error(message),
+                ErrorCode::BadUserInput,
+                "{message}"
+            );
+        }
     }
 }

@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::auth::Caller;
+use crate::error::ErrorCode;
 use crate::graphql::{self, Endpoint};
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
@@ -321,6 +322,13 @@ pub fn caller_from_headers(
         .caller_from(text(header::AUTHORIZATION.as_str()), text("x-admin-key"))
 }
 
+/// The status of a request refused before execution, from its error's code.
+fn refused_status(error: &ServerError) -> StatusCode {
+    ErrorCode::of(error)
+        .and_then(|code| StatusCode::from_u16(code.refused_status()).ok())
+        .unwrap_or(StatusCode::BAD_REQUEST)
+}
+
 async fn execute(
     state: &Endpoint,
     headers: &HeaderMap,
@@ -372,8 +380,9 @@ async fn execute(
         Err(e) => {
             let mut error = async_graphql::Error::from(e).into_server_error(Default::default());
             crate::error::assign_code(&mut error);
+            let status = refused_status(&error);
             let body = serde_json::json!({ "errors": [error] });
-            let status = status_unless_executed(StatusCode::UNAUTHORIZED);
+            let status = status_unless_executed(status);
             return Ok((
                 status,
                 [(header::CONTENT_TYPE, response_type.content_type())],
@@ -394,17 +403,11 @@ async fn execute(
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     let (status, body) = if not_executed {
-        let rate_limited = response.errors.iter().any(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|ext| ext.get("code"))
-                .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
-        });
-        let status = status_unless_executed(if rate_limited {
-            StatusCode::TOO_MANY_REQUESTS
-        } else {
-            StatusCode::BAD_REQUEST
-        });
+        let status = response
+            .errors
+            .first()
+            .map_or(StatusCode::BAD_REQUEST, refused_status);
+        let status = status_unless_executed(status);
         // A request that never ran has no `data` entry at all (not even null).
         let body = serde_json::json!({ "errors": response.errors });
         (status, body.to_string())

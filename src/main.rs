@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use chatql::config::{Config, LogFormat};
+use chatql::error::AppError;
+use chatql::server::StartError;
 use chatql::vocabulary::ids::UserId;
 use chatql::{db, domain, graphql, server};
 
@@ -59,6 +61,29 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    /// The server (or the state a command needs) could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A database call failed.
+    #[error("database: {0}")]
+    Db(#[from] db::DbError),
+    /// A service refused or failed (e.g. an invalid username).
+    #[error("{0}")]
+    App(#[from] AppError),
+    /// Serving stopped with an I/O error.
+    #[error("serving: {0}")]
+    Serve(#[source] std::io::Error),
+    /// `token --user` names nobody, and `--create` was not given.
+    #[error("no user `{0}` (pass --create to create it)")]
+    NoSuchUser(String),
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -95,20 +120,20 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            eprintln!("error: {message}");
+        Err(error) => {
+            tracing::error!(%error, "command failed");
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config) -> Result<(), CommandError> {
     let bind = config.bind;
     let database = config.database();
-    let app = server::build_app(config).await.map_err(|e| e.to_string())?;
-    let listener = server::bind(bind).await.map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = server::build_app(config).await?;
+    let listener = server::bind(bind).await?;
+    let addr = listener.local_addr().map_err(CommandError::Serve)?;
     tracing::info!(?database, "database ready");
     tracing::info!(
         "chatql listening on http://{addr} — GraphiQL at http://{addr}/ , API at http://{addr}/graphql"
@@ -123,47 +148,43 @@ async fn serve(config: Config) -> Result<(), String> {
     });
     server::serve(app, listener)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(CommandError::Serve)
 }
 
-async fn migrate(config: Config) -> Result<(), String> {
-    config.validate()?;
-    let pool = db::DbPool::connect(&config.database(), 1).map_err(|e| e.to_string())?;
-    let applied = pool.run_migrations().await.map_err(|e| e.to_string())?;
+async fn migrate(config: Config) -> Result<(), CommandError> {
+    config.validate().map_err(CommandError::Config)?;
+    let pool = db::DbPool::connect(&config.database(), 1)?;
+    let applied = pool.run_migrations().await?;
     tracing::info!(applied, "migrations applied");
     Ok(())
 }
 
-async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(), String> {
-    let app = server::build_app(config).await.map_err(|e| e.to_string())?;
-    let mut conn = app.db().conn().await.map_err(|e| e.to_string())?;
-    let by_name = db::users::find_by_username(&mut conn, user)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(), CommandError> {
+    let app = server::build_app(config).await?;
+    let mut conn = app.db().conn().await?;
+    let by_name = db::users::find_by_username(&mut conn, user).await?;
     let by_id = match UserId::from_global(user) {
-        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id.0)
-            .await
-            .map_err(|e| e.to_string())?,
+        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id.0).await?,
         _ => None,
     };
     drop(conn);
     let found = match by_name.or(by_id) {
         Some(found) => found,
-        None if create => domain::users::create_unchecked(
-            &app,
-            domain::users::CreateUser {
-                username: user.to_owned(),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?,
-        None => return Err(format!("no user `{user}` (pass --create to create it)")),
+        None if create => {
+            domain::users::create_unchecked(
+                &app,
+                domain::users::CreateUser {
+                    username: user.to_owned(),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        None => return Err(CommandError::NoSuchUser(user.to_owned())),
     };
     let token = app
         .auth()
-        .issue_token(UserId(found.id), Duration::from_secs(ttl))
-        .map_err(|e| e.to_string())?;
+        .issue_token(UserId(found.id), Duration::from_secs(ttl))?;
     println!("{token}");
     eprintln!(
         "token for {} ({}); send it as `Authorization: Bearer <token>`",

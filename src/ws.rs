@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::error::assign_code;
+use crate::error::{ErrorCode, assign_code};
 use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema, Endpoint};
@@ -374,7 +374,7 @@ impl Connection {
             error
                 .extensions
                 .get_or_insert_with(Default::default)
-                .set("code", "LIMIT_EXCEEDED");
+                .set("code", ErrorCode::LimitExceeded.as_str());
             self.send(self.error_message(&id, vec![error])).await;
             return None;
         };

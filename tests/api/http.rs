@@ -129,6 +129,15 @@ async fn depth_complexity_and_body_limits_give_clear_errors() -> TestResult {
         (bad_syntax.status, bad_syntax.codes()),
         (400, vec!["BAD_USER_INPUT".to_owned()])
     );
+    // An unknown argument is the client's mistake, not a limit, whatever it is called.
+    let unknown = server
+        .client(&alice)
+        .send("{ chats(limit: 5) { nodes { id } } }", json!({}))
+        .await?;
+    assert_eq!(
+        (unknown.status, unknown.codes()),
+        (400, vec!["BAD_USER_INPUT".to_owned()])
+    );
     Ok(())
 }
 

@@ -655,12 +655,10 @@ async fn live_across_instances() -> TestResult<(TestServer, TestServer, TestUser
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test runs it there (CHATQL_TEST_BACKEND=postgres)"]
 async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -> TestResult {
-    if backend() != TestBackend::Postgres {
-        // One SQLite file serves one process; instances share events through PostgreSQL.
-        eprintln!("skipped: several instances need PostgreSQL (CHATQL_TEST_BACKEND=postgres)");
-        return Ok(());
-    }
+    // One SQLite file serves one process; instances share events through PostgreSQL.
+    require_postgres()?;
     let (a, _b, alice, chat, mut ws) = live_across_instances().await?;
     let mut expected = Vec::new();
     for i in 0..20 {
@@ -678,12 +676,11 @@ async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() -
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test runs it there (CHATQL_TEST_BACKEND=postgres)"]
 async fn a_dropped_listener_reconnects_and_subscribers_are_told_to_resync() -> TestResult {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-    if backend() != TestBackend::Postgres {
-        eprintln!("skipped: the cross-instance listener exists only with PostgreSQL");
-        return Ok(());
-    }
+    // The cross-instance listener exists only with PostgreSQL.
+    require_postgres()?;
     let (a, _b, alice, chat, mut ws) = live_across_instances().await?;
 
     // Kill every LISTEN connection of this database, as a network blip would.
@@ -878,13 +875,9 @@ impl ServerProcess {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test runs it there (CHATQL_TEST_BACKEND=postgres)"]
 async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResult {
-    if backend() != TestBackend::Postgres {
-        eprintln!(
-            "skipped: several server processes need PostgreSQL (CHATQL_TEST_BACKEND=postgres)"
-        );
-        return Ok(());
-    }
+    require_postgres()?;
     let db = TestDb::new().await?;
     let a = ServerProcess::start(&db.url, &db.dir.path().join("a")).await?;
     let b = ServerProcess::start(&db.url, &db.dir.path().join("b")).await?;

@@ -23,6 +23,17 @@ pub enum TestBackend {
     Postgres,
 }
 
+/// Fails unless the suite runs against PostgreSQL: for the tests marked `#[ignore]` as
+/// PostgreSQL-only, which `scripts/test` runs in its PostgreSQL pass only.
+pub fn require_postgres() -> TestResult {
+    match backend() {
+        TestBackend::Postgres => Ok(()),
+        TestBackend::Sqlite => {
+            Err("this test needs PostgreSQL: run it with CHATQL_TEST_BACKEND=postgres".into())
+        }
+    }
+}
+
 pub fn backend() -> TestBackend {
     match std::env::var("CHATQL_TEST_BACKEND").as_deref() {
         Ok("postgres") => TestBackend::Postgres,
