@@ -13,7 +13,7 @@ use crate::domain::now;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
-use crate::vocabulary::enums::StreamState;
+use crate::vocabulary::enums::{MessageStatus, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Most ids one `markMessagesRead` call takes.
@@ -52,6 +52,42 @@ pub(crate) fn check_content(app: &App, content: &str, allow_empty: bool) -> AppR
         )));
     }
     Ok(())
+}
+
+/// A message's delivery state as its sender sees it, from the other members' watermarks:
+/// READ when every other member read it, DELIVERED when it reached every other member
+/// (read counts as reached), else SENT (also with nobody else in the chat).
+pub fn status(message: MessageId, others: &[Member]) -> MessageStatus {
+    let reached = |mark: Option<i64>| mark.is_some_and(|m| m >= message.0);
+    if others.is_empty() {
+        MessageStatus::Sent
+    } else if others.iter().all(|m| reached(m.last_read_message_id)) {
+        MessageStatus::Read
+    } else if others
+        .iter()
+        .all(|m| reached(m.last_delivered_message_id) || reached(m.last_read_message_id))
+    {
+        MessageStatus::Delivered
+    } else {
+        MessageStatus::Sent
+    }
+}
+
+/// A page of the other members who have read `message`, in user-id order: their ids, one
+/// more than the page holds when there are more (see `Page::from_rows`).
+pub fn readers(message: MessageId, others: &[Member], page: &PageRequest) -> AppResult<Vec<i64>> {
+    let after_user = page
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode(super::users::USER_CURSOR, c, 1).map(|f| f[0]))
+        .transpose()?;
+    Ok(others
+        .iter()
+        .filter(|m| m.last_read_message_id.is_some_and(|r| r >= message.0))
+        .map(|m| m.user_id)
+        .filter(|u| after_user.is_none_or(|a| *u > a))
+        .take(page.limit + 1)
+        .collect())
 }
 
 /// A message and its chat, if the caller is a member of that chat.

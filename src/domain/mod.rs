@@ -5,6 +5,7 @@
 pub mod access;
 pub mod chats;
 pub mod feeds;
+pub mod members;
 pub mod messages;
 pub mod sending;
 pub mod users;

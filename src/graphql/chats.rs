@@ -1,4 +1,5 @@
-//! Chat and membership queries and mutations (thin: parse ids, call `domain::chats`, wrap).
+//! Chat and membership queries and mutations (thin: parse ids, call `domain::chats` and
+//! `domain::members`, wrap).
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
@@ -6,7 +7,8 @@ use super::types::{ChatConnection, ChatNode, MemberNode, connection};
 use super::users::patch;
 use super::{app, caller_id, with_checked_memberships};
 use crate::db::chats::ChatListFilter;
-use crate::domain::chats::{self, CreateChat, MemberFlag, UpdateChat};
+use crate::domain::chats::{self, CreateChat, UpdateChat};
+use crate::domain::members::{self, MemberFlag};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{ChatKind, MemberRole};
 use crate::vocabulary::ids::{ChatId, UserId, parse_all};
@@ -168,7 +170,7 @@ impl ChatMutation {
     ) -> Result<Vec<MemberNode>> {
         let chat = ChatId::from_global(&chat_id)?;
         let users = parse_all(&user_ids, UserId::from_global)?;
-        let members = chats::add_members(app(ctx)?, caller_id(ctx)?, chat, &users, role).await?;
+        let members = members::add_members(app(ctx)?, caller_id(ctx)?, chat, &users, role).await?;
         Ok(members.into_iter().map(MemberNode).collect())
     }
 
@@ -176,12 +178,12 @@ impl ChatMutation {
     async fn remove_member(&self, ctx: &Context<'_>, chat_id: ID, user_id: ID) -> Result<bool> {
         let chat = ChatId::from_global(&chat_id)?;
         let user = UserId::from_global(&user_id)?;
-        Ok(chats::remove_member(app(ctx)?, caller_id(ctx)?, chat, user).await?)
+        Ok(members::remove_member(app(ctx)?, caller_id(ctx)?, chat, user).await?)
     }
 
     /// The caller leaves a chat; the last OWNER must hand over first.
     async fn leave_chat(&self, ctx: &Context<'_>, chat_id: ID) -> Result<bool> {
-        Ok(chats::leave(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&chat_id)?).await?)
+        Ok(members::leave(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&chat_id)?).await?)
     }
 
     /// Changes a member's role (OWNER/ADMIN; only an OWNER grants OWNER or ADMIN).
@@ -195,7 +197,7 @@ impl ChatMutation {
         let chat = ChatId::from_global(&chat_id)?;
         let user = UserId::from_global(&user_id)?;
         Ok(MemberNode(
-            chats::set_role(app(ctx)?, caller_id(ctx)?, chat, user, role).await?,
+            members::set_role(app(ctx)?, caller_id(ctx)?, chat, user, role).await?,
         ))
     }
 
@@ -208,7 +210,7 @@ impl ChatMutation {
     ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
         let member =
-            chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Pinned, pinned).await?;
+            members::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Pinned, pinned).await?;
         Ok(MemberNode(member))
     }
 
@@ -221,7 +223,7 @@ impl ChatMutation {
     ) -> Result<MemberNode> {
         let chat = ChatId::from_global(&chat_id)?;
         let member =
-            chats::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Muted, muted).await?;
+            members::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Muted, muted).await?;
         Ok(MemberNode(member))
     }
 }

@@ -1,11 +1,10 @@
 //! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
 
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 
-use super::types::{
-    HistoryEntry, MemberNode, MessageConnection, MessageNode, connection, message_page,
-};
-use super::{app, caller_id};
+use super::loaders::UserKey;
+use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
+use super::{app, caller_id, loaders};
 use crate::domain::messages;
 use crate::domain::sending::{SendMessage, SendQueues};
 use crate::vocabulary::cursor::PageRequest;
@@ -232,5 +231,31 @@ impl MessageMutation {
         Ok(MemberNode(
             messages::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
         ))
+    }
+}
+
+/// One entry of a chat's history in LLM chat-completion form.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct HistoryEntry {
+    /// `USER`, `ASSISTANT` or `SYSTEM`.
+    pub role: MessageRole,
+    /// The message text.
+    pub content: String,
+    #[graphql(skip)]
+    pub sender_id: Option<i64>,
+}
+
+#[ComplexObject]
+impl HistoryEntry {
+    /// Sender's display name, for multi-party prompts.
+    async fn name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let Some(id) = self.sender_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .load_one(UserKey(id))
+            .await?
+            .map(|u| u.display_name.unwrap_or(u.username)))
     }
 }

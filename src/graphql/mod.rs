@@ -2,8 +2,10 @@
 //! domain services, loaders for nested entities.
 
 pub mod chats;
+pub mod connection;
 pub mod documents;
 pub mod events;
+pub mod lazy;
 pub mod loaders;
 pub mod messages;
 pub mod scalars;

@@ -2,8 +2,11 @@
 //! connection helpers. Fields resolve nested entities through the loaders.
 
 use async_graphql::connection::PageInfo;
-use async_graphql::{ComplexObject, Context, ID, Interface, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject};
 
+pub use super::connection::connection;
+use super::connection::{RelayConnection, connection_type};
+use super::lazy::LazyRow;
 use super::loaders::{
     ChatKey, ChatMembersKey, MemberCountKey, MembershipKey, MessageKey, ReplyCountKey, UnreadKey,
     UserKey,
@@ -12,7 +15,7 @@ use super::scalars::{DateTime, stored_json};
 use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
 use crate::domain::messages::UNREAD_COUNT_CAP;
-use crate::domain::{chats, messages, users};
+use crate::domain::{members, messages, users};
 use crate::error::AppError;
 use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::enums::{
@@ -45,86 +48,6 @@ impl UnreadCount {
     }
 }
 
-/// A Relay connection type assembled from a page's edges.
-pub trait RelayConnection {
-    /// The node type.
-    type Node: Clone;
-    /// Builds the connection.
-    fn assemble(edges: Vec<(String, Self::Node)>, page_info: PageInfo) -> Self;
-}
-
-/// Builds a Relay connection from a page, giving each item its cursor.
-pub fn connection<T, C: RelayConnection>(
-    page: Page<T>,
-    cursor: impl Fn(&T) -> String,
-    node: impl Fn(T) -> C::Node,
-) -> C {
-    let edges: Vec<(String, C::Node)> = page
-        .items
-        .into_iter()
-        .map(|item| (cursor(&item), node(item)))
-        .collect();
-    let page_info = PageInfo {
-        has_previous_page: page.has_previous_page,
-        has_next_page: page.has_next_page,
-        start_cursor: edges.first().map(|(c, _)| c.clone()),
-        end_cursor: edges.last().map(|(c, _)| c.clone()),
-    };
-    C::assemble(edges, page_info)
-}
-
-/// Declares a described connection type and its edge type for one node type.
-macro_rules! connection_type {
-    ($connection:ident, $edge:ident, $node:ty, $many:literal, $one:literal) => {
-        #[doc = concat!("A page of ", $many, " (a Relay connection).")]
-        pub struct $connection {
-            edges: Vec<$edge>,
-            page_info: PageInfo,
-        }
-
-        #[doc = concat!("A page of ", $many, " (a Relay connection).")]
-        #[Object]
-        impl $connection {
-            /// The items of this page, each with its cursor.
-            async fn edges(&self) -> &[$edge] {
-                &self.edges
-            }
-            /// The items of this page.
-            async fn nodes(&self) -> Vec<&$node> {
-                // Borrowed from the edges: a page's rows are never copied.
-                self.edges.iter().map(|edge| &edge.node).collect()
-            }
-            /// Whether there is more before or after this page, and where to continue.
-            async fn page_info(&self) -> &PageInfo {
-                &self.page_info
-            }
-        }
-
-        #[doc = concat!("A ", $one, " in a page, with its cursor.")]
-        #[derive(SimpleObject)]
-        pub struct $edge {
-            /// Pass as `after` or `before` to page on from this item.
-            pub cursor: String,
-            /// The item.
-            pub node: $node,
-        }
-
-        impl RelayConnection for $connection {
-            type Node = $node;
-
-            fn assemble(edges: Vec<(String, $node)>, page_info: PageInfo) -> Self {
-                Self {
-                    edges: edges
-                        .into_iter()
-                        .map(|(cursor, node)| $edge { cursor, node })
-                        .collect(),
-                    page_info,
-                }
-            }
-        }
-    };
-}
-
 connection_type!(UserConnection, UserEdge, UserNode, "users", "user");
 connection_type!(ChatConnection, ChatEdge, ChatNode, "chats", "chat");
 connection_type!(
@@ -152,49 +75,6 @@ pub enum Node {
     Chat(ChatNode),
     /// A message.
     Message(MessageNode),
-}
-
-/// A row known by its id, loaded through the request's loaders the first time a field
-/// needs more than the id. An id from a foreign key names a row that exists, so nodes
-/// reached through one (a message's sender and chat) cost no query for `{ id }`.
-#[derive(Clone)]
-struct LazyRow<R> {
-    id: i64,
-    row: tokio::sync::OnceCell<R>,
-}
-
-impl<R> LazyRow<R> {
-    fn loaded(id: i64, row: R) -> Self {
-        Self {
-            id,
-            row: tokio::sync::OnceCell::new_with(Some(row)),
-        }
-    }
-
-    fn by_id(id: i64) -> Self {
-        Self {
-            id,
-            row: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The row, loaded by `key` if it is not at hand; `NOT_FOUND` (as `what`) if it is gone.
-    async fn get<K>(&self, ctx: &Context<'_>, key: K, what: &'static str) -> Result<&R>
-    where
-        K: Copy + Send + Sync + std::hash::Hash + Eq + 'static,
-        R: Clone + Send + Sync + 'static,
-        super::loaders::DbLoader:
-            async_graphql::dataloader::Loader<K, Value = R, Error = async_graphql::Error>,
-    {
-        self.row
-            .get_or_try_init(|| async {
-                loaders(ctx)?
-                    .load_one(key)
-                    .await?
-                    .ok_or_else(|| AppError::NotFound(what).into())
-            })
-            .await
-    }
 }
 
 /// A person or bot that takes part in chats: the row, or only the id until a field needs
@@ -371,8 +251,8 @@ impl ChatNode {
     ) -> Result<MemberConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
-        let members = chats::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
-        Ok(connection(members, chats::member_cursor, MemberNode))
+        let page = members::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
+        Ok(connection(page, members::member_cursor, MemberNode))
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
     /// from the newest. With no arguments: the oldest 20.
@@ -613,21 +493,7 @@ impl MessageNode {
     /// DELIVERED when it reached every other member, else SENT.
     async fn status(&self, ctx: &Context<'_>) -> Result<MessageStatus> {
         let others = self.others(ctx).await?;
-        let id = self.0.id;
-        let reached = |mark: Option<i64>| mark.is_some_and(|m| m >= id);
-        if others.is_empty() {
-            return Ok(MessageStatus::Sent);
-        }
-        if others.iter().all(|m| reached(m.last_read_message_id)) {
-            Ok(MessageStatus::Read)
-        } else if others
-            .iter()
-            .all(|m| reached(m.last_delivered_message_id) || reached(m.last_read_message_id))
-        {
-            Ok(MessageStatus::Delivered)
-        } else {
-            Ok(MessageStatus::Sent)
-        }
+        Ok(messages::status(MessageId(self.0.id), &others))
     }
     /// The other members who have read it, in user-id order.
     async fn read_by(
@@ -637,21 +503,8 @@ impl MessageNode {
         after: Option<String>,
     ) -> Result<UserConnection> {
         let page = PageRequest::forward(first, after, app(ctx)?.config().max_page_size)?;
-        let after_user = page
-            .cursor
-            .as_deref()
-            .map(|c| crate::vocabulary::cursor::decode(users::USER_CURSOR, c, 1).map(|f| f[0]))
-            .transpose()?;
-        let id = self.0.id;
-        let readers: Vec<i64> = self
-            .others(ctx)
-            .await?
-            .into_iter()
-            .filter(|m| m.last_read_message_id.is_some_and(|r| r >= id))
-            .map(|m| m.user_id)
-            .filter(|u| after_user.is_none_or(|a| *u > a))
-            .take(page.limit + 1)
-            .collect();
+        let others = self.others(ctx).await?;
+        let readers = messages::readers(MessageId(self.0.id), &others, &page)?;
         let loaded = loaders(ctx)?
             .load_many(readers.iter().map(|u| UserKey(*u)))
             .await?;
@@ -672,31 +525,5 @@ impl MessageNode {
     /// The sender's idempotency key, if it gave one.
     async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.client_id.as_deref())
-    }
-}
-
-/// One entry of a chat's history in LLM chat-completion form.
-#[derive(SimpleObject)]
-#[graphql(complex)]
-pub struct HistoryEntry {
-    /// `USER`, `ASSISTANT` or `SYSTEM`.
-    pub role: MessageRole,
-    /// The message text.
-    pub content: String,
-    #[graphql(skip)]
-    pub sender_id: Option<i64>,
-}
-
-#[ComplexObject]
-impl HistoryEntry {
-    /// Sender's display name, for multi-party prompts.
-    async fn name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let Some(id) = self.sender_id else {
-            return Ok(None);
-        };
-        Ok(loaders(ctx)?
-            .load_one(UserKey(id))
-            .await?
-            .map(|u| u.display_name.unwrap_or(u.username)))
     }
 }
