@@ -49,342 +49,252 @@ impl MessageRef {
     }
 }
 
-async fn load_user(ctx: &Context<'_>, id: i64) -> Result<Option<UserNode>> {
+async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<UserNode>> {
     Ok(loaders(ctx)?
-        .load_one(UserKey(id))
+        .load_one(UserKey(id.0))
         .await?
         .map(UserNode::loaded))
 }
 
-async fn load_chat(ctx: &Context<'_>, id: i64) -> Result<Option<ChatNode>> {
+async fn load_chat(ctx: &Context<'_>, id: ChatId) -> Result<Option<ChatNode>> {
     Ok(loaders(ctx)?
-        .load_one(ChatKey(id))
+        .load_one(ChatKey(id.0))
         .await?
         .map(ChatNode::loaded))
 }
 
+async fn load_member(ctx: &Context<'_>, chat: ChatId, user: UserId) -> Result<Option<MemberNode>> {
+    let key = MembershipKey {
+        chat_id: chat.0,
+        user_id: user.0,
+    };
+    Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
+}
+
 /// The caller's unread count in a chat.
-async fn my_unread_count(ctx: &Context<'_>, chat_id: i64) -> Result<UnreadCount> {
-    UnreadCount::load(ctx, chat_id, caller_id(ctx)?.0).await
+async fn my_unread_count(ctx: &Context<'_>, chat: ChatId) -> Result<UnreadCount> {
+    UnreadCount::load(ctx, chat.0, caller_id(ctx)?.0).await
 }
 
-/// A new message in a chat.
-pub struct MessageAdded {
-    chat_id: i64,
-    message: MessageRef,
+/// Declares the GraphQL type of an event in one chat: a struct holding the chat and the
+/// given fields, described by the doc comment, whose first field is `chatId`, followed by
+/// the given resolvers.
+macro_rules! chat_event {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($field:ident: $ty:ty),* $(,)? }
+        { $($resolvers:tt)* }
+    ) => {
+        $(#[$doc])*
+        pub struct $name {
+            chat_id: ChatId,
+            $($field: $ty,)*
+        }
+
+        $(#[$doc])*
+        #[Object]
+        impl $name {
+            /// The chat.
+            async fn chat_id(&self) -> ID {
+                self.chat_id.into()
+            }
+            $($resolvers)*
+        }
+    };
 }
 
-/// A new message in a chat (live, or replayed after `chatEvents(after:)`).
-#[Object]
-impl MessageAdded {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The message's id.
-    async fn message_id(&self) -> ID {
-        MessageId(self.message.id).into()
-    }
-    /// The message's cursor: pass it as `after` to resume from here.
-    async fn cursor(&self) -> String {
-        cursor::encode(MESSAGE_CURSOR, &[self.message.id])
-    }
-    /// The message (null if it was deleted before this event was delivered).
-    async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        self.message.load(ctx).await
-    }
-}
-
-/// A message changed: edited, or a streamed reply finished (see `streamState`).
-pub struct MessageEdited {
-    chat_id: i64,
-    message: MessageRef,
-}
-
-/// A message changed: its content was edited, or a streamed reply finished.
-#[Object]
-impl MessageEdited {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The message's id.
-    async fn message_id(&self) -> ID {
-        MessageId(self.message.id).into()
-    }
-    /// The message as it is now.
-    async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        self.message.load(ctx).await
+chat_event! {
+    /// A new message in a chat (live, or replayed after `chatEvents(after:)`).
+    MessageAdded { message: MessageRef } {
+        /// The message's id.
+        async fn message_id(&self) -> ID {
+            MessageId(self.message.id).into()
+        }
+        /// The message's cursor: pass it as `after` to resume from here.
+        async fn cursor(&self) -> String {
+            cursor::encode(MESSAGE_CURSOR, &[self.message.id])
+        }
+        /// The message (null if it was deleted before this event was delivered).
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
     }
 }
 
-/// A message was retracted by its sender.
-pub struct MessageRetracted {
-    chat_id: i64,
-    message: MessageRef,
-}
-
-/// A message was retracted by its sender: show a tombstone.
-#[Object]
-impl MessageRetracted {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The message's id.
-    async fn message_id(&self) -> ID {
-        MessageId(self.message.id).into()
-    }
-    /// The tombstone.
-    async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        self.message.load(ctx).await
+chat_event! {
+    /// A message changed: its content was edited, or a streamed reply finished.
+    MessageEdited { message: MessageRef } {
+        /// The message's id.
+        async fn message_id(&self) -> ID {
+            MessageId(self.message.id).into()
+        }
+        /// The message as it is now.
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
     }
 }
 
-/// A message was deleted.
-pub struct MessageDeleted {
-    chat_id: i64,
-    message_id: i64,
-}
-
-/// A message was deleted by a moderator: remove it.
-#[Object]
-impl MessageDeleted {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The deleted message's id.
-    async fn message_id(&self) -> ID {
-        MessageId(self.message_id).into()
+chat_event! {
+    /// A message was retracted by its sender: show a tombstone.
+    MessageRetracted { message: MessageRef } {
+        /// The message's id.
+        async fn message_id(&self) -> ID {
+            MessageId(self.message.id).into()
+        }
+        /// The tombstone.
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
     }
 }
 
-/// A chunk appended to a streaming reply.
-pub struct MessageDelta {
-    chat_id: i64,
-    message_id: i64,
-    delta: String,
-    offset: i64,
-}
-
-/// A chunk appended to a streaming assistant reply.
-#[Object]
-impl MessageDelta {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The streaming message's id.
-    async fn message_id(&self) -> ID {
-        MessageId(self.message_id).into()
-    }
-    /// The appended text.
-    async fn delta(&self) -> &str {
-        &self.delta
-    }
-    /// Where the delta starts in the full content, in characters: deltas arrive in order,
-    /// and a gap in offsets means one was missed.
-    async fn offset(&self) -> i64 {
-        self.offset
+chat_event! {
+    /// A message was deleted by a moderator: remove it.
+    MessageDeleted { message_id: MessageId } {
+        /// The deleted message's id.
+        async fn message_id(&self) -> ID {
+            self.message_id.into()
+        }
     }
 }
 
-/// A member's read or delivery watermark moved.
-pub struct Receipt {
-    chat_id: i64,
-    user_id: i64,
-    message_id: i64,
-}
-
-impl Receipt {
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        load_user(ctx, self.user_id).await
+chat_event! {
+    /// A chunk appended to a streaming assistant reply.
+    MessageDelta { message_id: MessageId, delta: String, offset: i64 } {
+        /// The streaming message's id.
+        async fn message_id(&self) -> ID {
+            self.message_id.into()
+        }
+        /// The appended text.
+        async fn delta(&self) -> &str {
+            &self.delta
+        }
+        /// Where the delta starts in the full content, in characters: deltas arrive in order,
+        /// and a gap in offsets means one was missed.
+        async fn offset(&self) -> i64 {
+            self.offset
+        }
     }
 }
 
-/// A member read the chat up to a message.
-pub struct ReadReceipt(Receipt);
-
-/// A member read the chat up to a message.
-#[Object]
-impl ReadReceipt {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.0.chat_id).into()
-    }
-    /// The reader's id.
-    async fn user_id(&self) -> ID {
-        UserId(self.0.user_id).into()
-    }
-    /// The reader.
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        self.0.user(ctx).await
-    }
-    /// Their new read watermark.
-    async fn last_read_message_id(&self) -> ID {
-        MessageId(self.0.message_id).into()
+chat_event! {
+    /// A member read the chat up to a message.
+    ReadReceipt { user_id: UserId, message_id: MessageId } {
+        /// The reader's id.
+        async fn user_id(&self) -> ID {
+            self.user_id.into()
+        }
+        /// The reader.
+        async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.user_id).await
+        }
+        /// Their new read watermark.
+        async fn last_read_message_id(&self) -> ID {
+            self.message_id.into()
+        }
     }
 }
 
-/// Messages up to one reached a member's device.
-pub struct DeliveryReceipt(Receipt);
-
-/// Messages up to one reached a member's device.
-#[Object]
-impl DeliveryReceipt {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.0.chat_id).into()
-    }
-    /// The recipient's id.
-    async fn user_id(&self) -> ID {
-        UserId(self.0.user_id).into()
-    }
-    /// The recipient.
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        self.0.user(ctx).await
-    }
-    /// Their new delivery watermark.
-    async fn last_delivered_message_id(&self) -> ID {
-        MessageId(self.0.message_id).into()
+chat_event! {
+    /// Messages up to one reached a member's device.
+    DeliveryReceipt { user_id: UserId, message_id: MessageId } {
+        /// The recipient's id.
+        async fn user_id(&self) -> ID {
+            self.user_id.into()
+        }
+        /// The recipient.
+        async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.user_id).await
+        }
+        /// Their new delivery watermark.
+        async fn last_delivered_message_id(&self) -> ID {
+            self.message_id.into()
+        }
     }
 }
 
-/// A member started or stopped typing.
-pub struct Typing {
-    chat_id: i64,
-    user_id: i64,
-    typing: bool,
-}
-
-/// A member started or stopped typing (a start expires by itself after a few seconds).
-#[Object]
-impl Typing {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The typist's id.
-    async fn user_id(&self) -> ID {
-        UserId(self.user_id).into()
-    }
-    /// The typist.
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        load_user(ctx, self.user_id).await
-    }
-    /// True while typing.
-    async fn typing(&self) -> bool {
-        self.typing
+chat_event! {
+    /// A member started or stopped typing (a start expires by itself after a few seconds).
+    Typing { user_id: UserId, typing: bool } {
+        /// The typist's id.
+        async fn user_id(&self) -> ID {
+            self.user_id.into()
+        }
+        /// The typist.
+        async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.user_id).await
+        }
+        /// True while typing.
+        async fn typing(&self) -> bool {
+            self.typing
+        }
     }
 }
 
-/// Membership changed for one user.
-pub struct MemberChange {
-    chat_id: i64,
-    user_id: i64,
-}
-
-/// A user joined or was added to the chat.
-pub struct MemberJoined(MemberChange);
-
-/// A user joined or was added to the chat.
-#[Object]
-impl MemberJoined {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.0.chat_id).into()
-    }
-    /// The new member's id.
-    async fn user_id(&self) -> ID {
-        UserId(self.0.user_id).into()
-    }
-    /// The new member.
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        load_user(ctx, self.0.user_id).await
-    }
-    /// Their membership (null if they already left again).
-    async fn member(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
-        let key = MembershipKey {
-            chat_id: self.0.chat_id,
-            user_id: self.0.user_id,
-        };
-        Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
+chat_event! {
+    /// A user joined or was added to the chat.
+    MemberJoined { user_id: UserId } {
+        /// The new member's id.
+        async fn user_id(&self) -> ID {
+            self.user_id.into()
+        }
+        /// The new member.
+        async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.user_id).await
+        }
+        /// Their membership (null if they already left again).
+        async fn member(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
+            load_member(ctx, self.chat_id, self.user_id).await
+        }
     }
 }
 
-/// A user left or was removed from the chat.
-pub struct MemberLeft(MemberChange);
-
-/// A user left or was removed. When it is the subscriber, this is the feed's last event.
-#[Object]
-impl MemberLeft {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.0.chat_id).into()
-    }
-    /// The former member's id.
-    async fn user_id(&self) -> ID {
-        UserId(self.0.user_id).into()
-    }
-    /// The former member.
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        load_user(ctx, self.0.user_id).await
+chat_event! {
+    /// A user left or was removed. When it is the subscriber, this is the feed's last event.
+    MemberLeft { user_id: UserId } {
+        /// The former member's id.
+        async fn user_id(&self) -> ID {
+            self.user_id.into()
+        }
+        /// The former member.
+        async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.user_id).await
+        }
     }
 }
 
-/// A member's role changed.
-pub struct MemberUpdated {
-    change: MemberChange,
-    role: Option<MemberRole>,
-}
-
-/// A member's role changed.
-#[Object]
-impl MemberUpdated {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.change.chat_id).into()
-    }
-    /// The member's id.
-    async fn user_id(&self) -> ID {
-        UserId(self.change.user_id).into()
-    }
-    /// The role given by this change.
-    async fn role(&self) -> Option<MemberRole> {
-        self.role
-    }
-    /// The membership as it is now (null if they left since).
-    async fn member(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
-        let key = MembershipKey {
-            chat_id: self.change.chat_id,
-            user_id: self.change.user_id,
-        };
-        Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
+chat_event! {
+    /// A member's role changed.
+    MemberUpdated { user_id: UserId, role: MemberRole } {
+        /// The member's id.
+        async fn user_id(&self) -> ID {
+            self.user_id.into()
+        }
+        /// The role given by this change.
+        async fn role(&self) -> Option<MemberRole> {
+            Some(self.role)
+        }
+        /// The membership as it is now (null if they left since).
+        async fn member(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
+            load_member(ctx, self.chat_id, self.user_id).await
+        }
     }
 }
 
-/// The chat's settings changed or its messages were cleared.
-pub struct ChatUpdated {
-    chat_id: i64,
-}
-
-/// The chat's settings changed, or its messages were cleared: re-read it.
-#[Object]
-impl ChatUpdated {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The chat as it is now.
-    async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
-        load_chat(ctx, self.chat_id).await
+chat_event! {
+    /// The chat's settings changed, or its messages were cleared: re-read it.
+    ChatUpdated {} {
+        /// The chat as it is now.
+        async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
+            load_chat(ctx, self.chat_id).await
+        }
     }
 }
 
-/// The chat was deleted.
+/// The chat was deleted. This is the feed's last event.
 pub struct ChatDeleted {
-    chat_id: i64,
+    chat_id: ChatId,
 }
 
 /// The chat was deleted. This is the feed's last event.
@@ -392,13 +302,14 @@ pub struct ChatDeleted {
 impl ChatDeleted {
     /// The deleted chat's id.
     async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
+        self.chat_id.into()
     }
 }
 
-/// The subscriber fell behind and missed events.
+/// The subscriber fell behind and events were missed: re-query (e.g. `messages(after:
+/// lastCursor)`) or resubscribe with `chatEvents(after: lastCursor)`. The feed goes on.
 pub struct ResyncRequired {
-    chat_id: Option<i64>,
+    chat_id: Option<ChatId>,
     last_message_id: Option<i64>,
 }
 
@@ -408,7 +319,7 @@ pub struct ResyncRequired {
 impl ResyncRequired {
     /// The chat, for `chatEvents`; null for `myEvents`.
     async fn chat_id(&self) -> Option<ID> {
-        self.chat_id.map(|c| ChatId(c).into())
+        self.chat_id.map(ID::from)
     }
     /// Cursor of the last message delivered before the gap (null if none was).
     async fn last_cursor(&self) -> Option<String> {
@@ -451,11 +362,11 @@ pub enum ChatEvent {
 }
 
 impl ChatEvent {
-    /// Maps a feed item to its GraphQL event.
-    pub fn from_item(chat_id: i64, item: ChatFeedItem) -> Self {
+    /// Maps a feed item of `chat` to its GraphQL event.
+    pub fn from_item(chat: ChatId, item: ChatFeedItem) -> Self {
         match item {
             ChatFeedItem::Replayed(message) => ChatEvent::MessageAdded(MessageAdded {
-                chat_id,
+                chat_id: chat,
                 message: MessageRef {
                     id: message.id,
                     row: Some(message),
@@ -463,43 +374,34 @@ impl ChatEvent {
                 },
             }),
             ChatFeedItem::Resync { last_message_id } => ChatEvent::ResyncRequired(ResyncRequired {
-                chat_id: Some(chat_id),
+                chat_id: Some(chat),
                 last_message_id,
             }),
-            ChatFeedItem::Live(event) => Self::from_event(ChatId(chat_id), &event),
+            ChatFeedItem::Live(event) => Self::from_event(chat, &event),
         }
     }
 
-    fn from_event(chat: ChatId, event: &Arc<Delivered>) -> Self {
-        let chat_id = chat.0;
-        let message = |id: MessageId| MessageRef::live(id.0, event);
-        let member = |user_id: UserId| MemberChange {
-            chat_id,
-            user_id: user_id.0,
-        };
-        let receipt = |user_id: UserId, message_id: MessageId| Receipt {
-            chat_id,
-            user_id: user_id.0,
-            message_id: message_id.0,
-        };
+    /// How each kind of event is shown: one arm per kind.
+    fn from_event(chat_id: ChatId, event: &Arc<Delivered>) -> Self {
+        let message = |id: &MessageId| MessageRef::live(id.0, event);
         match &event.kind {
             EventKind::MessageAdded { message_id, .. } => ChatEvent::MessageAdded(MessageAdded {
                 chat_id,
-                message: message(*message_id),
+                message: message(message_id),
             }),
             EventKind::MessageEdited { message_id } => ChatEvent::MessageEdited(MessageEdited {
                 chat_id,
-                message: message(*message_id),
+                message: message(message_id),
             }),
             EventKind::MessageRetracted { message_id } => {
                 ChatEvent::MessageRetracted(MessageRetracted {
                     chat_id,
-                    message: message(*message_id),
+                    message: message(message_id),
                 })
             }
             EventKind::MessageDeleted { message_id } => ChatEvent::MessageDeleted(MessageDeleted {
                 chat_id,
-                message_id: message_id.0,
+                message_id: *message_id,
             }),
             EventKind::MessageDelta {
                 message_id,
@@ -507,32 +409,43 @@ impl ChatEvent {
                 offset,
             } => ChatEvent::MessageDelta(MessageDelta {
                 chat_id,
-                message_id: message_id.0,
+                message_id: *message_id,
                 delta: delta.clone(),
                 offset: *offset,
             }),
             EventKind::ReadReceipt {
                 user_id,
                 message_id,
-            } => ChatEvent::ReadReceipt(ReadReceipt(receipt(*user_id, *message_id))),
+            } => ChatEvent::ReadReceipt(ReadReceipt {
+                chat_id,
+                user_id: *user_id,
+                message_id: *message_id,
+            }),
             EventKind::DeliveryReceipt {
                 user_id,
                 message_id,
-            } => ChatEvent::DeliveryReceipt(DeliveryReceipt(receipt(*user_id, *message_id))),
+            } => ChatEvent::DeliveryReceipt(DeliveryReceipt {
+                chat_id,
+                user_id: *user_id,
+                message_id: *message_id,
+            }),
             EventKind::Typing { user_id, typing } => ChatEvent::Typing(Typing {
                 chat_id,
-                user_id: user_id.0,
+                user_id: *user_id,
                 typing: *typing,
             }),
-            EventKind::MemberJoined { user_id } => {
-                ChatEvent::MemberJoined(MemberJoined(member(*user_id)))
-            }
-            EventKind::MemberLeft { user_id } => {
-                ChatEvent::MemberLeft(MemberLeft(member(*user_id)))
-            }
+            EventKind::MemberJoined { user_id } => ChatEvent::MemberJoined(MemberJoined {
+                chat_id,
+                user_id: *user_id,
+            }),
+            EventKind::MemberLeft { user_id } => ChatEvent::MemberLeft(MemberLeft {
+                chat_id,
+                user_id: *user_id,
+            }),
             EventKind::MemberUpdated { user_id, role } => ChatEvent::MemberUpdated(MemberUpdated {
-                change: member(*user_id),
-                role: Some(*role),
+                chat_id,
+                user_id: *user_id,
+                role: *role,
             }),
             EventKind::ChatUpdated => ChatEvent::ChatUpdated(ChatUpdated { chat_id }),
             EventKind::ChatDeleted => ChatEvent::ChatDeleted(ChatDeleted { chat_id }),
@@ -544,65 +457,48 @@ impl ChatEvent {
     }
 }
 
-/// A new message in one of the caller's chats, with the chat's new unread count.
-pub struct InboxMessage {
-    chat_id: i64,
-    message: MessageRef,
-}
-
-/// A new message in one of the caller's chats.
-#[Object]
-impl InboxMessage {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The chat as it is now (for the chat list row).
-    async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
-        load_chat(ctx, self.chat_id).await
-    }
-    /// The message.
-    async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        self.message.load(ctx).await
-    }
-    /// The caller's unread count in the chat, now: exact up to 999, then 999 with
-    /// `unreadCountCapped` true.
-    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(my_unread_count(ctx, self.chat_id).await?.shown())
-    }
-    /// True when there are more unread messages than `unreadCount` says ("999+").
-    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(my_unread_count(ctx, self.chat_id).await?.capped())
+chat_event! {
+    /// A new message in one of the caller's chats.
+    InboxMessage { message: MessageRef } {
+        /// The chat as it is now (for the chat list row).
+        async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
+            load_chat(ctx, self.chat_id).await
+        }
+        /// The message.
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
+        /// The caller's unread count in the chat, now: exact up to 999, then 999 with
+        /// `unreadCountCapped` true.
+        async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+            Ok(my_unread_count(ctx, self.chat_id).await?.shown())
+        }
+        /// True when there are more unread messages than `unreadCount` says ("999+").
+        async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+            Ok(my_unread_count(ctx, self.chat_id).await?.capped())
+        }
     }
 }
 
-/// The caller's unread count in a chat changed (read elsewhere, message retracted, …).
-pub struct UnreadCountChanged {
-    chat_id: i64,
-}
-
-/// The caller's unread count in a chat changed (read on another device, a message was
-/// retracted or deleted).
-#[Object]
-impl UnreadCountChanged {
-    /// The chat.
-    async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
-    }
-    /// The caller's unread count in the chat, now: exact up to 999, then 999 with
-    /// `unreadCountCapped` true.
-    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(my_unread_count(ctx, self.chat_id).await?.shown())
-    }
-    /// True when there are more unread messages than `unreadCount` says ("999+").
-    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(my_unread_count(ctx, self.chat_id).await?.capped())
+chat_event! {
+    /// The caller's unread count in a chat changed (read on another device, a message was
+    /// retracted or deleted).
+    UnreadCountChanged {} {
+        /// The caller's unread count in the chat, now: exact up to 999, then 999 with
+        /// `unreadCountCapped` true.
+        async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+            Ok(my_unread_count(ctx, self.chat_id).await?.shown())
+        }
+        /// True when there are more unread messages than `unreadCount` says ("999+").
+        async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+            Ok(my_unread_count(ctx, self.chat_id).await?.capped())
+        }
     }
 }
 
-/// The caller was added to a chat (or created one).
+/// The caller was added to a chat, or created one.
 pub struct ChatAdded {
-    chat_id: i64,
+    chat_id: ChatId,
 }
 
 /// The caller was added to a chat, or created one.
@@ -610,7 +506,7 @@ pub struct ChatAdded {
 impl ChatAdded {
     /// The chat's id.
     async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
+        self.chat_id.into()
     }
     /// The chat.
     async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
@@ -618,9 +514,9 @@ impl ChatAdded {
     }
 }
 
-/// The caller left or was removed from a chat, or it was deleted.
+/// The caller left or was removed from a chat, or it was deleted: drop it from the list.
 pub struct ChatRemoved {
-    chat_id: i64,
+    chat_id: ChatId,
 }
 
 /// The caller left or was removed from a chat, or it was deleted: drop it from the list.
@@ -628,7 +524,7 @@ pub struct ChatRemoved {
 impl ChatRemoved {
     /// The chat's id.
     async fn chat_id(&self) -> ID {
-        ChatId(self.chat_id).into()
+        self.chat_id.into()
     }
 }
 
@@ -665,7 +561,7 @@ impl UserEvent {
                 event,
             } => (chat, change, event),
         };
-        let chat_id = chat.0;
+        let chat_id = chat;
         match change {
             InboxChange::NewMessage(message_id) => UserEvent::InboxMessage(InboxMessage {
                 chat_id,

@@ -39,7 +39,7 @@ impl Subscription {
         Ok(stream::unfold(feed, move |mut feed| async move {
             let item = feed.next().await?;
             let event = item
-                .map(|item| ChatEvent::from_item(chat.0, item))
+                .map(|item| ChatEvent::from_item(chat, item))
                 .map_err(async_graphql::Error::from);
             Some((event, feed))
         }))
