@@ -5,8 +5,14 @@
 pub mod chats;
 pub mod members;
 pub mod messages;
+pub mod notify;
 pub mod schema;
+mod statements;
 pub mod users;
+
+pub use notify::{EVENT_CHANNEL, listen};
+pub use statements::KeepPrepared;
+use statements::count_statements;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,54 +99,6 @@ pub struct DbPool {
 enum Pools {
     Pg(Pool<AsyncPgConnection>),
     Sqlite(Pool<SqliteConn>),
-}
-
-/// Counts every statement a connection starts (diesel instrumentation), so tests and
-/// benchmarks can check that a query's cost does not grow with the page size.
-fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrumentation {
-    move |event: diesel::connection::InstrumentationEvent<'_>| {
-        if matches!(
-            event,
-            diesel::connection::InstrumentationEvent::StartQuery { .. }
-        ) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// A statement whose SQL text is fixed, marked so diesel keeps it prepared (keyed by that
-/// text). diesel never caches an UPDATE (a changeset's columns may vary) or anything with
-/// an SQL literal; on PostgreSQL every uncached statement costs a round trip to prepare it
-/// plus a parse and plan, each time it runs. Wrap only statements built the same way every
-/// time (a varying one would only fill the cache).
-#[derive(Debug, Clone, Copy)]
-pub struct KeepPrepared<Q>(pub Q);
-
-impl<Q, DB> diesel::query_builder::QueryFragment<DB> for KeepPrepared<Q>
-where
-    DB: diesel::backend::Backend,
-    Q: diesel::query_builder::QueryFragment<DB>,
-{
-    fn walk_ast<'b>(
-        &'b self,
-        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
-    ) -> diesel::QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl<Q> diesel::query_builder::QueryId for KeepPrepared<Q> {
-    type QueryId = ();
-    // No static id: the cache keys the statement by its SQL text.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for KeepPrepared<Q> {
-    type SqlType = Q::SqlType;
 }
 
 /// A pooled connection of either backend. Database functions take `&mut DbConn`.
@@ -263,6 +221,11 @@ impl DbPool {
         }
     }
 
+    /// True when this pool talks to PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pools, Pools::Pg(_))
+    }
+
     /// Takes a connection from the pool.
     pub async fn conn(&self) -> DbResult<DbConn> {
         Ok(match &self.pools {
@@ -373,52 +336,4 @@ impl DbConn {
         with_conn!(self, |c| c.batch_execute("SELECT 1").await)?;
         Ok(())
     }
-}
-
-/// The PostgreSQL channel live events travel on between instances.
-pub const EVENT_CHANNEL: &str = "chatql_events";
-
-impl DbPool {
-    /// The PostgreSQL URL this pool connects to, when it is PostgreSQL.
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.pools, Pools::Pg(_))
-    }
-
-    /// Sends `payloads` on [`EVENT_CHANNEL`], in order, in one statement (PostgreSQL
-    /// NOTIFY; a no-op on SQLite, where one process holds every subscriber).
-    pub async fn notify(&self, payloads: &[String]) -> DbResult<()> {
-        use diesel::sql_types::{Array, Text};
-        if !self.is_postgres() || payloads.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn().await?;
-        if let DbConn::Pg(c) = &mut conn {
-            diesel_async::RunQueryDsl::execute(
-                KeepPrepared(
-                    diesel::sql_query(
-                        "SELECT pg_notify($1, payload) FROM (SELECT payload \
-                     FROM unnest($2::text[]) WITH ORDINALITY AS queued(payload, n) \
-                     ORDER BY n) AS in_order",
-                    )
-                    .bind::<Text, _>(EVENT_CHANNEL)
-                    .bind::<Array<Text>, _>(payloads),
-                ),
-                &mut **c,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-}
-
-/// A dedicated (never pooled: it buffers every notification) connection LISTENing on
-/// [`EVENT_CHANNEL`].
-pub async fn listen(url: &str) -> DbResult<AsyncPgConnection> {
-    use diesel_async::SimpleAsyncConnection;
-    let mut conn = AsyncPgConnection::establish(url)
-        .await
-        .map_err(|e| DbError::Pool(format!("listener connection: {e}")))?;
-    conn.batch_execute(&format!("LISTEN {EVENT_CHANNEL}"))
-        .await?;
-    Ok(conn)
 }

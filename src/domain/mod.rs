@@ -7,6 +7,7 @@ pub mod chats;
 pub mod feeds;
 pub mod members;
 pub mod messages;
+pub mod receipts;
 pub mod sending;
 pub mod users;
 

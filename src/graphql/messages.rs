@@ -5,8 +5,8 @@ use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, Sim
 use super::loaders::UserKey;
 use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
 use super::{app, caller_id, loaders};
-use crate::domain::messages;
 use crate::domain::sending::{SendMessage, SendQueues};
+use crate::domain::{messages, receipts};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, parse_all};
@@ -175,14 +175,14 @@ impl MessageMutation {
             .map(|m| MessageId::from_global(&m))
             .transpose()?;
         Ok(MemberNode(
-            messages::mark_read(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
+            receipts::mark_read(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
         ))
     }
 
     /// Marks messages read (in each chat, up to the newest given); returns how many.
     async fn mark_messages_read(&self, ctx: &Context<'_>, message_ids: Vec<ID>) -> Result<i32> {
         let ids = parse_all(&message_ids, MessageId::from_global)?;
-        Ok(messages::mark_messages_read(app(ctx)?, caller_id(ctx)?, &ids).await?)
+        Ok(receipts::mark_messages_read(app(ctx)?, caller_id(ctx)?, &ids).await?)
     }
 
     /// Tells the chat's other members the caller is typing (or stopped). Not stored; a
@@ -229,7 +229,7 @@ impl MessageMutation {
         let chat = ChatId::from_global(&chat_id)?;
         let up_to = MessageId::from_global(&up_to_message_id)?;
         Ok(MemberNode(
-            messages::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
+            receipts::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
         ))
     }
 }

@@ -5,7 +5,8 @@ use async_graphql::{Context, ID, Result, Subscription};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 
-use super::events::{ChatEvent, UserEvent};
+use super::events::chat::ChatEvent;
+use super::events::inbox::UserEvent;
 use super::types::MessageNode;
 use super::{app, caller_id};
 use crate::db;

@@ -1,107 +1,18 @@
-//! The event types subscriptions deliver: the `ChatEvent` union (`chatEvents`) and the
-//! `UserEvent` union (`myEvents`). Events carry ids; objects load through the
-//! subscription's loaders when a client selects them.
+//! The events of one chat (`chatEvents`): a type per kind and the `ChatEvent` union, with
+//! how each kind is shown.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result, Union};
 
-use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
-use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
-use super::{caller_id, loaders};
-use crate::db;
-use crate::domain::feeds::{ChatFeedItem, InboxChange, InboxItem};
+use super::{ChatUpdated, MessageRef, ResyncRequired, load_member, load_user};
+use crate::domain::feeds::ChatFeedItem;
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::{Delivered, EventKind};
+use crate::graphql::types::{MemberNode, MessageNode, UserNode};
 use crate::vocabulary::cursor;
 use crate::vocabulary::enums::MemberRole;
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
-
-/// A message an event is about: the row when the event already has it (replay), else
-/// loaded on demand — once per live event, shared by every subscriber it reaches.
-#[derive(Clone)]
-pub struct MessageRef {
-    id: i64,
-    row: Option<db::messages::Message>,
-    shared: Option<Arc<Delivered>>,
-}
-
-impl MessageRef {
-    fn live(id: i64, delivered: &Arc<Delivered>) -> Self {
-        Self {
-            id,
-            row: None,
-            shared: Some(delivered.clone()),
-        }
-    }
-
-    async fn load(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-        if let Some(row) = &self.row {
-            return Ok(Some(MessageNode::loaded(row.clone())));
-        }
-        let loaders = loaders(ctx)?;
-        let load = || loaders.load_one(MessageKey(self.id));
-        let row = match &self.shared {
-            Some(delivered) => delivered.message(load).await?,
-            None => load().await?,
-        };
-        Ok(row.map(MessageNode::loaded))
-    }
-}
-
-async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<UserNode>> {
-    Ok(loaders(ctx)?
-        .load_one(UserKey(id.0))
-        .await?
-        .map(UserNode::loaded))
-}
-
-async fn load_chat(ctx: &Context<'_>, id: ChatId) -> Result<Option<ChatNode>> {
-    Ok(loaders(ctx)?
-        .load_one(ChatKey(id.0))
-        .await?
-        .map(ChatNode::loaded))
-}
-
-async fn load_member(ctx: &Context<'_>, chat: ChatId, user: UserId) -> Result<Option<MemberNode>> {
-    let key = MembershipKey {
-        chat_id: chat.0,
-        user_id: user.0,
-    };
-    Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
-}
-
-/// The caller's unread count in a chat.
-async fn my_unread_count(ctx: &Context<'_>, chat: ChatId) -> Result<UnreadCount> {
-    UnreadCount::load(ctx, chat.0, caller_id(ctx)?.0).await
-}
-
-/// Declares the GraphQL type of an event in one chat: a struct holding the chat and the
-/// given fields, described by the doc comment, whose first field is `chatId`, followed by
-/// the given resolvers.
-macro_rules! chat_event {
-    (
-        $(#[$doc:meta])*
-        $name:ident { $($field:ident: $ty:ty),* $(,)? }
-        { $($resolvers:tt)* }
-    ) => {
-        $(#[$doc])*
-        pub struct $name {
-            chat_id: ChatId,
-            $($field: $ty,)*
-        }
-
-        $(#[$doc])*
-        #[Object]
-        impl $name {
-            /// The chat.
-            async fn chat_id(&self) -> ID {
-                self.chat_id.into()
-            }
-            $($resolvers)*
-        }
-    };
-}
 
 chat_event! {
     /// A new message in a chat (live, or replayed after `chatEvents(after:)`).
@@ -282,16 +193,6 @@ chat_event! {
     }
 }
 
-chat_event! {
-    /// The chat's settings changed, or its messages were cleared: re-read it.
-    ChatUpdated {} {
-        /// The chat as it is now.
-        async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
-            load_chat(ctx, self.chat_id).await
-        }
-    }
-}
-
 /// The chat was deleted. This is the feed's last event.
 pub struct ChatDeleted {
     chat_id: ChatId,
@@ -303,28 +204,6 @@ impl ChatDeleted {
     /// The deleted chat's id.
     async fn chat_id(&self) -> ID {
         self.chat_id.into()
-    }
-}
-
-/// The subscriber fell behind and events were missed: re-query (e.g. `messages(after:
-/// lastCursor)`) or resubscribe with `chatEvents(after: lastCursor)`. The feed goes on.
-pub struct ResyncRequired {
-    chat_id: Option<ChatId>,
-    last_message_id: Option<i64>,
-}
-
-/// The subscriber fell behind and events were missed: re-query (e.g. `messages(after:
-/// lastCursor)`) or resubscribe with `chatEvents(after: lastCursor)`. The feed goes on.
-#[Object]
-impl ResyncRequired {
-    /// The chat, for `chatEvents`; null for `myEvents`.
-    async fn chat_id(&self) -> Option<ID> {
-        self.chat_id.map(ID::from)
-    }
-    /// Cursor of the last message delivered before the gap (null if none was).
-    async fn last_cursor(&self) -> Option<String> {
-        self.last_message_id
-            .map(|id| cursor::encode(MESSAGE_CURSOR, &[id]))
     }
 }
 
@@ -453,126 +332,6 @@ impl ChatEvent {
                 chat_id: Some(chat_id),
                 last_message_id: None,
             }),
-        }
-    }
-}
-
-chat_event! {
-    /// A new message in one of the caller's chats.
-    InboxMessage { message: MessageRef } {
-        /// The chat as it is now (for the chat list row).
-        async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
-            load_chat(ctx, self.chat_id).await
-        }
-        /// The message.
-        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
-            self.message.load(ctx).await
-        }
-        /// The caller's unread count in the chat, now: exact up to 999, then 999 with
-        /// `unreadCountCapped` true.
-        async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-            Ok(my_unread_count(ctx, self.chat_id).await?.shown())
-        }
-        /// True when there are more unread messages than `unreadCount` says ("999+").
-        async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-            Ok(my_unread_count(ctx, self.chat_id).await?.capped())
-        }
-    }
-}
-
-chat_event! {
-    /// The caller's unread count in a chat changed (read on another device, a message was
-    /// retracted or deleted).
-    UnreadCountChanged {} {
-        /// The caller's unread count in the chat, now: exact up to 999, then 999 with
-        /// `unreadCountCapped` true.
-        async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-            Ok(my_unread_count(ctx, self.chat_id).await?.shown())
-        }
-        /// True when there are more unread messages than `unreadCount` says ("999+").
-        async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-            Ok(my_unread_count(ctx, self.chat_id).await?.capped())
-        }
-    }
-}
-
-/// The caller was added to a chat, or created one.
-pub struct ChatAdded {
-    chat_id: ChatId,
-}
-
-/// The caller was added to a chat, or created one.
-#[Object]
-impl ChatAdded {
-    /// The chat's id.
-    async fn chat_id(&self) -> ID {
-        self.chat_id.into()
-    }
-    /// The chat.
-    async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
-        load_chat(ctx, self.chat_id).await
-    }
-}
-
-/// The caller left or was removed from a chat, or it was deleted: drop it from the list.
-pub struct ChatRemoved {
-    chat_id: ChatId,
-}
-
-/// The caller left or was removed from a chat, or it was deleted: drop it from the list.
-#[Object]
-impl ChatRemoved {
-    /// The chat's id.
-    async fn chat_id(&self) -> ID {
-        self.chat_id.into()
-    }
-}
-
-/// What the caller's chat list needs to stay live.
-#[derive(Union)]
-pub enum UserEvent {
-    /// A new message in one of my chats.
-    InboxMessage(InboxMessage),
-    /// An unread count changed.
-    UnreadCountChanged(UnreadCountChanged),
-    /// I was added to a chat.
-    ChatAdded(ChatAdded),
-    /// I left a chat, or it was deleted.
-    ChatRemoved(ChatRemoved),
-    /// One of my chats changed.
-    ChatUpdated(ChatUpdated),
-    /// Events were missed: re-query the chat list.
-    ResyncRequired(ResyncRequired),
-}
-
-impl UserEvent {
-    /// Maps an inbox item to its GraphQL event.
-    pub fn from_item(item: InboxItem) -> Self {
-        let (chat, change, event) = match item {
-            InboxItem::Resync => {
-                return UserEvent::ResyncRequired(ResyncRequired {
-                    chat_id: None,
-                    last_message_id: None,
-                });
-            }
-            InboxItem::Live {
-                chat,
-                change,
-                event,
-            } => (chat, change, event),
-        };
-        let chat_id = chat;
-        match change {
-            InboxChange::NewMessage(message_id) => UserEvent::InboxMessage(InboxMessage {
-                chat_id,
-                message: MessageRef::live(message_id.0, &event),
-            }),
-            InboxChange::UnreadCountChanged => {
-                UserEvent::UnreadCountChanged(UnreadCountChanged { chat_id })
-            }
-            InboxChange::ChatAdded => UserEvent::ChatAdded(ChatAdded { chat_id }),
-            InboxChange::ChatRemoved => UserEvent::ChatRemoved(ChatRemoved { chat_id }),
-            InboxChange::ChatUpdated => UserEvent::ChatUpdated(ChatUpdated { chat_id }),
         }
     }
 }

@@ -1,0 +1,137 @@
+//! The event types subscriptions deliver: the `ChatEvent` union (`chatEvents`, in `chat`)
+//! and the `UserEvent` union (`myEvents`, in `inbox`), and what both share. Events carry
+//! ids; objects load through the subscription's loaders when a client selects them.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, Result};
+
+use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
+use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
+use super::{caller_id, loaders};
+use crate::db;
+use crate::domain::messages::MESSAGE_CURSOR;
+use crate::events::Delivered;
+use crate::vocabulary::cursor;
+use crate::vocabulary::ids::{ChatId, UserId};
+
+/// A message an event is about: the row when the event already has it (replay), else
+/// loaded on demand — once per live event, shared by every subscriber it reaches.
+#[derive(Clone)]
+pub struct MessageRef {
+    id: i64,
+    row: Option<db::messages::Message>,
+    shared: Option<Arc<Delivered>>,
+}
+
+impl MessageRef {
+    fn live(id: i64, delivered: &Arc<Delivered>) -> Self {
+        Self {
+            id,
+            row: None,
+            shared: Some(delivered.clone()),
+        }
+    }
+
+    async fn load(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+        if let Some(row) = &self.row {
+            return Ok(Some(MessageNode::loaded(row.clone())));
+        }
+        let loaders = loaders(ctx)?;
+        let load = || loaders.load_one(MessageKey(self.id));
+        let row = match &self.shared {
+            Some(delivered) => delivered.message(load).await?,
+            None => load().await?,
+        };
+        Ok(row.map(MessageNode::loaded))
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<UserNode>> {
+    Ok(loaders(ctx)?
+        .load_one(UserKey(id.0))
+        .await?
+        .map(UserNode::loaded))
+}
+
+async fn load_chat(ctx: &Context<'_>, id: ChatId) -> Result<Option<ChatNode>> {
+    Ok(loaders(ctx)?
+        .load_one(ChatKey(id.0))
+        .await?
+        .map(ChatNode::loaded))
+}
+
+async fn load_member(ctx: &Context<'_>, chat: ChatId, user: UserId) -> Result<Option<MemberNode>> {
+    let key = MembershipKey {
+        chat_id: chat.0,
+        user_id: user.0,
+    };
+    Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
+}
+
+/// The caller's unread count in a chat.
+async fn my_unread_count(ctx: &Context<'_>, chat: ChatId) -> Result<UnreadCount> {
+    UnreadCount::load(ctx, chat.0, caller_id(ctx)?.0).await
+}
+
+/// Declares the GraphQL type of an event in one chat: a struct holding the chat and the
+/// given fields, described by the doc comment, whose first field is `chatId`, followed by
+/// the given resolvers.
+macro_rules! chat_event {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($field:ident: $ty:ty),* $(,)? }
+        { $($resolvers:tt)* }
+    ) => {
+        $(#[$doc])*
+        pub struct $name {
+            chat_id: ChatId,
+            $($field: $ty,)*
+        }
+
+        $(#[$doc])*
+        #[Object]
+        impl $name {
+            /// The chat.
+            async fn chat_id(&self) -> ID {
+                self.chat_id.into()
+            }
+            $($resolvers)*
+        }
+    };
+}
+
+pub mod chat;
+pub mod inbox;
+
+chat_event! {
+    /// The chat's settings changed, or its messages were cleared: re-read it.
+    ChatUpdated {} {
+        /// The chat as it is now.
+        async fn chat(&self, ctx: &Context<'_>) -> Result<Option<ChatNode>> {
+            load_chat(ctx, self.chat_id).await
+        }
+    }
+}
+
+/// The subscriber fell behind and events were missed: re-query (e.g. `messages(after:
+/// lastCursor)`) or resubscribe with `chatEvents(after: lastCursor)`. The feed goes on.
+pub struct ResyncRequired {
+    chat_id: Option<ChatId>,
+    last_message_id: Option<i64>,
+}
+
+/// The subscriber fell behind and events were missed: re-query (e.g. `messages(after:
+/// lastCursor)`) or resubscribe with `chatEvents(after: lastCursor)`. The feed goes on.
+#[Object]
+impl ResyncRequired {
+    /// The chat, for `chatEvents`; null for `myEvents`.
+    async fn chat_id(&self) -> Option<ID> {
+        self.chat_id.map(ID::from)
+    }
+    /// Cursor of the last message delivered before the gap (null if none was).
+    async fn last_cursor(&self) -> Option<String> {
+        self.last_message_id
+            .map(|id| cursor::encode(MESSAGE_CURSOR, &[id]))
+    }
+}
