@@ -164,7 +164,7 @@ async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(),
     let mut conn = app.db().conn().await?;
     let by_name = db::users::find_by_username(&mut conn, user).await?;
     let by_id = match UserId::from_global(user) {
-        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id.0).await?,
+        Ok(id) if by_name.is_none() => db::users::find(&mut conn, id).await?,
         _ => None,
     };
     drop(conn);
@@ -182,14 +182,12 @@ async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(),
         }
         None => return Err(CommandError::NoSuchUser(user.to_owned())),
     };
-    let token = app
-        .auth()
-        .issue_token(UserId(found.id), Duration::from_secs(ttl))?;
+    let token = app.auth().issue_token(found.id, Duration::from_secs(ttl))?;
     println!("{token}");
     eprintln!(
         "token for {} ({}); send it as `Authorization: Bearer <token>`",
         found.username,
-        UserId(found.id).to_global()
+        found.id.to_global()
     );
     Ok(())
 }

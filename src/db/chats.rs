@@ -9,22 +9,23 @@ use super::{DbConn, DbResult};
 use crate::db::members::Member;
 use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::enums::ChatKind;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
 /// A stored chat.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = chats)]
 pub struct Chat {
-    pub id: i64,
+    pub id: ChatId,
     pub kind: ChatKind,
     pub category: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub avatar_url: Option<String>,
     pub metadata: Option<String>,
-    pub created_by: Option<i64>,
+    pub created_by: Option<UserId>,
     pub direct_key: Option<String>,
-    pub last_message_id: Option<i64>,
+    pub last_message_id: Option<MessageId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_activity_at: NaiveDateTime,
@@ -40,7 +41,7 @@ pub struct NewChat<'a> {
     pub description: Option<&'a str>,
     pub avatar_url: Option<&'a str>,
     pub metadata: Option<String>,
-    pub created_by: Option<i64>,
+    pub created_by: Option<UserId>,
     pub direct_key: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -72,7 +73,7 @@ pub struct ChatListFilter {
 pub struct ChatListKey {
     pub pinned: bool,
     pub last_activity_at: NaiveDateTime,
-    pub id: i64,
+    pub id: ChatId,
 }
 
 /// Inserts a chat.
@@ -85,7 +86,7 @@ pub async fn insert(conn: &mut DbConn, new: &NewChat<'_>) -> DbResult<Chat> {
 }
 
 /// The chat with `id`, if any.
-pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<Chat>> {
+pub async fn find(conn: &mut DbConn, id: ChatId) -> DbResult<Option<Chat>> {
     Ok(with_conn!(conn, |c| chats::table
         .find(id)
         .select(Chat::as_select())
@@ -95,7 +96,7 @@ pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<Chat>> {
 }
 
 /// The chats with these ids (any order).
-pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<Chat>> {
+pub async fn find_many(conn: &mut DbConn, ids: &[ChatId]) -> DbResult<Vec<Chat>> {
     Ok(with_conn!(conn, |c| chats::table
         .filter(chats::id.eq_any(ids))
         .select(Chat::as_select())
@@ -114,7 +115,7 @@ pub async fn find_direct(conn: &mut DbConn, direct_key: &str) -> DbResult<Option
 }
 
 /// Applies `changes` to chat `id`.
-pub async fn update(conn: &mut DbConn, id: i64, changes: &ChatChanges) -> DbResult<Chat> {
+pub async fn update(conn: &mut DbConn, id: ChatId, changes: &ChatChanges) -> DbResult<Chat> {
     Ok(with_conn!(conn, |c| diesel::update(chats::table.find(id))
         .set(changes)
         .returning(Chat::as_returning())
@@ -126,7 +127,7 @@ pub async fn update(conn: &mut DbConn, id: i64, changes: &ChatChanges) -> DbResu
 /// one after another and each sees the last one's result (no two owners leaving at once,
 /// no two inserts of the same member). On PostgreSQL `SELECT … FOR UPDATE`; SQLite
 /// transactions start `IMMEDIATE`, already holding the database's write lock.
-pub async fn lock(conn: &mut DbConn, id: i64) -> DbResult<()> {
+pub async fn lock(conn: &mut DbConn, id: ChatId) -> DbResult<()> {
     match conn {
         DbConn::Pg(c) => {
             chats::table
@@ -143,7 +144,11 @@ pub async fn lock(conn: &mut DbConn, id: i64) -> DbResult<()> {
 }
 
 /// Points the chat at its newest message (or none).
-pub async fn set_last_message(conn: &mut DbConn, id: i64, message_id: Option<i64>) -> DbResult<()> {
+pub async fn set_last_message(
+    conn: &mut DbConn,
+    id: ChatId,
+    message_id: Option<MessageId>,
+) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(chats::table.find(id))
         .set(chats::last_message_id.eq(message_id))
         .execute(c)
@@ -152,7 +157,7 @@ pub async fn set_last_message(conn: &mut DbConn, id: i64, message_id: Option<i64
 }
 
 /// Deletes chat `id` with its members and messages (ON DELETE CASCADE).
-pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
+pub async fn delete(conn: &mut DbConn, id: ChatId) -> DbResult<bool> {
     let deleted = with_conn!(conn, |c| diesel::delete(chats::table.find(id))
         .execute(c)
         .await)?;
@@ -163,7 +168,7 @@ pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
 /// `last_activity_at` descending, then id descending; `after` is the last key seen.
 pub async fn list_for_user(
     conn: &mut DbConn,
-    user_id: i64,
+    user_id: UserId,
     filter: &ChatListFilter,
     after: Option<ChatListKey>,
     page: &PageRequest,
@@ -227,8 +232,8 @@ pub async fn list_for_user(
 /// the membership is missing.
 pub async fn find_with_member(
     conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
+    chat_id: ChatId,
+    user_id: UserId,
 ) -> DbResult<Option<(Chat, Member)>> {
     Ok(with_conn!(conn, |c| chats::table
         .inner_join(members::table)
@@ -246,8 +251,8 @@ pub async fn find_with_member(
 /// turns; SQLite transactions already hold the database's write lock.
 pub async fn senders_locked(
     conn: &mut DbConn,
-    chat_id: i64,
-    user_ids: &[i64],
+    chat_id: ChatId,
+    user_ids: &[UserId],
 ) -> DbResult<Vec<(Member, bool)>> {
     // A macro, not a value: the selection's type differs per backend. The user is read
     // in a subquery, which `FOR UPDATE` does not lock: a user's sends to different chats

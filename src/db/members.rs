@@ -10,19 +10,20 @@ use super::schema::members;
 use super::{DbConn, DbResult, KeepPrepared};
 use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::enums::MemberRole;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
 /// A user's membership in a chat.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = members)]
 pub struct Member {
-    pub chat_id: i64,
-    pub user_id: i64,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
     pub role: MemberRole,
     pub joined_at: NaiveDateTime,
-    pub last_read_message_id: Option<i64>,
+    pub last_read_message_id: Option<MessageId>,
     pub last_read_at: Option<NaiveDateTime>,
-    pub last_delivered_message_id: Option<i64>,
+    pub last_delivered_message_id: Option<MessageId>,
     pub pinned: bool,
     pub muted: bool,
 }
@@ -31,12 +32,12 @@ pub struct Member {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = members)]
 pub struct NewMember {
-    pub chat_id: i64,
-    pub user_id: i64,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
     pub role: MemberRole,
     pub joined_at: NaiveDateTime,
     /// New members start with everything before they joined counted as read.
-    pub last_read_message_id: Option<i64>,
+    pub last_read_message_id: Option<MessageId>,
 }
 
 /// Inserts a membership.
@@ -49,7 +50,7 @@ pub async fn insert(conn: &mut DbConn, new: &NewMember) -> DbResult<Member> {
 }
 
 /// `user_id`'s membership in `chat_id`, if any.
-pub async fn find(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<Option<Member>> {
+pub async fn find(conn: &mut DbConn, chat_id: ChatId, user_id: UserId) -> DbResult<Option<Member>> {
     Ok(with_conn!(conn, |c| members::table
         .find((chat_id, user_id))
         .select(Member::as_select())
@@ -61,8 +62,8 @@ pub async fn find(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<Opt
 /// `user_id`'s memberships in these chats.
 pub async fn find_for_user(
     conn: &mut DbConn,
-    user_id: i64,
-    chat_ids: &[i64],
+    user_id: UserId,
+    chat_ids: &[ChatId],
 ) -> DbResult<Vec<Member>> {
     Ok(with_conn!(conn, |c| members::table
         .filter(members::user_id.eq(user_id))
@@ -73,7 +74,7 @@ pub async fn find_for_user(
 }
 
 /// Every membership of these chats (for watermark-derived fields).
-pub async fn all_of_chats(conn: &mut DbConn, chat_ids: &[i64]) -> DbResult<Vec<Member>> {
+pub async fn all_of_chats(conn: &mut DbConn, chat_ids: &[ChatId]) -> DbResult<Vec<Member>> {
     Ok(with_conn!(conn, |c| members::table
         .filter(members::chat_id.eq_any(chat_ids))
         .order((members::chat_id, members::user_id))
@@ -83,7 +84,7 @@ pub async fn all_of_chats(conn: &mut DbConn, chat_ids: &[i64]) -> DbResult<Vec<M
 }
 
 /// The user ids of a chat's members.
-pub async fn user_ids(conn: &mut DbConn, chat_id: i64) -> DbResult<Vec<i64>> {
+pub async fn user_ids(conn: &mut DbConn, chat_id: ChatId) -> DbResult<Vec<UserId>> {
     Ok(with_conn!(conn, |c| members::table
         .filter(members::chat_id.eq(chat_id))
         .select(members::user_id)
@@ -92,7 +93,7 @@ pub async fn user_ids(conn: &mut DbConn, chat_id: i64) -> DbResult<Vec<i64>> {
 }
 
 /// Member counts of these chats.
-pub async fn counts(conn: &mut DbConn, chat_ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+pub async fn counts(conn: &mut DbConn, chat_ids: &[ChatId]) -> DbResult<Vec<(ChatId, i64)>> {
     Ok(with_conn!(conn, |c| members::table
         .filter(members::chat_id.eq_any(chat_ids))
         .group_by(members::chat_id)
@@ -102,7 +103,11 @@ pub async fn counts(conn: &mut DbConn, chat_ids: &[i64]) -> DbResult<Vec<(i64, i
 }
 
 /// How many members of the chat hold `role`.
-pub async fn count_with_role(conn: &mut DbConn, chat_id: i64, role: MemberRole) -> DbResult<i64> {
+pub async fn count_with_role(
+    conn: &mut DbConn,
+    chat_id: ChatId,
+    role: MemberRole,
+) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| members::table
         .filter(members::chat_id.eq(chat_id))
         .filter(members::role.eq(role))
@@ -114,8 +119,8 @@ pub async fn count_with_role(conn: &mut DbConn, chat_id: i64, role: MemberRole) 
 /// A page of a chat's members in user-id order.
 pub async fn list(
     conn: &mut DbConn,
-    chat_id: i64,
-    after_user_id: Option<i64>,
+    chat_id: ChatId,
+    after_user_id: Option<UserId>,
     page: &PageRequest,
 ) -> DbResult<Page<Member>> {
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
@@ -135,7 +140,7 @@ pub async fn list(
 }
 
 /// Removes a membership; false when there was none.
-pub async fn delete(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<bool> {
+pub async fn delete(conn: &mut DbConn, chat_id: ChatId, user_id: UserId) -> DbResult<bool> {
     let deleted = with_conn!(conn, |c| diesel::delete(
         members::table.find((chat_id, user_id))
     )
@@ -147,8 +152,8 @@ pub async fn delete(conn: &mut DbConn, chat_id: i64, user_id: i64) -> DbResult<b
 /// Sets a member's role.
 pub async fn set_role(
     conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
+    chat_id: ChatId,
+    user_id: UserId,
     role: MemberRole,
 ) -> DbResult<Member> {
     Ok(with_conn!(conn, |c| diesel::update(
@@ -171,8 +176,8 @@ pub struct MemberSettings {
 /// Changes a member's own settings (pinned, muted).
 pub async fn set_settings(
     conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
+    chat_id: ChatId,
+    user_id: UserId,
     settings: &MemberSettings,
 ) -> DbResult<Member> {
     Ok(with_conn!(conn, |c| diesel::update(
@@ -188,9 +193,9 @@ pub async fn set_settings(
 /// watermark, since what was read was delivered. One statement; returns the row either way.
 pub async fn advance_read(
     conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
-    message_id: i64,
+    chat_id: ChatId,
+    user_id: UserId,
+    message_id: MessageId,
     at: NaiveDateTime,
 ) -> DbResult<Member> {
     let read_moves = members::last_read_message_id
@@ -219,9 +224,9 @@ pub async fn advance_read(
 /// returns the row either way.
 pub async fn advance_delivered(
     conn: &mut DbConn,
-    chat_id: i64,
-    user_id: i64,
-    message_id: i64,
+    chat_id: ChatId,
+    user_id: UserId,
+    message_id: MessageId,
 ) -> DbResult<Member> {
     // A portable `GREATEST`: the watermark only moves up.
     let delivered_moves = members::last_delivered_message_id
@@ -240,7 +245,7 @@ pub async fn advance_delivered(
 }
 
 /// The chats `user_id` is a member of.
-pub async fn chat_ids_of_user(conn: &mut DbConn, user_id: i64) -> DbResult<Vec<i64>> {
+pub async fn chat_ids_of_user(conn: &mut DbConn, user_id: UserId) -> DbResult<Vec<ChatId>> {
     Ok(with_conn!(conn, |c| members::table
         .filter(members::user_id.eq(user_id))
         .select(members::chat_id)

@@ -9,20 +9,21 @@ use super::schema::{chats, members, messages};
 use super::{DbConn, DbResult, KeepPrepared};
 use crate::vocabulary::cursor::{Direction, Page, PageRequest};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
 /// A stored message.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = messages)]
 pub struct Message {
-    pub id: i64,
-    pub chat_id: i64,
-    pub sender_id: Option<i64>,
+    pub id: MessageId,
+    pub chat_id: ChatId,
+    pub sender_id: Option<UserId>,
     pub role: MessageRole,
     pub kind: MessageKind,
     pub content: String,
     pub data: Option<String>,
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<MessageId>,
     pub client_id: Option<String>,
     pub stream_state: Option<StreamState>,
     pub created_at: NaiveDateTime,
@@ -36,13 +37,13 @@ pub struct Message {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = messages, treat_none_as_null = true)]
 pub struct NewMessage<'a> {
-    pub chat_id: i64,
-    pub sender_id: Option<i64>,
+    pub chat_id: ChatId,
+    pub sender_id: Option<UserId>,
     pub role: MessageRole,
     pub kind: MessageKind,
     pub content: &'a str,
     pub data: Option<String>,
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<MessageId>,
     pub client_id: Option<&'a str>,
     pub stream_state: Option<StreamState>,
     pub created_at: NaiveDateTime,
@@ -86,13 +87,14 @@ pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<
     macro_rules! sender_read {
         () => {
             KeepPrepared(
-                diesel::update(members::table.find((new.chat_id, new.sender_id.unwrap_or(0)))).set(
-                    (
-                        members::last_read_message_id.eq(newest_id!()),
-                        members::last_read_at.eq(Some(new.created_at)),
-                        members::last_delivered_message_id.eq(newest_id!()),
-                    ),
-                ),
+                diesel::update(
+                    members::table.find((new.chat_id, new.sender_id.unwrap_or(UserId(0)))),
+                )
+                .set((
+                    members::last_read_message_id.eq(newest_id!()),
+                    members::last_read_at.eq(Some(new.created_at)),
+                    members::last_delivered_message_id.eq(newest_id!()),
+                )),
             )
         };
     }
@@ -119,7 +121,7 @@ pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<
 }
 
 /// The message with `id`, if any.
-pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<Message>> {
+pub async fn find(conn: &mut DbConn, id: MessageId) -> DbResult<Option<Message>> {
     Ok(with_conn!(conn, |c| messages::table
         .find(id)
         .select(Message::as_select())
@@ -129,7 +131,7 @@ pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<Message>> {
 }
 
 /// The messages with these ids (any order).
-pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<Message>> {
+pub async fn find_many(conn: &mut DbConn, ids: &[MessageId]) -> DbResult<Vec<Message>> {
     Ok(with_conn!(conn, |c| messages::table
         .filter(messages::id.eq_any(ids))
         .select(Message::as_select())
@@ -142,8 +144,8 @@ pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<Message>>
 /// (every pair of the two lists; the caller picks the pairs it asked for).
 pub async fn find_by_client_ids(
     conn: &mut DbConn,
-    chat_id: i64,
-    sender_ids: &[i64],
+    chat_id: ChatId,
+    sender_ids: &[UserId],
     client_ids: &[&str],
 ) -> DbResult<Vec<Message>> {
     Ok(with_conn!(conn, |c| messages::table
@@ -157,8 +159,8 @@ pub async fn find_by_client_ids(
 
 pub async fn find_by_client_id(
     conn: &mut DbConn,
-    chat_id: i64,
-    sender_id: i64,
+    chat_id: ChatId,
+    sender_id: UserId,
     client_id: &str,
 ) -> DbResult<Option<Message>> {
     Ok(with_conn!(conn, |c| messages::table
@@ -175,8 +177,8 @@ pub async fn find_by_client_id(
 /// oldest); backward pages end before `boundary` (or at the newest).
 pub async fn page(
     conn: &mut DbConn,
-    chat_id: i64,
-    boundary: Option<i64>,
+    chat_id: ChatId,
+    boundary: Option<MessageId>,
     page: &PageRequest,
 ) -> DbResult<Page<Message>> {
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
@@ -204,9 +206,9 @@ pub async fn page(
 /// `unreadMessages` and by subscription replay).
 pub async fn after(
     conn: &mut DbConn,
-    chat_id: i64,
-    after_id: i64,
-    exclude_sender: Option<i64>,
+    chat_id: ChatId,
+    after_id: MessageId,
+    exclude_sender: Option<UserId>,
     limit: i64,
 ) -> DbResult<Vec<Message>> {
     Ok(with_conn!(conn, |c| {
@@ -230,7 +232,7 @@ pub async fn after(
 }
 
 /// The newest `limit` live (not retracted) messages of a chat, oldest first.
-pub async fn latest_live(conn: &mut DbConn, chat_id: i64, limit: i64) -> DbResult<Vec<Message>> {
+pub async fn latest_live(conn: &mut DbConn, chat_id: ChatId, limit: i64) -> DbResult<Vec<Message>> {
     let mut rows = with_conn!(conn, |c| messages::table
         .filter(messages::chat_id.eq(chat_id))
         .filter(messages::retracted_at.is_null())
@@ -244,7 +246,7 @@ pub async fn latest_live(conn: &mut DbConn, chat_id: i64, limit: i64) -> DbResul
 }
 
 /// The id of a chat's newest message, if any.
-pub async fn latest_id(conn: &mut DbConn, chat_id: i64) -> DbResult<Option<i64>> {
+pub async fn latest_id(conn: &mut DbConn, chat_id: ChatId) -> DbResult<Option<MessageId>> {
     Ok(with_conn!(conn, |c| messages::table
         .filter(messages::chat_id.eq(chat_id))
         .select(diesel::dsl::max(messages::id))
@@ -255,7 +257,7 @@ pub async fn latest_id(conn: &mut DbConn, chat_id: i64) -> DbResult<Option<i64>>
 /// Replaces a message's content and marks it edited.
 pub async fn set_content(
     conn: &mut DbConn,
-    id: i64,
+    id: MessageId,
     content: &str,
     edited_at: NaiveDateTime,
 ) -> DbResult<Message> {
@@ -272,7 +274,7 @@ pub async fn set_content(
 }
 
 /// Turns a message into a tombstone: content and data are erased, not just hidden.
-pub async fn retract(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> DbResult<Message> {
+pub async fn retract(conn: &mut DbConn, id: MessageId, at: NaiveDateTime) -> DbResult<Message> {
     Ok(with_conn!(conn, |c| diesel::update(
         messages::table.find(id)
     )
@@ -287,7 +289,7 @@ pub async fn retract(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> DbResult<
 }
 
 /// Deletes one message; replies keep existing with no parent.
-pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
+pub async fn delete(conn: &mut DbConn, id: MessageId) -> DbResult<bool> {
     let deleted = with_conn!(conn, |c| diesel::delete(messages::table.find(id))
         .execute(c)
         .await)?;
@@ -295,7 +297,7 @@ pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
 }
 
 /// Deletes every message of a chat; returns how many.
-pub async fn delete_all_in_chat(conn: &mut DbConn, chat_id: i64) -> DbResult<usize> {
+pub async fn delete_all_in_chat(conn: &mut DbConn, chat_id: ChatId) -> DbResult<usize> {
     Ok(with_conn!(conn, |c| diesel::delete(
         messages::table.filter(messages::chat_id.eq(chat_id))
     )
@@ -304,7 +306,7 @@ pub async fn delete_all_in_chat(conn: &mut DbConn, chat_id: i64) -> DbResult<usi
 }
 
 /// The chat of each of these messages, as `(message id, chat id)` pairs; unknown ids are absent.
-pub async fn chats_of(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+pub async fn chats_of(conn: &mut DbConn, ids: &[MessageId]) -> DbResult<Vec<(MessageId, ChatId)>> {
     Ok(with_conn!(conn, |c| messages::table
         .filter(messages::id.eq_any(ids))
         .select((messages::id, messages::chat_id))
@@ -313,8 +315,11 @@ pub async fn chats_of(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<(i64, i64)
 }
 
 /// Reply counts of these messages (messages without replies are absent).
-pub async fn reply_counts(conn: &mut DbConn, parent_ids: &[i64]) -> DbResult<Vec<(i64, i64)>> {
-    let rows: Vec<(Option<i64>, i64)> = with_conn!(conn, |c| messages::table
+pub async fn reply_counts(
+    conn: &mut DbConn,
+    parent_ids: &[MessageId],
+) -> DbResult<Vec<(MessageId, i64)>> {
+    let rows: Vec<(Option<MessageId>, i64)> = with_conn!(conn, |c| messages::table
         .filter(messages::parent_id.eq_any(parent_ids))
         .group_by(messages::parent_id)
         .select((messages::parent_id, diesel::dsl::count_star()))
@@ -335,10 +340,10 @@ pub async fn reply_counts(conn: &mut DbConn, parent_ids: &[i64]) -> DbResult<Vec
 /// subquery in FROM, hence the one SQL fragment; it is the same text on both backends.
 pub async fn unread_counts(
     conn: &mut DbConn,
-    user_id: i64,
-    chat_ids: &[i64],
+    user_id: UserId,
+    chat_ids: &[ChatId],
     limit: i64,
-) -> DbResult<Vec<(i64, i64)>> {
+) -> DbResult<Vec<(ChatId, i64)>> {
     let count = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
         "(SELECT COUNT(*) FROM (SELECT 1 FROM messages \
          WHERE messages.chat_id = members.chat_id \
@@ -358,7 +363,7 @@ pub async fn unread_counts(
 }
 
 /// Appends `delta` to a message's content (SQL `||`, the same on both backends).
-pub async fn append_content(conn: &mut DbConn, id: i64, delta: &str) -> DbResult<Message> {
+pub async fn append_content(conn: &mut DbConn, id: MessageId, delta: &str) -> DbResult<Message> {
     Ok(with_conn!(conn, |c| diesel::update(
         messages::table.find(id)
     )
@@ -369,7 +374,11 @@ pub async fn append_content(conn: &mut DbConn, id: i64, delta: &str) -> DbResult
 }
 
 /// Sets a streamed message's final state.
-pub async fn set_stream_state(conn: &mut DbConn, id: i64, state: StreamState) -> DbResult<Message> {
+pub async fn set_stream_state(
+    conn: &mut DbConn,
+    id: MessageId,
+    state: StreamState,
+) -> DbResult<Message> {
     Ok(with_conn!(conn, |c| diesel::update(
         messages::table.find(id)
     )

@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::schema::users;
 use super::{DbConn, DbResult};
 use crate::vocabulary::cursor::{Page, PageRequest};
+use crate::vocabulary::ids::UserId;
 use crate::with_conn;
 
 diesel::define_sql_function!(
@@ -30,7 +31,7 @@ pub(super) fn register_unicode_lower(
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
@@ -74,7 +75,7 @@ pub async fn insert(conn: &mut DbConn, new: &NewUser<'_>) -> DbResult<User> {
 }
 
 /// The user with `id`, if any.
-pub async fn find(conn: &mut DbConn, id: i64) -> DbResult<Option<User>> {
+pub async fn find(conn: &mut DbConn, id: UserId) -> DbResult<Option<User>> {
     Ok(with_conn!(conn, |c| users::table
         .find(id)
         .select(User::as_select())
@@ -94,7 +95,7 @@ pub async fn find_by_username(conn: &mut DbConn, username: &str) -> DbResult<Opt
 }
 
 /// The users with these ids (any order; unknown ids are skipped).
-pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<User>> {
+pub async fn find_many(conn: &mut DbConn, ids: &[UserId]) -> DbResult<Vec<User>> {
     Ok(with_conn!(conn, |c| users::table
         .filter(users::id.eq_any(ids))
         .select(User::as_select())
@@ -103,7 +104,7 @@ pub async fn find_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<User>> {
 }
 
 /// How many of these ids exist.
-pub async fn count_existing(conn: &mut DbConn, ids: &[i64]) -> DbResult<i64> {
+pub async fn count_existing(conn: &mut DbConn, ids: &[UserId]) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| users::table
         .filter(users::id.eq_any(ids))
         .count()
@@ -112,7 +113,11 @@ pub async fn count_existing(conn: &mut DbConn, ids: &[i64]) -> DbResult<i64> {
 }
 
 /// Applies `changes` to user `id`; `None` when there is no such user.
-pub async fn update(conn: &mut DbConn, id: i64, changes: &UserChanges) -> DbResult<Option<User>> {
+pub async fn update(
+    conn: &mut DbConn,
+    id: UserId,
+    changes: &UserChanges,
+) -> DbResult<Option<User>> {
     Ok(with_conn!(conn, |c| diesel::update(users::table.find(id))
         .set(changes)
         .returning(User::as_returning())
@@ -122,7 +127,7 @@ pub async fn update(conn: &mut DbConn, id: i64, changes: &UserChanges) -> DbResu
 }
 
 /// Records that the user was seen at `at`.
-pub async fn touch_last_seen(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> DbResult<()> {
+pub async fn touch_last_seen(conn: &mut DbConn, id: UserId, at: NaiveDateTime) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(users::table.find(id))
         .set(users::last_seen_at.eq(at))
         .execute(c)
@@ -131,7 +136,7 @@ pub async fn touch_last_seen(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> D
 }
 
 /// Deletes user `id`; memberships go with it, their messages stay with no sender.
-pub async fn delete(conn: &mut DbConn, id: i64) -> DbResult<bool> {
+pub async fn delete(conn: &mut DbConn, id: UserId) -> DbResult<bool> {
     let deleted = with_conn!(conn, |c| diesel::delete(users::table.find(id))
         .execute(c)
         .await)?;

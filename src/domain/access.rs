@@ -15,7 +15,7 @@ use crate::vocabulary::ids::{ChatId, UserId};
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,
 /// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {
-    match db::chats::find_with_member(conn, chat.0, user.0).await? {
+    match db::chats::find_with_member(conn, chat, user).await? {
         Some(found) => Ok(found),
         None => Err(missing_membership(conn, chat).await?),
     }
@@ -30,11 +30,10 @@ pub async fn senders_locked(
     chat: ChatId,
     users: &[UserId],
 ) -> AppResult<HashMap<UserId, (Member, bool)>> {
-    let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
-    let found: HashMap<UserId, (Member, bool)> = db::chats::senders_locked(conn, chat.0, &ids)
+    let found: HashMap<UserId, (Member, bool)> = db::chats::senders_locked(conn, chat, users)
         .await?
         .into_iter()
-        .map(|(member, is_bot)| (UserId(member.user_id), (member, is_bot)))
+        .map(|(member, is_bot)| (member.user_id, (member, is_bot)))
         .collect();
     if found.is_empty() {
         // No member among them: the chat may not exist at all.
@@ -52,7 +51,7 @@ pub fn not_a_member() -> AppError {
 
 /// Why a membership was not found: `NOT_FOUND` (no such chat) or [`not_a_member`].
 async fn missing_membership(conn: &mut DbConn, chat: ChatId) -> AppResult<AppError> {
-    Ok(match db::chats::find(conn, chat.0).await? {
+    Ok(match db::chats::find(conn, chat).await? {
         None => AppError::NotFound("chat"),
         Some(_) => not_a_member(),
     })

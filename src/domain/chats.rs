@@ -58,7 +58,7 @@ fn check_chat_texts(
 /// Fails with `UNAUTHENTICATED` when the caller's account was deleted after its token was
 /// issued: its id would otherwise reach the database as a dangling foreign key.
 async fn require_caller_exists(conn: &mut DbConn, caller: UserId) -> AppResult<()> {
-    if db::users::count_existing(conn, &[caller.0]).await? == 0 {
+    if db::users::count_existing(conn, &[caller]).await? == 0 {
         return Err(AppError::Unauthenticated(
             "this token's user no longer exists".into(),
         ));
@@ -111,7 +111,7 @@ pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<C
                 description: input.description.as_deref(),
                 avatar_url: input.avatar_url.as_deref(),
                 metadata: json_to_text(input.metadata.as_ref()),
-                created_by: Some(caller.0),
+                created_by: Some(caller),
                 direct_key: None,
                 created_at: at,
                 updated_at: at,
@@ -149,7 +149,7 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
             require_users_exist(conn, &[other]).await?;
             if let Some(chat) = db::chats::find_direct(conn, &key).await? {
                 let present = db::members::user_ids(conn, chat.id).await?;
-                for user in pair.iter().filter(|u| !present.contains(&u.0)) {
+                for user in pair.iter().filter(|u| !present.contains(u)) {
                     // Back with the history counted as read, like any new member.
                     insert_member(
                         conn,
@@ -173,7 +173,7 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
                     description: None,
                     avatar_url: None,
                     metadata: None,
-                    created_by: Some(caller.0),
+                    created_by: Some(caller),
                     direct_key: Some(key.clone()),
                     created_at: at,
                     updated_at: at,
@@ -220,7 +220,7 @@ pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) 
             metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
             updated_at: Some(now()),
         };
-        let updated = db::chats::update(conn, chat.0, &changes).await?;
+        let updated = db::chats::update(conn, chat, &changes).await?;
         conn.emit(Event::in_chat(chat, EventKind::ChatUpdated));
         Ok(updated)
     })
@@ -252,7 +252,7 @@ pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> 
                 "only an OWNER may delete the chat".into(),
             ));
         }
-        db::chats::delete(conn, chat.0).await?;
+        db::chats::delete(conn, chat).await?;
         conn.emit(Event::in_chat(chat, EventKind::ChatDeleted));
         Ok(true)
     })
@@ -265,8 +265,8 @@ pub async fn clear(app: &App, caller: UserId, chat: ChatId) -> AppResult<i32> {
     let deleted = app
         .write(async |conn| {
             require_settings_right(conn, chat, caller).await?;
-            let deleted = db::messages::delete_all_in_chat(conn, chat.0).await?;
-            db::chats::set_last_message(conn, chat.0, None).await?;
+            let deleted = db::messages::delete_all_in_chat(conn, chat).await?;
+            db::chats::set_last_message(conn, chat, None).await?;
             conn.emit(Event::in_chat(chat, EventKind::ChatUpdated));
             Ok(deleted)
         })
@@ -295,7 +295,7 @@ pub fn chat_list_cursor(chat: &Chat, member: &Member) -> String {
         &[
             i64::from(member.pinned),
             chat.last_activity_at.and_utc().timestamp_micros(),
-            chat.id,
+            chat.id.0,
         ],
     )
 }
@@ -317,10 +317,10 @@ pub async fn list(
             Some(ChatListKey {
                 pinned: fields[0] != 0,
                 last_activity_at,
-                id: fields[2],
+                id: ChatId(fields[2]),
             })
         }
     };
     let mut conn = app.db().conn().await?;
-    Ok(db::chats::list_for_user(&mut conn, caller.0, filter, after, page).await?)
+    Ok(db::chats::list_for_user(&mut conn, caller, filter, after, page).await?)
 }

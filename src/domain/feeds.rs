@@ -29,7 +29,7 @@ pub enum ChatFeedItem {
     /// A live event.
     Live(Arc<Delivered>),
     /// The subscriber missed events; it must re-query after `last_message_id`.
-    Resync { last_message_id: Option<i64> },
+    Resync { last_message_id: Option<MessageId> },
 }
 
 /// A chat's events for one member, optionally resuming after a message.
@@ -40,11 +40,11 @@ pub struct ChatFeed {
     live: broadcast::Receiver<Arc<Delivered>>,
     backlog: VecDeque<Message>,
     /// Where the replay continues; `None` once it has caught up.
-    replay_after: Option<i64>,
+    replay_after: Option<MessageId>,
     /// Everything up to here came from the replay: live copies are dropped.
-    replayed_up_to: i64,
+    replayed_up_to: MessageId,
     /// Newest message delivered, for the resync cursor.
-    last_message_id: Option<i64>,
+    last_message_id: Option<MessageId>,
     finished: bool,
     /// Fires when membership is checked again if nothing else checks it first (one timer
     /// per feed, reset after each check, not one per event).
@@ -58,7 +58,7 @@ impl ChatFeed {
         app: &App,
         user: UserId,
         chat: ChatId,
-        after: Option<i64>,
+        after: Option<MessageId>,
     ) -> AppResult<Self> {
         let live = app.broker().subscribe();
         let mut conn = app.db().conn().await?;
@@ -70,7 +70,7 @@ impl ChatFeed {
             live,
             backlog: VecDeque::new(),
             replay_after: after,
-            replayed_up_to: after.unwrap_or(0),
+            replayed_up_to: after.unwrap_or(MessageId(0)),
             last_message_id: after,
             finished: false,
             recheck: Box::pin(tokio::time::sleep(MEMBERSHIP_RECHECK)),
@@ -89,7 +89,7 @@ impl ChatFeed {
             }
             let batch = match self.app.db().conn().await {
                 Ok(mut conn) => {
-                    db::messages::after(&mut conn, self.chat.0, after, None, REPLAY_BATCH).await
+                    db::messages::after(&mut conn, self.chat, after, None, REPLAY_BATCH).await
                 }
                 Err(e) => Err(e),
             };
@@ -131,7 +131,7 @@ impl ChatFeed {
                 ChatFeedStep::DeliverLast => self.finished = true,
             }
             if let EventKind::MessageAdded { message_id, .. } = &event.kind {
-                self.last_message_id = self.last_message_id.max(Some(message_id.0));
+                self.last_message_id = self.last_message_id.max(Some(*message_id));
             }
             return Some(Ok(ChatFeedItem::Live(event)));
         }
@@ -160,7 +160,7 @@ impl ChatFeed {
         let me = self.user;
         match &event.kind {
             EventKind::MessageAdded { message_id, .. } => {
-                if message_id.0 <= self.replayed_up_to {
+                if *message_id <= self.replayed_up_to {
                     ChatFeedStep::Skip // already sent by the replay
                 } else {
                     ChatFeedStep::Deliver
@@ -257,7 +257,7 @@ pub struct InboxFeed {
     app: App,
     user: UserId,
     live: broadcast::Receiver<Arc<Delivered>>,
-    chats: HashSet<i64>,
+    chats: HashSet<ChatId>,
     /// Fires when the chats are read again if nothing else reads them first.
     recheck: Pin<Box<tokio::time::Sleep>>,
 }
@@ -267,7 +267,7 @@ impl InboxFeed {
     pub async fn open(app: &App, user: UserId) -> AppResult<Self> {
         let live = app.broker().subscribe();
         let mut conn = app.db().conn().await?;
-        let chats = db::members::chat_ids_of_user(&mut conn, user.0).await?;
+        let chats = db::members::chat_ids_of_user(&mut conn, user).await?;
         Ok(Self {
             app: app.clone(),
             user,
@@ -341,7 +341,7 @@ impl InboxFeed {
         // Changes to the user's own membership count whether or not the chat is known.
         match kind {
             EventKind::MemberJoined { user_id } if *user_id == me => {
-                self.chats.insert(chat.0);
+                self.chats.insert(chat);
                 return InboxStep::Deliver(InboxChange::ChatAdded);
             }
             EventKind::MemberLeft { user_id } if *user_id == me => {
@@ -350,7 +350,7 @@ impl InboxFeed {
             EventKind::ChatDeleted => return self.removed(chat),
             _ => {}
         }
-        if !self.chats.contains(&chat.0) {
+        if !self.chats.contains(&chat) {
             return InboxStep::Skip;
         }
         match kind {
@@ -384,7 +384,7 @@ impl InboxFeed {
 
     /// The user is no longer in `chat`: delivered if the feed knew the chat.
     fn removed(&mut self, chat: ChatId) -> InboxStep {
-        if self.chats.remove(&chat.0) {
+        if self.chats.remove(&chat) {
             InboxStep::Deliver(InboxChange::ChatRemoved)
         } else {
             InboxStep::Skip
@@ -398,7 +398,7 @@ impl InboxFeed {
         let next = tokio::time::Instant::now() + MEMBERSHIP_RECHECK;
         self.recheck.as_mut().reset(next);
         let chats = match self.app.db().conn().await {
-            Ok(mut conn) => db::members::chat_ids_of_user(&mut conn, self.user.0).await,
+            Ok(mut conn) => db::members::chat_ids_of_user(&mut conn, self.user).await,
             Err(e) => Err(e),
         };
         self.chats = match chats {

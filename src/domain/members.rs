@@ -11,16 +11,15 @@ use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::enums::{ChatKind, MemberRole};
-use crate::vocabulary::ids::{ChatId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Most users one `createChat`/`addMembers` call may add.
 pub const MAX_MEMBERS_PER_CALL: usize = 500;
 
 /// Fails unless every id names an existing user.
 pub(crate) async fn require_users_exist(conn: &mut DbConn, ids: &[UserId]) -> AppResult<()> {
-    let keys: Vec<i64> = ids.iter().map(|u| u.0).collect();
-    let found = db::users::count_existing(conn, &keys).await?;
-    if usize::try_from(found).ok() != Some(keys.len()) {
+    let found = db::users::count_existing(conn, ids).await?;
+    if usize::try_from(found).ok() != Some(ids.len()) {
         return Err(AppError::NotFound("user"));
     }
     Ok(())
@@ -28,22 +27,22 @@ pub(crate) async fn require_users_exist(conn: &mut DbConn, ids: &[UserId]) -> Ap
 
 /// `user` joined `chat`.
 pub(crate) fn joined(chat: &Chat, user: UserId) -> Event {
-    Event::in_chat(ChatId(chat.id), EventKind::MemberJoined { user_id: user })
+    Event::in_chat(chat.id, EventKind::MemberJoined { user_id: user })
 }
 
 /// Adds `user` to chat `chat_id` with `role`, with messages up to `read_up_to` read.
 pub(crate) async fn insert_member(
     conn: &mut DbConn,
-    chat_id: i64,
+    chat_id: ChatId,
     user: UserId,
     role: MemberRole,
-    read_up_to: Option<i64>,
+    read_up_to: Option<MessageId>,
 ) -> AppResult<Member> {
     Ok(db::members::insert(
         conn,
         &NewMember {
             chat_id,
-            user_id: user.0,
+            user_id: user,
             role,
             joined_at: now(),
             last_read_message_id: read_up_to,
@@ -57,7 +56,7 @@ pub const MEMBER_CURSOR: &str = "member";
 
 /// The cursor of a member in a chat's member list.
 pub fn member_cursor(member: &Member) -> String {
-    cursor::encode(MEMBER_CURSOR, &[member.user_id])
+    cursor::encode(MEMBER_CURSOR, &[member.user_id.0])
 }
 
 /// A page of a chat's members (members only).
@@ -70,11 +69,11 @@ pub async fn members(
     let after = page
         .cursor
         .as_deref()
-        .map(|c| cursor::decode(MEMBER_CURSOR, c, 1).map(|f| f[0]))
+        .map(|c| cursor::decode(MEMBER_CURSOR, c, 1).map(|f| UserId(f[0])))
         .transpose()?;
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
-    Ok(db::members::list(&mut conn, chat.0, after, page).await?)
+    Ok(db::members::list(&mut conn, chat, after, page).await?)
 }
 
 /// Only an OWNER may hand out or take away OWNER and ADMIN.
@@ -96,7 +95,7 @@ async fn managed_group(
     chat: ChatId,
     caller: UserId,
 ) -> AppResult<(Chat, Member)> {
-    db::chats::lock(conn, chat.0).await?;
+    db::chats::lock(conn, chat).await?;
     let (chat_row, actor) = member_of(conn, chat, caller).await?;
     if chat_row.kind == ChatKind::Direct {
         return Err(AppError::BadInput(
@@ -135,11 +134,11 @@ pub async fn add_members(
         require_users_exist(conn, &wanted).await?;
         let mut members = Vec::with_capacity(wanted.len());
         for user in &wanted {
-            if let Some(existing) = db::members::find(conn, chat.0, user.0).await? {
+            if let Some(existing) = db::members::find(conn, chat, *user).await? {
                 members.push(existing);
                 continue;
             }
-            members.push(insert_member(conn, chat.0, *user, role, chat_row.last_message_id).await?);
+            members.push(insert_member(conn, chat, *user, role, chat_row.last_message_id).await?);
             conn.emit(joined(&chat_row, *user));
         }
         Ok(members)
@@ -153,8 +152,8 @@ async fn keep_an_owner(conn: &mut DbConn, chat: ChatId, leaving: &Member) -> App
     if leaving.role != MemberRole::Owner {
         return Ok(());
     }
-    let owners = db::members::count_with_role(conn, chat.0, MemberRole::Owner).await?;
-    let members = db::members::user_ids(conn, chat.0).await?.len();
+    let owners = db::members::count_with_role(conn, chat, MemberRole::Owner).await?;
+    let members = db::members::user_ids(conn, chat).await?.len();
     if owners <= 1 && members > 1 {
         return Err(AppError::Conflict(
             "the last OWNER must hand over ownership (setMemberRole) first".into(),
@@ -175,12 +174,12 @@ pub async fn remove_member(
     }
     app.write(async |conn| {
         let (_, actor) = managed_group(conn, chat, caller).await?;
-        let target = db::members::find(conn, chat.0, user.0)
+        let target = db::members::find(conn, chat, user)
             .await?
             .ok_or(AppError::NotFound("member"))?;
         check_role_grant(actor.role, target.role)?;
         keep_an_owner(conn, chat, &target).await?;
-        db::members::delete(conn, chat.0, user.0).await?;
+        db::members::delete(conn, chat, user).await?;
         conn.emit(Event::in_chat(
             chat,
             EventKind::MemberLeft { user_id: user },
@@ -194,10 +193,10 @@ pub async fn remove_member(
 /// ownership first.
 pub async fn leave(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> {
     app.write(async |conn| {
-        db::chats::lock(conn, chat.0).await?;
+        db::chats::lock(conn, chat).await?;
         let (_, me) = member_of(conn, chat, caller).await?;
         keep_an_owner(conn, chat, &me).await?;
-        db::members::delete(conn, chat.0, caller.0).await?;
+        db::members::delete(conn, chat, caller).await?;
         conn.emit(Event::in_chat(
             chat,
             EventKind::MemberLeft { user_id: caller },
@@ -217,7 +216,7 @@ pub async fn set_role(
 ) -> AppResult<Member> {
     app.write(async |conn| {
         let (_, actor) = managed_group(conn, chat, caller).await?;
-        let target = db::members::find(conn, chat.0, user.0)
+        let target = db::members::find(conn, chat, user)
             .await?
             .ok_or(AppError::NotFound("member"))?;
         check_role_grant(actor.role, role)?;
@@ -225,7 +224,7 @@ pub async fn set_role(
         if role != MemberRole::Owner {
             keep_an_owner(conn, chat, &target).await?;
         }
-        let member = db::members::set_role(conn, chat.0, user.0, role).await?;
+        let member = db::members::set_role(conn, chat, user, role).await?;
         conn.emit(Event::in_chat(
             chat,
             EventKind::MemberUpdated {
@@ -267,6 +266,6 @@ pub async fn set_flag(
             ..Default::default()
         },
     };
-    let member = db::members::set_settings(&mut conn, chat.0, caller.0, &settings).await?;
+    let member = db::members::set_settings(&mut conn, chat, caller, &settings).await?;
     Ok(member)
 }

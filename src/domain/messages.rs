@@ -25,12 +25,12 @@ pub const MESSAGE_CURSOR: &str = "msg";
 
 /// The cursor of a message in its chat's message list.
 pub fn message_cursor(message: &Message) -> String {
-    cursor::encode(MESSAGE_CURSOR, &[message.id])
+    cursor::encode(MESSAGE_CURSOR, &[message.id.0])
 }
 
 /// Decodes a message cursor into the message id it points at.
-pub fn decode_message_cursor(raw: &str) -> AppResult<i64> {
-    Ok(cursor::decode(MESSAGE_CURSOR, raw, 1)?[0])
+pub fn decode_message_cursor(raw: &str) -> AppResult<MessageId> {
+    Ok(MessageId(cursor::decode(MESSAGE_CURSOR, raw, 1)?[0]))
 }
 
 /// Content rules: not blank (unless a stream is starting) and at most the configured length.
@@ -54,7 +54,7 @@ pub(crate) fn check_content(app: &App, content: &str, allow_empty: bool) -> AppR
 /// READ when every other member read it, DELIVERED when it reached every other member
 /// (read counts as reached), else SENT (also with nobody else in the chat).
 pub fn status(message: MessageId, others: &[Member]) -> MessageStatus {
-    let reached = |mark: Option<i64>| mark.is_some_and(|m| m >= message.0);
+    let reached = |mark: Option<MessageId>| mark.is_some_and(|m| m >= message);
     if others.is_empty() {
         MessageStatus::Sent
     } else if others.iter().all(|m| reached(m.last_read_message_id)) {
@@ -71,15 +71,19 @@ pub fn status(message: MessageId, others: &[Member]) -> MessageStatus {
 
 /// A page of the other members who have read `message`, in user-id order: their ids, one
 /// more than the page holds when there are more (see `Page::from_rows`).
-pub fn readers(message: MessageId, others: &[Member], page: &PageRequest) -> AppResult<Vec<i64>> {
+pub fn readers(
+    message: MessageId,
+    others: &[Member],
+    page: &PageRequest,
+) -> AppResult<Vec<UserId>> {
     let after_user = page
         .cursor
         .as_deref()
-        .map(|c| cursor::decode(super::users::USER_CURSOR, c, 1).map(|f| f[0]))
+        .map(|c| cursor::decode(super::users::USER_CURSOR, c, 1).map(|f| UserId(f[0])))
         .transpose()?;
     Ok(others
         .iter()
-        .filter(|m| m.last_read_message_id.is_some_and(|r| r >= message.0))
+        .filter(|m| m.last_read_message_id.is_some_and(|r| r >= message))
         .map(|m| m.user_id)
         .filter(|u| after_user.is_none_or(|a| *u > a))
         .take(page.limit + 1)
@@ -92,10 +96,10 @@ async fn visible_message(
     caller: UserId,
     id: MessageId,
 ) -> AppResult<(Message, Chat, Member)> {
-    let message = db::messages::find(conn, id.0)
+    let message = db::messages::find(conn, id)
         .await?
         .ok_or(AppError::NotFound("message"))?;
-    let (chat, member) = member_of(conn, ChatId(message.chat_id), caller).await?;
+    let (chat, member) = member_of(conn, message.chat_id, caller).await?;
     Ok((message, chat, member))
 }
 
@@ -121,7 +125,7 @@ pub async fn list(
         .transpose()?;
     let mut conn = app.db().conn().await?;
     checked.member_of(&mut conn, chat, caller).await?;
-    Ok(db::messages::page(&mut conn, chat.0, boundary, page).await?)
+    Ok(db::messages::page(&mut conn, chat, boundary, page).await?)
 }
 
 /// The caller's unread messages in a chat, oldest first.
@@ -135,9 +139,9 @@ pub async fn unread(
     let (_, member) = member_of(&mut conn, chat, caller).await?;
     let rows = db::messages::after(
         &mut conn,
-        chat.0,
-        member.last_read_message_id.unwrap_or(0),
-        Some(caller.0),
+        chat,
+        member.last_read_message_id.unwrap_or(MessageId(0)),
+        Some(caller),
         i64::try_from(limit + 1).unwrap_or(i64::MAX),
     )
     .await?;
@@ -156,7 +160,7 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
     let message = app
         .write(async |conn| {
             let (message, _, _) = visible_message(conn, caller, id).await?;
-            if message.sender_id != Some(caller.0) {
+            if message.sender_id != Some(caller) {
                 return Err(AppError::Forbidden(
                     "only the sender may edit a message".into(),
                 ));
@@ -180,9 +184,9 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
                     )));
                 }
             }
-            let edited = db::messages::set_content(conn, id.0, content, now()).await?;
+            let edited = db::messages::set_content(conn, id, content, now()).await?;
             conn.emit(Event::in_chat(
-                ChatId(edited.chat_id),
+                edited.chat_id,
                 EventKind::MessageEdited { message_id: id },
             ));
             Ok(edited)
@@ -196,7 +200,7 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
 pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
     app.write(async |conn| {
         let (message, _, _) = visible_message(conn, caller, id).await?;
-        if message.sender_id != Some(caller.0) {
+        if message.sender_id != Some(caller) {
             return Err(AppError::Forbidden(
                 "only the sender may retract a message".into(),
             ));
@@ -204,9 +208,9 @@ pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Mess
         if message.retracted_at.is_some() {
             return Ok(message);
         }
-        let retracted = db::messages::retract(conn, id.0, now()).await?;
+        let retracted = db::messages::retract(conn, id, now()).await?;
         conn.emit(Event::in_chat(
-            ChatId(retracted.chat_id),
+            retracted.chat_id,
             EventKind::MessageRetracted { message_id: id },
         ));
         Ok(retracted)
@@ -223,13 +227,13 @@ pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool>
                 "only an OWNER, ADMIN or MODERATOR may delete messages".into(),
             ));
         }
-        db::messages::delete(conn, id.0).await?;
-        if chat.last_message_id == Some(id.0) {
+        db::messages::delete(conn, id).await?;
+        if chat.last_message_id == Some(id) {
             let newest = db::messages::latest_id(conn, chat.id).await?;
             db::chats::set_last_message(conn, chat.id, newest).await?;
         }
         conn.emit(Event::in_chat(
-            ChatId(message.chat_id),
+            message.chat_id,
             EventKind::MessageDeleted { message_id: id },
         ));
         Ok(true)
@@ -257,7 +261,7 @@ pub async fn history(
     };
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
-    Ok(db::messages::latest_live(&mut conn, chat.0, limit).await?)
+    Ok(db::messages::latest_live(&mut conn, chat, limit).await?)
 }
 
 /// Longest delta one `appendMessageContent` call may add (keeps every live event small
@@ -271,7 +275,7 @@ async fn own_streaming_message(
     id: MessageId,
 ) -> AppResult<Message> {
     let (message, _, _) = visible_message(conn, caller, id).await?;
-    if message.sender_id != Some(caller.0) {
+    if message.sender_id != Some(caller) {
         return Err(AppError::Forbidden(
             "only the message's sender may stream into it".into(),
         ));
@@ -299,10 +303,10 @@ pub async fn append(app: &App, caller: UserId, id: MessageId, delta: &str) -> Ap
                 "the message would exceed {max} characters"
             )));
         }
-        let appended = db::messages::append_content(conn, id.0, delta).await?;
+        let appended = db::messages::append_content(conn, id, delta).await?;
         let offset = appended.content.chars().count() - delta_length;
         conn.emit(Event::in_chat(
-            ChatId(appended.chat_id),
+            appended.chat_id,
             EventKind::MessageDelta {
                 message_id: id,
                 delta: delta.to_owned(),
@@ -328,9 +332,9 @@ pub async fn finish(
     }
     app.write(async |conn| {
         own_streaming_message(conn, caller, id).await?;
-        let finished = db::messages::set_stream_state(conn, id.0, state).await?;
+        let finished = db::messages::set_stream_state(conn, id, state).await?;
         conn.emit(Event::in_chat(
-            ChatId(finished.chat_id),
+            finished.chat_id,
             EventKind::MessageEdited { message_id: id },
         ));
         Ok(finished)

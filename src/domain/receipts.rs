@@ -21,18 +21,18 @@ async fn watermark_target(
     conn: &mut DbConn,
     chat: ChatId,
     up_to: Option<MessageId>,
-) -> AppResult<Option<i64>> {
+) -> AppResult<Option<MessageId>> {
     match up_to {
         Some(id) => {
-            let message = db::messages::find(conn, id.0)
+            let message = db::messages::find(conn, id)
                 .await?
                 .ok_or(AppError::NotFound("message"))?;
-            if message.chat_id != chat.0 {
+            if message.chat_id != chat {
                 return Err(AppError::BadInput("the message is not in this chat".into()));
             }
-            Ok(Some(id.0))
+            Ok(Some(id))
         }
-        None => Ok(db::messages::latest_id(conn, chat.0).await?),
+        None => Ok(db::messages::latest_id(conn, chat).await?),
     }
 }
 
@@ -49,7 +49,7 @@ pub async fn mark_read(
         let Some(target) = watermark_target(conn, chat, up_to).await? else {
             return Ok(member);
         };
-        let updated = db::members::advance_read(conn, chat.0, caller.0, target, now()).await?;
+        let updated = db::members::advance_read(conn, chat, caller, target, now()).await?;
         emit_watermark_moves(conn, &member, &updated);
         Ok(updated)
     })
@@ -58,13 +58,13 @@ pub async fn mark_read(
 
 /// Receipts for the watermarks that moved from `before` to `after`.
 fn emit_watermark_moves(tx: &mut Tx<'_>, before: &Member, after: &Member) {
-    let chat = ChatId(after.chat_id);
-    let user_id = UserId(after.user_id);
+    let chat = after.chat_id;
+    let user_id = after.user_id;
     if let Some(read) = after
         .last_read_message_id
         .filter(|r| Some(*r) != before.last_read_message_id)
     {
-        let message_id = MessageId(read);
+        let message_id = read;
         tx.emit(Event::in_chat(
             chat,
             EventKind::ReadReceipt {
@@ -77,7 +77,7 @@ fn emit_watermark_moves(tx: &mut Tx<'_>, before: &Member, after: &Member) {
         .last_delivered_message_id
         .filter(|d| Some(*d) != before.last_delivered_message_id)
     {
-        let message_id = MessageId(delivered);
+        let message_id = delivered;
         tx.emit(Event::in_chat(
             chat,
             EventKind::DeliveryReceipt {
@@ -96,7 +96,7 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
             "at most {MAX_BATCH} ids per call"
         )));
     }
-    let keys: Vec<i64> = ids.iter().map(|m| m.0).collect();
+    let keys: Vec<MessageId> = ids.to_vec();
     let count = app
         .write(async |conn| {
             let found = db::messages::chats_of(conn, &keys).await?;
@@ -108,15 +108,14 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
             } {
                 return Err(AppError::NotFound("message"));
             }
-            let mut newest_per_chat: BTreeMap<i64, i64> = BTreeMap::new();
+            let mut newest_per_chat: BTreeMap<ChatId, MessageId> = BTreeMap::new();
             for (message_id, chat_id) in &found {
                 let newest = newest_per_chat.entry(*chat_id).or_insert(*message_id);
                 *newest = (*newest).max(*message_id);
             }
             for (chat_id, newest) in newest_per_chat {
-                let (_, before) = member_of(conn, ChatId(chat_id), caller).await?;
-                let after =
-                    db::members::advance_read(conn, chat_id, caller.0, newest, now()).await?;
+                let (_, before) = member_of(conn, chat_id, caller).await?;
+                let after = db::members::advance_read(conn, chat_id, caller, newest, now()).await?;
                 emit_watermark_moves(conn, &before, &after);
             }
             Ok(found.len())
@@ -136,8 +135,8 @@ pub async fn mark_delivered(
         let (_, member) = member_of(conn, chat, caller).await?;
         let target = watermark_target(conn, chat, Some(up_to))
             .await?
-            .unwrap_or(up_to.0);
-        let updated = db::members::advance_delivered(conn, chat.0, caller.0, target).await?;
+            .unwrap_or(up_to);
+        let updated = db::members::advance_delivered(conn, chat, caller, target).await?;
         emit_watermark_moves(conn, &member, &updated);
         Ok(updated)
     })

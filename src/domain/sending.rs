@@ -177,23 +177,20 @@ async fn store(
         .iter()
         .filter_map(|(_, input)| input.client_id.as_deref())
         .collect();
-    let mut by_client_id: HashMap<(i64, String), Message> = HashMap::new();
+    let mut by_client_id: HashMap<(UserId, String), Message> = HashMap::new();
     if !client_ids.is_empty() {
-        let sender_ids: Vec<i64> = senders.iter().map(|u| u.0).collect();
-        for message in
-            db::messages::find_by_client_ids(tx, chat.0, &sender_ids, &client_ids).await?
-        {
+        for message in db::messages::find_by_client_ids(tx, chat, &senders, &client_ids).await? {
             if let (Some(sender), Some(client_id)) = (message.sender_id, message.client_id.clone())
             {
                 by_client_id.insert((sender, client_id), message);
             }
         }
     }
-    let parent_ids: Vec<i64> = sends
+    let parent_ids: Vec<MessageId> = sends
         .iter()
-        .filter_map(|(_, input)| input.parent_id.map(|p| p.0))
+        .filter_map(|(_, input)| input.parent_id)
         .collect();
-    let parents: HashMap<i64, i64> = if parent_ids.is_empty() {
+    let parents: HashMap<MessageId, ChatId> = if parent_ids.is_empty() {
         HashMap::new()
     } else {
         db::messages::chats_of(tx, &parent_ids)
@@ -208,7 +205,7 @@ async fn store(
             continue;
         };
         // A repeated `clientId` is answered with the original, whatever else it says.
-        let key = input.client_id.clone().map(|c| (caller.0, c));
+        let key = input.client_id.clone().map(|c| (*caller, c));
         if let Some(existing) = key.as_ref().and_then(|k| by_client_id.get(k)) {
             outcomes.push(Ok((existing.clone(), false)));
             continue;
@@ -224,7 +221,7 @@ async fn store(
         tx.emit(Event::in_chat(
             chat,
             EventKind::MessageAdded {
-                message_id: MessageId(message.id),
+                message_id: message.id,
                 sender_id: Some(*caller),
             },
         ));
@@ -242,7 +239,7 @@ async fn store(
 fn check_send(
     input: &SendMessage,
     (member, sender_is_bot): &(Member, bool),
-    parent_chats: &HashMap<i64, i64>,
+    parent_chats: &HashMap<MessageId, ChatId>,
     chat: ChatId,
 ) -> AppResult<MessageRole> {
     let role = input.role.unwrap_or(if *sender_is_bot {
@@ -256,9 +253,9 @@ fn check_send(
         ));
     }
     if let Some(parent) = input.parent_id {
-        match parent_chats.get(&parent.0) {
+        match parent_chats.get(&parent) {
             None => return Err(AppError::NotFound("parent message")),
-            Some(parent_chat) if *parent_chat != chat.0 => {
+            Some(parent_chat) if *parent_chat != chat => {
                 return Err(AppError::BadInput(
                     "`parentId` must be a message of the same chat".into(),
                 ));
@@ -280,13 +277,13 @@ async fn insert(
     Ok(db::messages::insert_newest(
         conn,
         &NewMessage {
-            chat_id: chat.0,
-            sender_id: Some(caller.0),
+            chat_id: chat,
+            sender_id: Some(caller),
             role,
             kind: input.kind.unwrap_or(MessageKind::Text),
             content: &input.content,
             data: json_to_text(input.data.as_ref()),
-            parent_id: input.parent_id.map(|p| p.0),
+            parent_id: input.parent_id,
             client_id: input.client_id.as_deref(),
             stream_state: input.stream.then_some(StreamState::Streaming),
             created_at: now(),
@@ -311,7 +308,7 @@ async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResul
         Err(AppError::Db(e)) if e.is_unique_violation() => {
             let client_id = input.client_id.as_deref().unwrap_or_default();
             let mut conn = app.db().conn().await?;
-            let existing = db::messages::find_by_client_id(&mut conn, chat.0, caller.0, client_id)
+            let existing = db::messages::find_by_client_id(&mut conn, chat, caller, client_id)
                 .await?
                 .ok_or(AppError::Db(e))?;
             Ok((existing, false))

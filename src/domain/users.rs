@@ -105,7 +105,7 @@ pub async fn update(app: &App, caller: &Caller, id: UserId, input: UpdateUser) -
         updated_at: Some(now()),
     };
     let mut conn = app.db().conn().await?;
-    db::users::update(&mut conn, id.0, &changes)
+    db::users::update(&mut conn, id, &changes)
         .await?
         .ok_or(AppError::NotFound("user"))
 }
@@ -114,7 +114,7 @@ pub async fn update(app: &App, caller: &Caller, id: UserId, input: UpdateUser) -
 pub async fn delete(app: &App, caller: &Caller, id: UserId) -> AppResult<bool> {
     caller.require_admin()?;
     let mut conn = app.db().conn().await?;
-    if !db::users::delete(&mut conn, id.0).await? {
+    if !db::users::delete(&mut conn, id).await? {
         return Err(AppError::NotFound("user"));
     }
     Ok(true)
@@ -140,7 +140,7 @@ pub async fn issue_token(
         )));
     }
     let mut conn = app.db().conn().await?;
-    db::users::find(&mut conn, id.0)
+    db::users::find(&mut conn, id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     app.auth().issue_token(id, ttl)
@@ -150,7 +150,7 @@ pub async fn issue_token(
 pub async fn me(app: &App, caller: &Caller) -> AppResult<User> {
     let id = caller.user_id()?;
     let mut conn = app.db().conn().await?;
-    db::users::find(&mut conn, id.0)
+    db::users::find(&mut conn, id)
         .await?
         .ok_or_else(|| AppError::Unauthenticated("this token's user no longer exists".into()))
 }
@@ -175,7 +175,7 @@ pub async fn find(
     require_authenticated(caller)?;
     let mut conn = app.db().conn().await?;
     match (id, username) {
-        (Some(id), None) => Ok(db::users::find(&mut conn, id.0).await?),
+        (Some(id), None) => Ok(db::users::find(&mut conn, id).await?),
         (None, Some(name)) => Ok(db::users::find_by_username(&mut conn, name).await?),
         _ => Err(AppError::BadInput(
             "pass exactly one of `id` or `username`".into(),
@@ -206,14 +206,14 @@ pub async fn list(
 
 /// The cursor of a user in the user list.
 pub fn user_cursor(user: &User) -> String {
-    cursor::encode(USER_CURSOR, &[user.id])
+    cursor::encode(USER_CURSOR, &[user.id.0])
 }
 
 /// Records that a user was seen now (WebSocket connect and disconnect). Presence is best
 /// effort: a failure is logged, never surfaced.
 pub async fn record_seen(app: &App, id: UserId) {
     let result = match app.db().conn().await {
-        Ok(mut conn) => db::users::touch_last_seen(&mut conn, id.0, now()).await,
+        Ok(mut conn) => db::users::touch_last_seen(&mut conn, id, now()).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {

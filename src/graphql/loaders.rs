@@ -13,6 +13,7 @@ use crate::db::users::User;
 use crate::db::{self, DbPool};
 use crate::domain::messages::UNREAD_COUNT_CAP;
 use crate::error::AppError;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// The one loader type; it implements `Loader` for every key type below.
 pub struct DbLoader {
@@ -29,33 +30,33 @@ pub fn loaders(db: DbPool) -> Loaders {
 
 /// A user by key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct UserKey(pub i64);
+pub struct UserKey(pub UserId);
 /// A chat by key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct ChatKey(pub i64);
+pub struct ChatKey(pub ChatId);
 /// A message by key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct MessageKey(pub i64);
+pub struct MessageKey(pub MessageId);
 /// The number of replies to a message.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct ReplyCountKey(pub i64);
+pub struct ReplyCountKey(pub MessageId);
 /// The number of members of a chat.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct MemberCountKey(pub i64);
+pub struct MemberCountKey(pub ChatId);
 /// Every membership of a chat (watermarks for status and readBy).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct ChatMembersKey(pub i64);
+pub struct ChatMembersKey(pub ChatId);
 /// A user's membership in a chat.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct MembershipKey {
-    pub chat_id: i64,
-    pub user_id: i64,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
 }
 /// A user's unread count in a chat, counted up to one more than `UNREAD_COUNT_CAP`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct UnreadKey {
-    pub chat_id: i64,
-    pub user_id: i64,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
@@ -70,7 +71,7 @@ impl DbLoader {
     }
 }
 
-fn raw<K: Copy>(keys: &[K], key: impl Fn(K) -> i64) -> Vec<i64> {
+fn raw<K: Copy, T>(keys: &[K], key: impl Fn(K) -> T) -> Vec<T> {
     keys.iter().map(|k| key(*k)).collect()
 }
 
@@ -161,8 +162,8 @@ impl Loader<ChatMembersKey> for DbLoader {
 }
 
 /// Groups `(chat, user)` keys by user: the usual batch (a chat list) has one user.
-fn chats_by_user(keys: impl Iterator<Item = (i64, i64)>) -> HashMap<i64, Vec<i64>> {
-    let mut by_user: HashMap<i64, Vec<i64>> = HashMap::new();
+fn chats_by_user(keys: impl Iterator<Item = (ChatId, UserId)>) -> HashMap<UserId, Vec<ChatId>> {
+    let mut by_user: HashMap<UserId, Vec<ChatId>> = HashMap::new();
     for (chat_id, user_id) in keys {
         by_user.entry(user_id).or_default().push(chat_id);
     }

@@ -9,7 +9,7 @@ use crate::domain::sending::{SendMessage, SendQueues};
 use crate::domain::{messages, receipts};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
-use crate::vocabulary::ids::{ChatId, MessageId, parse_all};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId, parse_all};
 
 /// A message to send.
 #[derive(InputObject)]
@@ -243,7 +243,7 @@ pub struct HistoryEntry {
     /// The message text.
     pub content: String,
     #[graphql(skip)]
-    pub sender_id: Option<i64>,
+    pub sender_id: Option<UserId>,
 }
 
 #[ComplexObject]

@@ -81,7 +81,7 @@ impl Subscription {
                                 let found = event
                                     .message(|| async {
                                         let mut conn = app.db().conn().await?;
-                                        db::messages::find(&mut conn, message_id.0).await
+                                        db::messages::find(&mut conn, message_id).await
                                     })
                                     .await;
                                 match found {

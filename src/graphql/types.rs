@@ -30,7 +30,7 @@ pub(crate) struct UnreadCount(i64);
 
 impl UnreadCount {
     /// `user_id`'s unread count in a chat.
-    pub(crate) async fn load(ctx: &Context<'_>, chat_id: i64, user_id: i64) -> Result<Self> {
+    pub(crate) async fn load(ctx: &Context<'_>, chat_id: ChatId, user_id: UserId) -> Result<Self> {
         let count = loaders(ctx)?
             .load_one(UnreadKey { chat_id, user_id })
             .await?;
@@ -85,17 +85,17 @@ pub struct UserNode(LazyRow<db::users::User>);
 impl UserNode {
     /// A user whose row is at hand.
     pub fn loaded(row: db::users::User) -> Self {
-        Self(LazyRow::loaded(row.id, row))
+        Self(LazyRow::loaded(row.id.0, row))
     }
 
     /// A user known by id only (a foreign key, so the row exists); its row loads through
     /// the request's loaders when a field other than `id` is asked for.
-    pub fn by_id(id: i64) -> Self {
-        Self(LazyRow::by_id(id))
+    pub fn by_id(id: UserId) -> Self {
+        Self(LazyRow::by_id(id.0))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::users::User> {
-        self.0.get(ctx, UserKey(self.0.id), "user").await
+        self.0.get(ctx, UserKey(UserId(self.0.id)), "user").await
     }
 }
 
@@ -154,25 +154,25 @@ pub struct ChatNode(LazyRow<db::chats::Chat>);
 impl ChatNode {
     /// A chat whose row is at hand.
     pub fn loaded(row: db::chats::Chat) -> Self {
-        Self(LazyRow::loaded(row.id, row))
+        Self(LazyRow::loaded(row.id.0, row))
     }
 
     /// A chat known by id only (a foreign key, so the row exists); its row loads through
     /// the request's loaders when a field other than `id` is asked for.
-    pub fn by_id(id: i64) -> Self {
-        Self(LazyRow::by_id(id))
+    pub fn by_id(id: ChatId) -> Self {
+        Self(LazyRow::by_id(id.0))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::chats::Chat> {
-        self.0.get(ctx, ChatKey(self.0.id), "chat").await
+        self.0.get(ctx, ChatKey(ChatId(self.0.id)), "chat").await
     }
 
     async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
         let user_id = caller_id(ctx)?;
         loaders(ctx)?
             .load_one(MembershipKey {
-                chat_id: self.0.id,
-                user_id: user_id.0,
+                chat_id: ChatId(self.0.id),
+                user_id,
             })
             .await
     }
@@ -239,7 +239,9 @@ impl ChatNode {
     }
     /// How many members the chat has.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?.load_one(MemberCountKey(self.0.id)).await?;
+        let count = loaders(ctx)?
+            .load_one(MemberCountKey(ChatId(self.0.id)))
+            .await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// The members, in the order they were first added (user id order).
@@ -273,13 +275,13 @@ impl ChatNode {
     /// Messages from others after the caller's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(UnreadCount::load(ctx, self.0.id, caller_id(ctx)?.0)
+        Ok(UnreadCount::load(ctx, ChatId(self.0.id), caller_id(ctx)?)
             .await?
             .shown())
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(UnreadCount::load(ctx, self.0.id, caller_id(ctx)?.0)
+        Ok(UnreadCount::load(ctx, ChatId(self.0.id), caller_id(ctx)?)
             .await?
             .capped())
     }
@@ -349,7 +351,7 @@ impl MemberNode {
     }
     /// The newest message the member has read (their read watermark).
     async fn last_read_message_id(&self) -> Option<ID> {
-        self.0.last_read_message_id.map(|id| MessageId(id).into())
+        self.0.last_read_message_id.map(|id| id.into())
     }
     /// When the read watermark last moved.
     async fn last_read_at(&self) -> Option<DateTime> {
@@ -357,9 +359,7 @@ impl MemberNode {
     }
     /// The newest message delivered to the member's device (delivery watermark).
     async fn last_delivered_message_id(&self) -> Option<ID> {
-        self.0
-            .last_delivered_message_id
-            .map(|id| MessageId(id).into())
+        self.0.last_delivered_message_id.map(|id| id.into())
     }
     /// Messages from others after the member's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
@@ -391,17 +391,19 @@ pub struct MessageNode(LazyRow<db::messages::Message>);
 impl MessageNode {
     /// A message whose row is at hand.
     pub fn loaded(row: db::messages::Message) -> Self {
-        Self(LazyRow::loaded(row.id, row))
+        Self(LazyRow::loaded(row.id.0, row))
     }
 
     /// A message known by id only (a foreign key, so the row exists); its row loads
     /// through the request's loaders when a field other than `id` is asked for.
-    pub fn by_id(id: i64) -> Self {
-        Self(LazyRow::by_id(id))
+    pub fn by_id(id: MessageId) -> Self {
+        Self(LazyRow::by_id(id.0))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::messages::Message> {
-        self.0.get(ctx, MessageKey(self.0.id), "message").await
+        self.0
+            .get(ctx, MessageKey(MessageId(self.0.id)), "message")
+            .await
     }
 
     /// The other members' watermarks: `(user id, read up to, delivered up to)`.
@@ -470,7 +472,9 @@ impl MessageNode {
     }
     /// How many messages reply to this one.
     async fn reply_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?.load_one(ReplyCountKey(self.0.id)).await?;
+        let count = loaders(ctx)?
+            .load_one(ReplyCountKey(MessageId(self.0.id)))
+            .await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// When it was sent.

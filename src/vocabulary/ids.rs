@@ -1,10 +1,17 @@
 //! Typed ids and their opaque public form.
 //!
-//! Internally every entity has an `i64` key. Clients see Relay global ids:
+//! Internally every entity has an `i64` key, typed down to the column (each id is a diesel
+//! `BigInt`), so a chat id cannot be passed where a user id belongs. Clients see Relay
+//! global ids:
 //! base64url("<Type>:<key>"), so an id names its type and `node(id)` can resolve it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::BigInt;
 
 use super::InvalidInput;
 
@@ -22,9 +29,30 @@ macro_rules! id_type {
             Ord,
             serde::Serialize,
             serde::Deserialize,
+            diesel::AsExpression,
+            diesel::FromSqlRow,
         )]
         #[serde(transparent)]
+        #[diesel(sql_type = BigInt)]
         pub struct $name(pub i64);
+
+        impl<DB: Backend> ToSql<BigInt, DB> for $name
+        where
+            i64: ToSql<BigInt, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.0.to_sql(out)
+            }
+        }
+
+        impl<DB: Backend> FromSql<BigInt, DB> for $name
+        where
+            i64: FromSql<BigInt, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                i64::from_sql(bytes).map(Self)
+            }
+        }
 
         impl $name {
             /// The GraphQL type name this id belongs to.

@@ -19,11 +19,11 @@ chat_event! {
     MessageAdded { message: MessageRef } {
         /// The message's id.
         async fn message_id(&self) -> ID {
-            MessageId(self.message.id).into()
+            self.message.id.into()
         }
         /// The message's cursor: pass it as `after` to resume from here.
         async fn cursor(&self) -> String {
-            cursor::encode(MESSAGE_CURSOR, &[self.message.id])
+            cursor::encode(MESSAGE_CURSOR, &[self.message.id.0])
         }
         /// The message (null if it was deleted before this event was delivered).
         async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
@@ -37,7 +37,7 @@ chat_event! {
     MessageEdited { message: MessageRef } {
         /// The message's id.
         async fn message_id(&self) -> ID {
-            MessageId(self.message.id).into()
+            self.message.id.into()
         }
         /// The message as it is now.
         async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
@@ -51,7 +51,7 @@ chat_event! {
     MessageRetracted { message: MessageRef } {
         /// The message's id.
         async fn message_id(&self) -> ID {
-            MessageId(self.message.id).into()
+            self.message.id.into()
         }
         /// The tombstone.
         async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
@@ -262,7 +262,7 @@ impl ChatEvent {
 
     /// How each kind of event is shown: one arm per kind.
     fn from_event(chat_id: ChatId, event: &Arc<Delivered>) -> Self {
-        let message = |id: &MessageId| MessageRef::live(id.0, event);
+        let message = |id: &MessageId| MessageRef::live(*id, event);
         match &event.kind {
             EventKind::MessageAdded { message_id, .. } => ChatEvent::MessageAdded(MessageAdded {
                 chat_id,

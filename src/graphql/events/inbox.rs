@@ -116,7 +116,7 @@ impl UserEvent {
         match change {
             InboxChange::NewMessage(message_id) => UserEvent::InboxMessage(InboxMessage {
                 chat_id,
-                message: MessageRef::live(message_id.0, &event),
+                message: MessageRef::live(message_id, &event),
             }),
             InboxChange::UnreadCountChanged => {
                 UserEvent::UnreadCountChanged(UnreadCountChanged { chat_id })

@@ -13,19 +13,19 @@ use crate::db;
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::Delivered;
 use crate::vocabulary::cursor;
-use crate::vocabulary::ids::{ChatId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// A message an event is about: the row when the event already has it (replay), else
 /// loaded on demand — once per live event, shared by every subscriber it reaches.
 #[derive(Clone)]
 pub struct MessageRef {
-    id: i64,
+    id: MessageId,
     row: Option<db::messages::Message>,
     shared: Option<Arc<Delivered>>,
 }
 
 impl MessageRef {
-    fn live(id: i64, delivered: &Arc<Delivered>) -> Self {
+    fn live(id: MessageId, delivered: &Arc<Delivered>) -> Self {
         Self {
             id,
             row: None,
@@ -49,29 +49,29 @@ impl MessageRef {
 
 async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<UserNode>> {
     Ok(loaders(ctx)?
-        .load_one(UserKey(id.0))
+        .load_one(UserKey(id))
         .await?
         .map(UserNode::loaded))
 }
 
 async fn load_chat(ctx: &Context<'_>, id: ChatId) -> Result<Option<ChatNode>> {
     Ok(loaders(ctx)?
-        .load_one(ChatKey(id.0))
+        .load_one(ChatKey(id))
         .await?
         .map(ChatNode::loaded))
 }
 
 async fn load_member(ctx: &Context<'_>, chat: ChatId, user: UserId) -> Result<Option<MemberNode>> {
     let key = MembershipKey {
-        chat_id: chat.0,
-        user_id: user.0,
+        chat_id: chat,
+        user_id: user,
     };
     Ok(loaders(ctx)?.load_one(key).await?.map(MemberNode))
 }
 
 /// The caller's unread count in a chat.
 async fn my_unread_count(ctx: &Context<'_>, chat: ChatId) -> Result<UnreadCount> {
-    UnreadCount::load(ctx, chat.0, caller_id(ctx)?.0).await
+    UnreadCount::load(ctx, chat, caller_id(ctx)?).await
 }
 
 /// Declares the GraphQL type of an event in one chat: a struct holding the chat and the
@@ -118,7 +118,7 @@ chat_event! {
 /// lastCursor)`) or resubscribe with `chatEvents(after: lastCursor)`. The feed goes on.
 pub struct ResyncRequired {
     chat_id: Option<ChatId>,
-    last_message_id: Option<i64>,
+    last_message_id: Option<MessageId>,
 }
 
 /// The subscriber fell behind and events were missed: re-query (e.g. `messages(after:
@@ -132,6 +132,6 @@ impl ResyncRequired {
     /// Cursor of the last message delivered before the gap (null if none was).
     async fn last_cursor(&self) -> Option<String> {
         self.last_message_id
-            .map(|id| cursor::encode(MESSAGE_CURSOR, &[id]))
+            .map(|id| cursor::encode(MESSAGE_CURSOR, &[id.0]))
     }
 }
