@@ -811,13 +811,7 @@ async fn a_chat_with_its_newest_page_checks_membership_once_and_reply_ids_load_n
         json!("question")
     );
     // A removed member's next query is refused: nothing outlives the operation.
-    server
-        .client(&alice)
-        .ok(
-            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
-            json!({"c": chat, "u": bob.id}),
-        )
-        .await?;
+    remove_member(&server, &alice, &chat, &bob).await?;
     let query = format!("query($c: ID!) {{ chat(id: $c) {{ id }} {page} }}");
     let code = server.client(&bob).code(&query, json!({"c": chat})).await?;
     assert_eq!(code, "FORBIDDEN");

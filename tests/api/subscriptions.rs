@@ -501,13 +501,7 @@ async fn the_inbox_follows_new_messages_unread_counts_and_membership() -> TestRe
         read["myEvents"],
         json!({"__typename": "UnreadCountChanged", "unreadCount": 0})
     );
-    server
-        .client(&alice)
-        .ok(
-            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
-            json!({"c": chat, "u": bob.id}),
-        )
-        .await?;
+    remove_member(&server, &alice, &chat, &bob).await?;
     let removed = ws.next("i").await?;
     assert_eq!(
         removed["myEvents"],
@@ -535,13 +529,7 @@ async fn a_removed_member_gets_their_own_member_left_and_the_feed_ends() -> Test
         send(&server, &alice, &chat, &m).await.map(drop)
     })
     .await?;
-    server
-        .client(&alice)
-        .ok(
-            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
-            json!({"c": chat, "u": bob.id}),
-        )
-        .await?;
+    remove_member(&server, &alice, &chat, &bob).await?;
     let left = ws.next("1").await?;
     assert_eq!(
         left["chatEvents"],
@@ -961,13 +949,7 @@ mod lagged_feeds {
         for i in 0..10 {
             send(&server, &owner, &chat, &format!("filler {i}")).await?;
         }
-        server
-            .client(&owner)
-            .ok(
-                "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
-                json!({"c": chat, "u": member.id}),
-            )
-            .await?;
+        remove_member(&server, &owner, &chat, &member).await?;
         // Enough after the removal that its MemberLeft falls out of the buffer too.
         let secret = send(&server, &owner, &chat, "secret").await?;
         let secret_id = chatql::vocabulary::ids::MessageId::from_global(&secret)?;

@@ -295,6 +295,23 @@ impl Client {
     }
 }
 
+/// `owner` removes `member` from `chat` (a call that must succeed).
+pub async fn remove_member(
+    server: &TestServer,
+    owner: &TestUser,
+    chat: &str,
+    member: &TestUser,
+) -> TestResult {
+    server
+        .client(owner)
+        .ok(
+            "mutation($c: ID!, $u: ID!) { removeMember(chatId: $c, userId: $u) }",
+            json!({"c": chat, "u": member.id}),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The string at a JSON pointer.
 pub fn str_at(value: &Value, pointer: &str) -> TestResult<String> {
     value
