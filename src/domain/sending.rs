@@ -30,8 +30,7 @@ use crate::domain::{json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
-use crate::vocabulary::ids::UserId;
-use crate::vocabulary::ids::{ChatId, MessageId};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Longest client-chosen idempotency key.
 pub const MAX_CLIENT_ID: usize = 128;
