@@ -133,8 +133,10 @@ macro_rules! with_conn {
 
 /// SQLite settings applied to every pooled connection: WAL lets readers run beside the
 /// writer, busy_timeout makes writers queue instead of failing with "database is locked",
-/// and foreign keys are off by default in SQLite.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+/// and foreign keys are off by default in SQLite. busy_timeout comes first: connections
+/// opened at the same moment (a burst of requests on a fresh pool) contend for the WAL
+/// setup itself, and without it `journal_mode` failed at once with "database is locked".
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 impl DbPool {
