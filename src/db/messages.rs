@@ -139,7 +139,6 @@ pub async fn find_many(conn: &mut DbConn, ids: &[MessageId]) -> DbResult<Vec<Mes
         .await)?)
 }
 
-/// The message a sender already sent to a chat under `client_id`, if any.
 /// The messages of chat `chat_id` sent by one of `sender_ids` with one of `client_ids`
 /// (every pair of the two lists; the caller picks the pairs it asked for).
 pub async fn find_by_client_ids(
@@ -155,22 +154,6 @@ pub async fn find_by_client_ids(
         .select(Message::as_select())
         .load(c)
         .await)?)
-}
-
-pub async fn find_by_client_id(
-    conn: &mut DbConn,
-    chat_id: ChatId,
-    sender_id: UserId,
-    client_id: &str,
-) -> DbResult<Option<Message>> {
-    Ok(with_conn!(conn, |c| messages::table
-        .filter(messages::chat_id.eq(chat_id))
-        .filter(messages::sender_id.eq(sender_id))
-        .filter(messages::client_id.eq(client_id))
-        .select(Message::as_select())
-        .first(c)
-        .await
-        .optional())?)
 }
 
 /// A page of a chat's messages in id order. Forward pages start after `boundary` (or at the

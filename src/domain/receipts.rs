@@ -60,11 +60,10 @@ pub async fn mark_read(
 fn emit_watermark_moves(tx: &mut Tx<'_>, before: &Member, after: &Member) {
     let chat = after.chat_id;
     let user_id = after.user_id;
-    if let Some(read) = after
+    if let Some(message_id) = after
         .last_read_message_id
         .filter(|r| Some(*r) != before.last_read_message_id)
     {
-        let message_id = read;
         tx.emit(Event::in_chat(
             chat,
             EventKind::ReadReceipt {
@@ -73,11 +72,10 @@ fn emit_watermark_moves(tx: &mut Tx<'_>, before: &Member, after: &Member) {
             },
         ));
     }
-    if let Some(delivered) = after
+    if let Some(message_id) = after
         .last_delivered_message_id
         .filter(|d| Some(*d) != before.last_delivered_message_id)
     {
-        let message_id = delivered;
         tx.emit(Event::in_chat(
             chat,
             EventKind::DeliveryReceipt {

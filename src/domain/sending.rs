@@ -293,7 +293,7 @@ async fn insert(
 
 /// One send in its own transaction. A concurrent retry with the same `clientId` that won
 /// the insert is answered with its message.
-async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResult<(Message, bool)> {
+async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResult<Stored> {
     let chat = input.chat_id;
     let attempt = app
         .write(async |tx| {
@@ -307,9 +307,12 @@ async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResul
         Err(AppError::Db(e)) if e.is_unique_violation() => {
             let client_id = input.client_id.as_deref().unwrap_or_default();
             let mut conn = app.db().conn().await?;
-            let existing = db::messages::find_by_client_id(&mut conn, chat, caller, client_id)
-                .await?
-                .ok_or(AppError::Db(e))?;
+            let existing =
+                db::messages::find_by_client_ids(&mut conn, chat, &[caller], &[client_id])
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or(AppError::Db(e))?;
             Ok((existing, false))
         }
         other => other,

@@ -9,14 +9,14 @@ use crate::error::AppError;
 /// needs more than the id. An id from a foreign key names a row that exists, so nodes
 /// reached through one (a message's sender and chat) cost no query for `{ id }`.
 #[derive(Clone)]
-pub(crate) struct LazyRow<R> {
-    pub(crate) id: i64,
+pub(crate) struct LazyRow<I, R> {
+    pub(crate) id: I,
     row: tokio::sync::OnceCell<R>,
 }
 
-impl<R> LazyRow<R> {
+impl<I, R> LazyRow<I, R> {
     /// A row at hand.
-    pub(crate) fn loaded(id: i64, row: R) -> Self {
+    pub(crate) fn loaded(id: I, row: R) -> Self {
         Self {
             id,
             row: tokio::sync::OnceCell::new_with(Some(row)),
@@ -24,7 +24,7 @@ impl<R> LazyRow<R> {
     }
 
     /// A row known by its id only.
-    pub(crate) fn by_id(id: i64) -> Self {
+    pub(crate) fn by_id(id: I) -> Self {
         Self {
             id,
             row: tokio::sync::OnceCell::new(),

@@ -80,22 +80,22 @@ pub enum Node {
 /// A person or bot that takes part in chats: the row, or only the id until a field needs
 /// more, so a message's `sender { id }` costs no query.
 #[derive(Clone)]
-pub struct UserNode(LazyRow<db::users::User>);
+pub struct UserNode(LazyRow<UserId, db::users::User>);
 
 impl UserNode {
     /// A user whose row is at hand.
     pub fn loaded(row: db::users::User) -> Self {
-        Self(LazyRow::loaded(row.id.0, row))
+        Self(LazyRow::loaded(row.id, row))
     }
 
     /// A user known by id only (a foreign key, so the row exists); its row loads through
     /// the request's loaders when a field other than `id` is asked for.
     pub fn by_id(id: UserId) -> Self {
-        Self(LazyRow::by_id(id.0))
+        Self(LazyRow::by_id(id))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::users::User> {
-        self.0.get(ctx, UserKey(UserId(self.0.id)), "user").await
+        self.0.get(ctx, UserKey(self.0.id), "user").await
     }
 }
 
@@ -104,7 +104,7 @@ impl UserNode {
 impl UserNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        UserId(self.0.id).into()
+        self.0.id.into()
     }
     /// Unique handle.
     async fn username(&self, ctx: &Context<'_>) -> Result<&str> {
@@ -125,7 +125,7 @@ impl UserNode {
     }
     /// True while the user holds an open subscription connection.
     async fn online(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(app(ctx)?.presence().is_online(self.0.id))
+        Ok(app(ctx)?.presence().is_online(self.0.id.0))
     }
     /// When the user was last connected or active.
     async fn last_seen_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
@@ -149,29 +149,29 @@ impl UserNode {
 /// The row, or only the id until a field needs more, so a message's `chat { id }` costs no
 /// query.
 #[derive(Clone)]
-pub struct ChatNode(LazyRow<db::chats::Chat>);
+pub struct ChatNode(LazyRow<ChatId, db::chats::Chat>);
 
 impl ChatNode {
     /// A chat whose row is at hand.
     pub fn loaded(row: db::chats::Chat) -> Self {
-        Self(LazyRow::loaded(row.id.0, row))
+        Self(LazyRow::loaded(row.id, row))
     }
 
     /// A chat known by id only (a foreign key, so the row exists); its row loads through
     /// the request's loaders when a field other than `id` is asked for.
     pub fn by_id(id: ChatId) -> Self {
-        Self(LazyRow::by_id(id.0))
+        Self(LazyRow::by_id(id))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::chats::Chat> {
-        self.0.get(ctx, ChatKey(ChatId(self.0.id)), "chat").await
+        self.0.get(ctx, ChatKey(self.0.id), "chat").await
     }
 
     async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
         let user_id = caller_id(ctx)?;
         loaders(ctx)?
             .load_one(MembershipKey {
-                chat_id: ChatId(self.0.id),
+                chat_id: self.0.id,
                 user_id,
             })
             .await
@@ -183,7 +183,7 @@ impl ChatNode {
 impl ChatNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        ChatId(self.0.id).into()
+        self.0.id.into()
     }
     /// Direct, group or assistant chat.
     async fn kind(&self, ctx: &Context<'_>) -> Result<ChatKind> {
@@ -239,9 +239,7 @@ impl ChatNode {
     }
     /// How many members the chat has.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?
-            .load_one(MemberCountKey(ChatId(self.0.id)))
-            .await?;
+        let count = loaders(ctx)?.load_one(MemberCountKey(self.0.id)).await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// The members, in the order they were first added (user id order).
@@ -253,7 +251,7 @@ impl ChatNode {
     ) -> Result<MemberConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
-        let page = members::members(app, caller_id(ctx)?, ChatId(self.0.id), &page).await?;
+        let page = members::members(app, caller_id(ctx)?, self.0.id, &page).await?;
         Ok(connection(page, members::member_cursor, MemberNode))
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
@@ -266,7 +264,7 @@ impl ChatNode {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MessageConnection> {
-        message_page(ctx, ChatId(self.0.id), first, after, last, before).await
+        message_page(ctx, self.0.id, first, after, last, before).await
     }
     /// The caller's membership (null for the admin key).
     async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {
@@ -275,13 +273,13 @@ impl ChatNode {
     /// Messages from others after the caller's read watermark: exact up to 999, then 999
     /// with `unreadCountCapped` true.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(UnreadCount::load(ctx, ChatId(self.0.id), caller_id(ctx)?)
+        Ok(UnreadCount::load(ctx, self.0.id, caller_id(ctx)?)
             .await?
             .shown())
     }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(UnreadCount::load(ctx, ChatId(self.0.id), caller_id(ctx)?)
+        Ok(UnreadCount::load(ctx, self.0.id, caller_id(ctx)?)
             .await?
             .capped())
     }
@@ -386,24 +384,22 @@ impl MemberNode {
 /// `parent { id }` costs no query (the foreign key is cleared when the parent is deleted:
 /// an id means a message of the same chat).
 #[derive(Clone)]
-pub struct MessageNode(LazyRow<db::messages::Message>);
+pub struct MessageNode(LazyRow<MessageId, db::messages::Message>);
 
 impl MessageNode {
     /// A message whose row is at hand.
     pub fn loaded(row: db::messages::Message) -> Self {
-        Self(LazyRow::loaded(row.id.0, row))
+        Self(LazyRow::loaded(row.id, row))
     }
 
     /// A message known by id only (a foreign key, so the row exists); its row loads
     /// through the request's loaders when a field other than `id` is asked for.
     pub fn by_id(id: MessageId) -> Self {
-        Self(LazyRow::by_id(id.0))
+        Self(LazyRow::by_id(id))
     }
 
     async fn row(&self, ctx: &Context<'_>) -> Result<&db::messages::Message> {
-        self.0
-            .get(ctx, MessageKey(MessageId(self.0.id)), "message")
-            .await
+        self.0.get(ctx, MessageKey(self.0.id), "message").await
     }
 
     /// The other members' watermarks: `(user id, read up to, delivered up to)`.
@@ -425,7 +421,7 @@ impl MessageNode {
 impl MessageNode {
     /// The globally unique, opaque id.
     async fn id(&self) -> ID {
-        MessageId(self.0.id).into()
+        self.0.id.into()
     }
     /// This message's position in its chat, usable as `after`/`before` and for
     /// `chatEvents(after:)`.
@@ -472,9 +468,7 @@ impl MessageNode {
     }
     /// How many messages reply to this one.
     async fn reply_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?
-            .load_one(ReplyCountKey(MessageId(self.0.id)))
-            .await?;
+        let count = loaders(ctx)?.load_one(ReplyCountKey(self.0.id)).await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// When it was sent.
@@ -497,7 +491,7 @@ impl MessageNode {
     /// DELIVERED when it reached every other member, else SENT.
     async fn status(&self, ctx: &Context<'_>) -> Result<MessageStatus> {
         let others = self.others(ctx).await?;
-        Ok(messages::status(MessageId(self.0.id), &others))
+        Ok(messages::status(self.0.id, &others))
     }
     /// The other members who have read it, in user-id order.
     async fn read_by(
@@ -508,7 +502,7 @@ impl MessageNode {
     ) -> Result<UserConnection> {
         let page = PageRequest::forward(first, after, app(ctx)?.config().max_page_size)?;
         let others = self.others(ctx).await?;
-        let readers = messages::readers(MessageId(self.0.id), &others, &page)?;
+        let readers = messages::readers(self.0.id, &others, &page)?;
         let loaded = loaders(ctx)?
             .load_many(readers.iter().map(|u| UserKey(*u)))
             .await?;

@@ -99,7 +99,7 @@ pub enum UserEvent {
 impl UserEvent {
     /// Maps an inbox item to its GraphQL event.
     pub fn from_item(item: InboxItem) -> Self {
-        let (chat, change, event) = match item {
+        let (chat_id, change, event) = match item {
             InboxItem::Resync => {
                 return UserEvent::ResyncRequired(ResyncRequired {
                     chat_id: None,
@@ -112,7 +112,6 @@ impl UserEvent {
                 event,
             } => (chat, change, event),
         };
-        let chat_id = chat;
         match change {
             InboxChange::NewMessage(message_id) => UserEvent::InboxMessage(InboxMessage {
                 chat_id,
