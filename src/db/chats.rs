@@ -193,21 +193,9 @@ pub async fn list_for_user(
             query = query.filter(chats::category.eq(category.clone()));
         }
         if filter.unread_only {
-            let unread = messages::table.filter(
-                messages::chat_id
-                    .eq(chats::id)
-                    .and(messages::retracted_at.is_null())
-                    .and(
-                        messages::sender_id
-                            .ne(user_id)
-                            .or(messages::sender_id.is_null()),
-                    )
-                    .and(
-                        members::last_read_message_id
-                            .is_null()
-                            .or(messages::id.nullable().gt(members::last_read_message_id)),
-                    ),
-            );
+            let unread = messages::table
+                .filter(messages::chat_id.eq(chats::id))
+                .filter(super::messages::unread_for_member());
             query = query.filter(diesel::dsl::exists(unread));
         }
         if let Some(key) = after {

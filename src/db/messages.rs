@@ -185,33 +185,58 @@ pub async fn page(
     Ok(Page::from_rows(rows, page))
 }
 
-/// Up to `limit` messages of a chat with ids above `after_id`, oldest first (used by
-/// `unreadMessages` and by subscription replay).
+/// The unread rule, the one place it is written: a message is unread for a member when it
+/// is above their read watermark, live (not retracted) and sent by someone else (a system
+/// notice, which has no sender, counts). SQL over the `members` row in scope, because the
+/// bounded count in [`unread_counts`] is a subquery in FROM, which diesel cannot express,
+/// and the other unread queries must say exactly the same.
+const UNREAD_FOR_MEMBER: &str = "(messages.id > COALESCE(members.last_read_message_id, 0) \
+     AND messages.retracted_at IS NULL \
+     AND (messages.sender_id IS NULL OR messages.sender_id <> members.user_id))";
+
+/// [`UNREAD_FOR_MEMBER`] as a filter, for queries that have the member's row in scope.
+pub(crate) fn unread_for_member() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql(UNREAD_FOR_MEMBER)
+}
+
+/// Up to `limit` messages of a chat with ids above `after_id`, oldest first (subscription
+/// replay).
 pub async fn after(
     conn: &mut DbConn,
     chat_id: ChatId,
     after_id: MessageId,
-    exclude_sender: Option<UserId>,
     limit: i64,
 ) -> DbResult<Vec<Message>> {
-    Ok(with_conn!(conn, |c| {
-        let mut query = messages::table
-            .filter(messages::chat_id.eq(chat_id))
-            .filter(messages::id.gt(after_id))
-            .select(Message::as_select())
-            .order(messages::id.asc())
-            .limit(limit)
-            .into_boxed();
-        if let Some(sender) = exclude_sender {
-            query = query.filter(
-                messages::sender_id
-                    .ne(sender)
-                    .or(messages::sender_id.is_null())
-                    .and(messages::retracted_at.is_null()),
-            );
-        }
-        query.load(c).await
-    })?)
+    Ok(with_conn!(conn, |c| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::id.gt(after_id))
+        .select(Message::as_select())
+        .order(messages::id.asc())
+        .limit(limit)
+        .load(c)
+        .await)?)
+}
+
+/// Up to `limit` of `reader`'s unread messages in a chat, oldest first.
+pub async fn unread(
+    conn: &mut DbConn,
+    chat_id: ChatId,
+    reader: UserId,
+    limit: i64,
+) -> DbResult<Vec<Message>> {
+    Ok(with_conn!(conn, |c| messages::table
+        .inner_join(
+            members::table.on(members::chat_id
+                .eq(messages::chat_id)
+                .and(members::user_id.eq(reader))),
+        )
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(unread_for_member())
+        .select(Message::as_select())
+        .order(messages::id.asc())
+        .limit(limit)
+        .load(c)
+        .await)?)
 }
 
 /// The newest `limit` live (not retracted) messages of a chat, oldest first.
@@ -314,8 +339,7 @@ pub async fn reply_counts(
         .collect())
 }
 
-/// Unread counts of `user_id` in these chats: live messages from others above the
-/// member's read watermark, counted up to `limit` per chat (a chat with more shows
+/// Unread counts of `user_id` in these chats ([`UNREAD_FOR_MEMBER`]), counted up to `limit` per chat (a chat with more shows
 /// `limit`). Chats the user is not a member of are absent.
 ///
 /// Each count is a bounded range scan of the `(chat_id, id)` index from the watermark up,
@@ -329,10 +353,7 @@ pub async fn unread_counts(
 ) -> DbResult<Vec<(ChatId, i64)>> {
     let count = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
         "(SELECT COUNT(*) FROM (SELECT 1 FROM messages \
-         WHERE messages.chat_id = members.chat_id \
-         AND messages.id > COALESCE(members.last_read_message_id, 0) \
-         AND messages.retracted_at IS NULL \
-         AND (messages.sender_id IS NULL OR messages.sender_id <> members.user_id) \
+         WHERE messages.chat_id = members.chat_id AND {UNREAD_FOR_MEMBER} \
          LIMIT {limit}) AS unread)"
     ));
     Ok(with_conn!(conn, |c| KeepPrepared(

@@ -12,6 +12,9 @@ use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::vocabulary::ids::{ChatId, UserId};
 
+/// How often a quiet live feed checks that its subscriber may still read what it delivers.
+pub const MEMBERSHIP_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,
 /// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {

@@ -13,6 +13,7 @@ use crate::events::{Event, EventKind};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::enums::{ChatKind, MemberRole};
 use crate::vocabulary::ids::{ChatId, UserId};
+use async_graphql::{InputObject, MaybeUndefined};
 
 /// Longest chat name.
 pub const MAX_NAME: usize = 200;
@@ -21,26 +22,43 @@ pub const MAX_DESCRIPTION: usize = 2000;
 /// Longest category label.
 pub const MAX_CATEGORY: usize = 100;
 
-/// Input of a new chat.
-#[derive(Debug, Default)]
+// The commands below are the GraphQL inputs themselves (one definition, not a GraphQL
+// copy mapped onto a domain copy): their doc comments are the schema's descriptions.
+
+/// A new chat.
+#[derive(Debug, InputObject)]
+#[graphql(name = "CreateChatInput")]
 pub struct CreateChat {
-    pub kind: Option<ChatKind>,
+    /// Direct, group or assistant chat.
+    pub kind: ChatKind,
+    /// Title.
     pub name: Option<String>,
+    /// Longer description.
     pub description: Option<String>,
+    /// Avatar image URL.
     pub avatar_url: Option<String>,
+    /// Application-defined grouping label.
     pub category: Option<String>,
-    pub member_ids: Vec<UserId>,
+    /// Users to add as MEMBERs (the creator becomes OWNER).
+    pub member_ids: Option<Vec<UserId>>,
+    /// Free-form data.
     pub metadata: Option<serde_json::Value>,
 }
 
-/// A chat update; `Some(None)` clears a field.
-#[derive(Debug, Default)]
+/// Changes to a chat; an omitted field stays, `null` clears it.
+#[derive(Debug, Default, InputObject)]
+#[graphql(name = "UpdateChatInput")]
 pub struct UpdateChat {
-    pub name: Option<Option<String>>,
-    pub description: Option<Option<String>>,
-    pub avatar_url: Option<Option<String>>,
-    pub category: Option<Option<String>>,
-    pub metadata: Option<Option<serde_json::Value>>,
+    /// Title.
+    pub name: MaybeUndefined<String>,
+    /// Longer description.
+    pub description: MaybeUndefined<String>,
+    /// Avatar image URL.
+    pub avatar_url: MaybeUndefined<String>,
+    /// Application-defined grouping label.
+    pub category: MaybeUndefined<String>,
+    /// Free-form data.
+    pub metadata: MaybeUndefined<serde_json::Value>,
 }
 
 fn check_chat_texts(
@@ -76,14 +94,14 @@ fn dedup_users(ids: &[UserId], except: UserId) -> Vec<UserId> {
 /// Creates a chat: the caller becomes OWNER, `member_ids` become MEMBERs. A DIRECT chat
 /// with one other user is the same as `openDirectChat`.
 pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<Chat> {
-    let kind = input.kind.unwrap_or(ChatKind::Group);
+    let kind = input.kind;
     check_chat_texts(
         input.name.as_deref(),
         input.description.as_deref(),
         input.avatar_url.as_deref(),
         input.category.as_deref(),
     )?;
-    let others = dedup_users(&input.member_ids, caller);
+    let others = dedup_users(input.member_ids.as_deref().unwrap_or_default(), caller);
     if others.len() > MAX_MEMBERS_PER_CALL {
         return Err(AppError::LimitExceeded(format!(
             "at most {MAX_MEMBERS_PER_CALL} members per call"
@@ -205,19 +223,19 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
 /// Updates a chat's settings (OWNER/ADMIN; either member of a DIRECT chat).
 pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) -> AppResult<Chat> {
     check_chat_texts(
-        input.name.as_ref().and_then(|v| v.as_deref()),
-        input.description.as_ref().and_then(|v| v.as_deref()),
-        input.avatar_url.as_ref().and_then(|v| v.as_deref()),
-        input.category.as_ref().and_then(|v| v.as_deref()),
+        input.name.value().map(String::as_str),
+        input.description.value().map(String::as_str),
+        input.avatar_url.value().map(String::as_str),
+        input.category.value().map(String::as_str),
     )?;
     app.write(async |conn| {
         require_settings_right(conn, chat, caller).await?;
         let changes = ChatChanges {
-            name: input.name,
-            description: input.description,
-            avatar_url: input.avatar_url,
-            category: input.category,
-            metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
+            name: input.name.into(),
+            description: input.description.into(),
+            avatar_url: input.avatar_url.into(),
+            category: input.category.into(),
+            metadata: Option::<Option<_>>::from(input.metadata).map(|m| json_to_text(m.as_ref())),
             updated_at: Some(now()),
         };
         let updated = db::chats::update(conn, chat, &changes).await?;

@@ -136,12 +136,11 @@ pub async fn unread(
     limit: usize,
 ) -> AppResult<Page<Message>> {
     let mut conn = app.db().conn().await?;
-    let (_, member) = member_of(&mut conn, chat, caller).await?;
-    let rows = db::messages::after(
+    member_of(&mut conn, chat, caller).await?;
+    let rows = db::messages::unread(
         &mut conn,
         chat,
-        member.last_read_message_id.unwrap_or(MessageId(0)),
-        Some(caller),
+        caller,
         i64::try_from(limit + 1).unwrap_or(i64::MAX),
     )
     .await?;

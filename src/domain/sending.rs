@@ -13,6 +13,7 @@
 //! one chat spent ~0.5 ms more database CPU per send). The row lock still orders sends
 //! from other instances.
 
+use async_graphql::InputObject;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,18 +36,36 @@ use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 /// Longest client-chosen idempotency key.
 pub const MAX_CLIENT_ID: usize = 128;
 
-/// Input of a new message.
-#[derive(Debug)]
+// The GraphQL input itself (its doc comments are the schema's descriptions), not a copy
+// mapped onto a domain command.
+/// A message to send.
+#[derive(Debug, InputObject)]
+#[graphql(name = "SendMessageInput")]
 pub struct SendMessage {
+    /// The chat to send to.
     pub chat_id: ChatId,
+    /// The text (not blank unless `stream` is true; at most the configured length).
     pub content: String,
+    /// What it carries (default TEXT).
     pub kind: Option<MessageKind>,
+    /// LLM-style role (default USER, or ASSISTANT for bots).
     pub role: Option<MessageRole>,
+    /// The message this one replies to.
     pub parent_id: Option<MessageId>,
+    /// Client-chosen idempotency key: resending with the same key returns the original.
     pub client_id: Option<String>,
+    /// Free-form data.
     pub data: Option<serde_json::Value>,
-    /// Starts an assistant reply in the STREAMING state (content may then start empty).
-    pub stream: bool,
+    /// True starts an assistant reply in STREAMING state.
+    pub stream: Option<bool>,
+}
+
+impl SendMessage {
+    /// Whether this starts an assistant reply in the STREAMING state (its content may
+    /// then start empty).
+    fn stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
 }
 
 /// Most sends one transaction stores.
@@ -127,7 +146,7 @@ impl SendQueues {
 /// Sends a message (members only). A repeated `clientId` from the same sender in the same
 /// chat returns the original message instead of storing a duplicate.
 async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppResult<Message> {
-    check_content(&queues.app, &input.content, input.stream)?;
+    check_content(&queues.app, &input.content, input.stream())?;
     if let Some(client_id) = &input.client_id
         && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
     {
@@ -284,7 +303,7 @@ async fn insert(
             data: json_to_text(input.data.as_ref()),
             parent_id: input.parent_id,
             client_id: input.client_id.as_deref(),
-            stream_state: input.stream.then_some(StreamState::Streaming),
+            stream_state: input.stream().then_some(StreamState::Streaming),
             created_at: now(),
         },
     )

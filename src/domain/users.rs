@@ -1,5 +1,6 @@
 //! User management (admin key) and lookups.
 
+use async_graphql::{InputObject, MaybeUndefined};
 use std::time::Duration;
 
 use crate::app::App;
@@ -22,22 +23,35 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest lifetime of a minted token.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Input of a new user.
-#[derive(Debug, Default)]
+// The commands below are the GraphQL inputs themselves (one definition, not a GraphQL
+// copy mapped onto a domain copy): their doc comments are the schema's descriptions.
+
+/// A new user.
+#[derive(Debug, Default, InputObject)]
+#[graphql(name = "CreateUserInput")]
 pub struct CreateUser {
+    /// Unique handle: letters, digits, `_`, `-`, `.` (at most 64).
     pub username: String,
+    /// Name shown in the UI.
     pub display_name: Option<String>,
+    /// Avatar image URL.
     pub avatar_url: Option<String>,
-    pub is_bot: bool,
+    /// True for bots and AI agents.
+    pub is_bot: Option<bool>,
+    /// Free-form data.
     pub metadata: Option<serde_json::Value>,
 }
 
-/// A user update; `Some(None)` clears a field.
-#[derive(Debug, Default)]
+/// Changes to a user; an omitted field stays, `null` clears it.
+#[derive(Debug, Default, InputObject)]
+#[graphql(name = "UpdateUserInput")]
 pub struct UpdateUser {
-    pub display_name: Option<Option<String>>,
-    pub avatar_url: Option<Option<String>>,
-    pub metadata: Option<Option<serde_json::Value>>,
+    /// Name shown in the UI.
+    pub display_name: MaybeUndefined<String>,
+    /// Avatar image URL.
+    pub avatar_url: MaybeUndefined<String>,
+    /// Free-form data.
+    pub metadata: MaybeUndefined<serde_json::Value>,
 }
 
 fn check_username(username: &str) -> AppResult<()> {
@@ -72,7 +86,7 @@ pub async fn create_unchecked(app: &App, input: CreateUser) -> AppResult<User> {
         username: &input.username,
         display_name: input.display_name.as_deref(),
         avatar_url: input.avatar_url.as_deref(),
-        is_bot: input.is_bot,
+        is_bot: input.is_bot.unwrap_or(false),
         metadata: json_to_text(input.metadata.as_ref()),
         created_at: at,
         updated_at: at,
@@ -92,16 +106,17 @@ pub async fn update(app: &App, caller: &Caller, id: UserId, input: UpdateUser) -
     if !matches!(caller, Caller::Admin) && caller.user_id()? != id {
         return Err(AppError::Forbidden("you may only update yourself".into()));
     }
-    if let Some(name) = &input.display_name {
-        check_text("displayName", name.as_deref(), MAX_DISPLAY_NAME)?;
-    }
-    if let Some(url) = &input.avatar_url {
-        check_text("avatarUrl", url.as_deref(), MAX_URL)?;
-    }
+    let display_name = input.display_name.value().map(String::as_str);
+    check_text("displayName", display_name, MAX_DISPLAY_NAME)?;
+    check_text(
+        "avatarUrl",
+        input.avatar_url.value().map(String::as_str),
+        MAX_URL,
+    )?;
     let changes = UserChanges {
-        display_name: input.display_name,
-        avatar_url: input.avatar_url,
-        metadata: input.metadata.map(|m| json_to_text(m.as_ref())),
+        display_name: input.display_name.into(),
+        avatar_url: input.avatar_url.into(),
+        metadata: Option::<Option<_>>::from(input.metadata).map(|m| json_to_text(m.as_ref())),
         updated_at: Some(now()),
     };
     let mut conn = app.db().conn().await?;

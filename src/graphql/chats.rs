@@ -1,10 +1,9 @@
 //! Chat and membership queries and mutations (thin: parse ids, call `domain::chats` and
 //! `domain::members`, wrap).
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use super::types::{ChatConnection, ChatNode, MemberNode, connection};
-use super::users::patch;
 use super::{app, caller_id, with_checked_memberships};
 use crate::db::chats::ChatListFilter;
 use crate::domain::chats::{self, CreateChat, UpdateChat};
@@ -12,40 +11,6 @@ use crate::domain::members::{self, MemberFlag};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{ChatKind, MemberRole};
 use crate::vocabulary::ids::{ChatId, UserId, parse_all};
-
-/// A new chat.
-#[derive(InputObject)]
-pub struct CreateChatInput {
-    /// Direct, group or assistant chat.
-    pub kind: ChatKind,
-    /// Title.
-    pub name: Option<String>,
-    /// Longer description.
-    pub description: Option<String>,
-    /// Avatar image URL.
-    pub avatar_url: Option<String>,
-    /// Application-defined grouping label.
-    pub category: Option<String>,
-    /// Users to add as MEMBERs (the creator becomes OWNER).
-    pub member_ids: Option<Vec<ID>>,
-    /// Free-form data.
-    pub metadata: Option<serde_json::Value>,
-}
-
-/// Changes to a chat; an omitted field stays, `null` clears it.
-#[derive(InputObject)]
-pub struct UpdateChatInput {
-    /// Title.
-    pub name: MaybeUndefined<String>,
-    /// Longer description.
-    pub description: MaybeUndefined<String>,
-    /// Avatar image URL.
-    pub avatar_url: MaybeUndefined<String>,
-    /// Application-defined grouping label.
-    pub category: MaybeUndefined<String>,
-    /// Free-form data.
-    pub metadata: MaybeUndefined<serde_json::Value>,
-}
 
 /// Which of my chats to list.
 #[derive(InputObject, Default)]
@@ -106,17 +71,7 @@ pub struct ChatMutation;
 #[Object]
 impl ChatMutation {
     /// Creates a chat; the caller becomes its OWNER and `memberIds` its MEMBERs.
-    async fn create_chat(&self, ctx: &Context<'_>, input: CreateChatInput) -> Result<ChatNode> {
-        let member_ids = parse_all(&input.member_ids.unwrap_or_default(), UserId::from_global)?;
-        let input = CreateChat {
-            kind: Some(input.kind),
-            name: input.name,
-            description: input.description,
-            avatar_url: input.avatar_url,
-            category: input.category,
-            member_ids,
-            metadata: input.metadata,
-        };
+    async fn create_chat(&self, ctx: &Context<'_>, input: CreateChat) -> Result<ChatNode> {
         Ok(ChatNode::loaded(
             chats::create(app(ctx)?, caller_id(ctx)?, input).await?,
         ))
@@ -131,19 +86,7 @@ impl ChatMutation {
     }
 
     /// Changes a chat's settings (OWNER/ADMIN).
-    async fn update_chat(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        input: UpdateChatInput,
-    ) -> Result<ChatNode> {
-        let input = UpdateChat {
-            name: patch(input.name),
-            description: patch(input.description),
-            avatar_url: patch(input.avatar_url),
-            category: patch(input.category),
-            metadata: patch(input.metadata),
-        };
+    async fn update_chat(&self, ctx: &Context<'_>, id: ID, input: UpdateChat) -> Result<ChatNode> {
         let chat = ChatId::from_global(&id)?;
         Ok(ChatNode::loaded(
             chats::update(app(ctx)?, caller_id(ctx)?, chat, input).await?,

@@ -1,6 +1,6 @@
 //! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
 
 use super::loaders::UserKey;
 use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
@@ -8,29 +8,8 @@ use super::{app, caller_id, loaders};
 use crate::domain::sending::{SendMessage, SendQueues};
 use crate::domain::{messages, receipts};
 use crate::vocabulary::cursor::PageRequest;
-use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
+use crate::vocabulary::enums::{MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId, parse_all};
-
-/// A message to send.
-#[derive(InputObject)]
-pub struct SendMessageInput {
-    /// The chat to send to.
-    pub chat_id: ID,
-    /// The text (not blank unless `stream` is true; at most the configured length).
-    pub content: String,
-    /// What it carries (default TEXT).
-    pub kind: Option<MessageKind>,
-    /// LLM-style role (default USER, or ASSISTANT for bots).
-    pub role: Option<MessageRole>,
-    /// The message this one replies to.
-    pub parent_id: Option<ID>,
-    /// Client-chosen idempotency key: resending with the same key returns the original.
-    pub client_id: Option<String>,
-    /// Free-form data.
-    pub data: Option<serde_json::Value>,
-    /// True starts an assistant reply in STREAMING state.
-    pub stream: Option<bool>,
-}
 
 /// Message queries.
 #[derive(Default)]
@@ -113,24 +92,7 @@ pub struct MessageMutation;
 #[Object]
 impl MessageMutation {
     /// Sends a message (members only). A repeated `clientId` returns the original message.
-    async fn send_message(
-        &self,
-        ctx: &Context<'_>,
-        input: SendMessageInput,
-    ) -> Result<MessageNode> {
-        let input = SendMessage {
-            chat_id: ChatId::from_global(&input.chat_id)?,
-            content: input.content,
-            kind: input.kind,
-            role: input.role,
-            parent_id: input
-                .parent_id
-                .map(|p| MessageId::from_global(&p))
-                .transpose()?,
-            client_id: input.client_id,
-            data: input.data,
-            stream: input.stream.unwrap_or(false),
-        };
+    async fn send_message(&self, ctx: &Context<'_>, input: SendMessage) -> Result<MessageNode> {
         let queues = ctx.data::<SendQueues>()?;
         Ok(MessageNode::loaded(
             queues.send(caller_id(ctx)?, input).await?,

@@ -1,47 +1,12 @@
 //! User queries and mutations (thin: parse ids, call `domain::users`, wrap).
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 
 use super::types::{UserConnection, UserNode, connection};
 use super::{app, caller};
 use crate::domain::users::{self, CreateUser, UpdateUser};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::ids::UserId;
-
-/// A new user.
-#[derive(InputObject)]
-pub struct CreateUserInput {
-    /// Unique handle: letters, digits, `_`, `-`, `.` (at most 64).
-    pub username: String,
-    /// Name shown in the UI.
-    pub display_name: Option<String>,
-    /// Avatar image URL.
-    pub avatar_url: Option<String>,
-    /// True for bots and AI agents.
-    pub is_bot: Option<bool>,
-    /// Free-form data.
-    pub metadata: Option<serde_json::Value>,
-}
-
-/// Changes to a user; an omitted field stays, `null` clears it.
-#[derive(InputObject)]
-pub struct UpdateUserInput {
-    /// Name shown in the UI.
-    pub display_name: MaybeUndefined<String>,
-    /// Avatar image URL.
-    pub avatar_url: MaybeUndefined<String>,
-    /// Free-form data.
-    pub metadata: MaybeUndefined<serde_json::Value>,
-}
-
-/// `MaybeUndefined` → "leave" (`None`) / "clear" (`Some(None)`) / "set".
-pub fn patch<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
-    match value {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
-    }
-}
 
 /// User queries.
 #[derive(Default)]
@@ -89,31 +54,14 @@ pub struct UserMutation;
 #[Object]
 impl UserMutation {
     /// Creates a user (admin key).
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserNode> {
-        let input = CreateUser {
-            username: input.username,
-            display_name: input.display_name,
-            avatar_url: input.avatar_url,
-            is_bot: input.is_bot.unwrap_or(false),
-            metadata: input.metadata,
-        };
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUser) -> Result<UserNode> {
         Ok(UserNode::loaded(
             users::create(app(ctx)?, caller(ctx), input).await?,
         ))
     }
 
     /// Updates a user (admin key, or the user themself).
-    async fn update_user(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        input: UpdateUserInput,
-    ) -> Result<UserNode> {
-        let input = UpdateUser {
-            display_name: patch(input.display_name),
-            avatar_url: patch(input.avatar_url),
-            metadata: patch(input.metadata),
-        };
+    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUser) -> Result<UserNode> {
         let id = UserId::from_global(&id)?;
         Ok(UserNode::loaded(
             users::update(app(ctx)?, caller(ctx), id, input).await?,

@@ -75,6 +75,35 @@ macro_rules! id_type {
             }
         }
 
+        /// In inputs the id is a GraphQL `ID` that must name this type: a resolver
+        /// receives it typed, and a malformed or foreign id is an argument error
+        /// (`BAD_USER_INPUT`) before any resolver runs.
+        impl async_graphql::InputType for $name {
+            type RawValueType = Self;
+
+            fn type_name() -> std::borrow::Cow<'static, str> {
+                <async_graphql::ID as async_graphql::InputType>::type_name()
+            }
+
+            fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+                <async_graphql::ID as async_graphql::InputType>::create_type_info(registry)
+            }
+
+            fn parse(value: Option<async_graphql::Value>) -> async_graphql::InputValueResult<Self> {
+                let id = <async_graphql::ID as async_graphql::InputType>::parse(value)
+                    .map_err(async_graphql::InputValueError::propagate)?;
+                Self::from_global(&id).map_err(async_graphql::InputValueError::custom)
+            }
+
+            fn to_value(&self) -> async_graphql::Value {
+                async_graphql::Value::String(self.to_global())
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+        }
+
         impl From<$name> for async_graphql::ID {
             fn from(id: $name) -> Self {
                 async_graphql::ID(id.to_global())

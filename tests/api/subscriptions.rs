@@ -925,7 +925,8 @@ async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResul
 
 /// The feeds a subscription reads, driven directly so the test controls when they lag.
 mod lagged_feeds {
-    use chatql::domain::feeds::{ChatFeed, ChatFeedItem, InboxFeed, InboxItem};
+    use chatql::domain::feeds::chat::{ChatFeed, ChatFeedItem};
+    use chatql::domain::feeds::inbox::{InboxFeed, InboxItem};
     use chatql::events::EventKind;
     use chatql::vocabulary::ids::{ChatId, UserId};
 

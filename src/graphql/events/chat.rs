@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Result, Union};
 
 use super::{ChatUpdated, MessageRef, ResyncRequired, load_member, load_user};
-use crate::domain::feeds::ChatFeedItem;
+use crate::domain::feeds::chat::ChatFeedItem;
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::{Delivered, EventKind};
 use crate::graphql::types::{MemberNode, MessageNode, UserNode};

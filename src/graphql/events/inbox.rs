@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, Object, Result, Union};
 
 use super::{ChatUpdated, MessageRef, ResyncRequired, load_chat, my_unread_count};
-use crate::domain::feeds::{InboxChange, InboxItem};
+use crate::domain::feeds::inbox::{InboxChange, InboxItem};
 use crate::graphql::types::{ChatNode, MessageNode};
 use crate::vocabulary::ids::ChatId;
 

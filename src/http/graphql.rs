@@ -1,26 +1,16 @@
-//! The axum router: GraphQL over HTTP at `/graphql` (GET for queries, POST for everything),
-//! GraphQL over WebSocket at the same path, GraphiQL at `/`, `/healthz` and `/readyz`.
-//!
-//! The HTTP handler follows the GraphQL-over-HTTP spec: the response media type follows
-//! `Accept` (`application/graphql-response+json` or `application/json`), requests that never
-//! reach execution (unparsable, invalid) are 400 under the former, mutations over GET are 405.
-
-use std::time::Duration;
+//! GraphQL over HTTP at `/graphql`, following the GraphQL-over-HTTP spec: the response
+//! media type follows `Accept` (`application/graphql-response+json` or `application/json`),
+//! requests that never reach execution (unparsable, invalid) are 400 under the former,
+//! mutations over GET are 405. A WebSocket upgrade on the same path goes to [`crate::ws`].
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tower_http::compression::CompressionLayer;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -30,72 +20,6 @@ use crate::graphql::{self, Endpoint};
 /// The media type the GraphQL-over-HTTP spec defines for responses.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
-
-/// Builds the router with CORS, compression, body limit and request tracing.
-pub fn router(app: App) -> Router {
-    let config = app.config();
-    let cors = cors_layer(&config.cors_origins);
-    let body_limit = config.max_body_bytes;
-    let state = Endpoint::new(app);
-    Router::new()
-        .route("/", get(graphiql))
-        .route("/graphql", get(graphql_get).post(graphql_post))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-        .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(CompressionLayer::new())
-        .layer(cors)
-        .layer(TraceLayer::new_for_http())
-}
-
-fn cors_layer(origins: &[String]) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            header::HeaderName::from_static("x-admin-key"),
-        ])
-        .max_age(Duration::from_secs(3600));
-    if origins.iter().any(|o| o == "*") {
-        return layer.allow_origin(Any);
-    }
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-        .collect();
-    layer.allow_origin(AllowOrigin::list(list))
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("chatql")
-            .finish(),
-    )
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(state): State<Endpoint>) -> Response {
-    let ready = match state.app.db().conn().await {
-        Ok(mut conn) => conn.ping().await,
-        Err(e) => Err(e),
-    };
-    match ready {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-        }
-    }
-}
 
 /// Which media type the response uses, from the request's `Accept` header.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -189,7 +113,10 @@ fn error_with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-async fn graphql_get(State(state): State<Endpoint>, request: axum::extract::Request) -> Response {
+pub async fn graphql_get(
+    State(state): State<Endpoint>,
+    request: axum::extract::Request,
+) -> Response {
     let (mut parts, _body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
         return crate::ws::upgrade(state, &mut parts).await;
@@ -210,7 +137,11 @@ async fn graphql_get(State(state): State<Endpoint>, request: axum::extract::Requ
         .with_type(response_type)
 }
 
-async fn graphql_post(State(state): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn graphql_post(
+    State(state): State<Endpoint>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(response_type) = ResponseType::negotiate(&headers) else {
         return not_acceptable();
     };

@@ -10,68 +10,29 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::{Response as GqlResponse, ServerError};
+use async_graphql::ServerError;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, WebSocketUpgrade};
 use axum::http::StatusCode;
-use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::error::{ErrorCode, assign_code};
+use crate::error::ErrorCode;
 use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema, Endpoint};
 
-/// The two subprotocols.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
-    /// `graphql-transport-ws`, spoken by the `graphql-ws` client.
-    Transport,
-    /// `graphql-ws`, spoken by the legacy subscriptions-transport-ws client.
-    Legacy,
-}
+mod protocol;
+mod subscription;
 
-impl Protocol {
-    fn name(self) -> &'static str {
-        match self {
-            Protocol::Transport => "graphql-transport-ws",
-            Protocol::Legacy => "graphql-ws",
-        }
-    }
-
-    fn from_header(parts: &Parts) -> Option<Self> {
-        parts
-            .headers
-            .get_all(SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .find_map(|p| match p.trim() {
-                "graphql-transport-ws" => Some(Protocol::Transport),
-                "graphql-ws" => Some(Protocol::Legacy),
-                _ => None,
-            })
-    }
-}
-
-/// Close codes of the graphql-transport-ws protocol.
-mod close {
-    pub const BAD_REQUEST: u16 = 4400;
-    pub const UNAUTHORIZED: u16 = 4401;
-    pub const FORBIDDEN: u16 = 4403;
-    pub const INIT_TIMEOUT: u16 = 4408;
-    pub const DUPLICATE_ID: u16 = 4409;
-    pub const TOO_MANY: u16 = 4429;
-    pub const GOING_AWAY: u16 = 1001;
-}
+use protocol::{ClientMessage, Protocol, SubscribePayload, close, error_message};
+use subscription::run_subscription;
 
 /// Read and write buffer of one socket.
 const SOCKET_BUFFER: usize = 8 * 1024;
@@ -95,41 +56,6 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
             .on_upgrade(move |socket| Connection::new(state, protocol).run(socket)),
         Err(rejection) => rejection.into_response(),
     }
-}
-
-/// A client message of either protocol (`start`/`stop` are the legacy names of
-/// `subscribe`/`complete`).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
-    ConnectionInit {
-        #[serde(default)]
-        payload: Option<Value>,
-    },
-    Ping {
-        #[serde(default)]
-        payload: Option<Value>,
-    },
-    Pong {},
-    #[serde(alias = "start")]
-    Subscribe {
-        id: String,
-        payload: SubscribePayload,
-    },
-    #[serde(alias = "stop")]
-    Complete {
-        id: String,
-    },
-    ConnectionTerminate {},
-}
-
-#[derive(Debug, Deserialize)]
-struct SubscribePayload {
-    query: String,
-    #[serde(default, rename = "operationName")]
-    operation_name: Option<String>,
-    #[serde(default)]
-    variables: Option<Value>,
 }
 
 /// How the connection ends.
@@ -406,62 +332,4 @@ impl Connection {
     fn error_message(&self, id: &str, errors: Vec<ServerError>) -> Value {
         error_message(self.protocol, id, errors)
     }
-}
-
-fn error_message(protocol: Protocol, id: &str, errors: Vec<ServerError>) -> Value {
-    match protocol {
-        Protocol::Transport => json!({"type": "error", "id": id, "payload": errors}),
-        Protocol::Legacy => json!({"type": "error", "id": id, "payload": errors.first()}),
-    }
-}
-
-/// Runs one operation and streams its results as `next`/`data` messages, then `complete`.
-async fn run_subscription(
-    schema: ChatSchema,
-    request: async_graphql::Request,
-    id: String,
-    protocol: Protocol,
-    outgoing: mpsc::Sender<Message>,
-    finished: mpsc::UnboundedSender<String>,
-    _guard: CountGuard,
-) {
-    let mut results = schema.execute_stream(request);
-    let mut first = true;
-    while let Some(mut response) = results.next().await {
-        response.errors.iter_mut().for_each(assign_code);
-        // A request refused before execution (invalid, unauthorised) is an `error`
-        // message, after which the operation is over.
-        if first && never_executed(&response) {
-            let message = error_message(protocol, &id, response.errors);
-            let _ = outgoing
-                .send(Message::Text(message.to_string().into()))
-                .await;
-            let _ = finished.send(id);
-            return;
-        }
-        first = false;
-        let kind = match protocol {
-            Protocol::Transport => "next",
-            Protocol::Legacy => "data",
-        };
-        let message = json!({"type": kind, "id": id, "payload": response});
-        if outgoing
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let complete = json!({"type": "complete", "id": id});
-    let _ = outgoing
-        .send(Message::Text(complete.to_string().into()))
-        .await;
-    let _ = finished.send(id);
-}
-
-fn never_executed(response: &GqlResponse) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
 }

@@ -1,0 +1,66 @@
+//! The `Member` type's fields.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use super::{ChatNode, MemberNode, UnreadCount, UserNode};
+use crate::error::AppError;
+use crate::graphql::loaders;
+use crate::graphql::loaders::UserKey;
+use crate::graphql::scalars::DateTime;
+use crate::vocabulary::enums::MemberRole;
+
+/// A user's membership in a chat, with their role and read state.
+#[Object(name = "Member")]
+impl MemberNode {
+    /// The member.
+    async fn user(&self, ctx: &Context<'_>) -> Result<UserNode> {
+        loaders(ctx)?
+            .load_one(UserKey(self.0.user_id))
+            .await?
+            .map(UserNode::loaded)
+            .ok_or_else(|| AppError::NotFound("user").into())
+    }
+    /// The chat.
+    async fn chat(&self) -> ChatNode {
+        ChatNode::by_id(self.0.chat_id)
+    }
+    /// What the member may do.
+    async fn role(&self) -> MemberRole {
+        self.0.role
+    }
+    /// When the member joined.
+    async fn joined_at(&self) -> DateTime {
+        DateTime(self.0.joined_at)
+    }
+    /// The newest message the member has read (their read watermark).
+    async fn last_read_message_id(&self) -> Option<ID> {
+        self.0.last_read_message_id.map(|id| id.into())
+    }
+    /// When the read watermark last moved.
+    async fn last_read_at(&self) -> Option<DateTime> {
+        self.0.last_read_at.map(DateTime)
+    }
+    /// The newest message delivered to the member's device (delivery watermark).
+    async fn last_delivered_message_id(&self) -> Option<ID> {
+        self.0.last_delivered_message_id.map(|id| id.into())
+    }
+    /// Messages from others after the member's read watermark: exact up to 999, then 999
+    /// with `unreadCountCapped` true.
+    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(count.shown())
+    }
+    /// True when there are more unread messages than `unreadCount` says ("999+").
+    async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
+        let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(count.capped())
+    }
+    /// Pinned to the top of the member's chat list.
+    async fn pinned(&self) -> bool {
+        self.0.pinned
+    }
+    /// Notifications muted by the member.
+    async fn muted(&self) -> bool {
+        self.0.muted
+    }
+}

@@ -1,0 +1,152 @@
+//! The entity types of the schema (User, Chat, Member, Message), the `Node` interface and
+//! connection helpers. The types are defined here and their fields resolved in one file
+//! each: the entities name each other (a chat has messages, a message its chat), so the
+//! definitions sit below the resolvers that use them.
+
+use async_graphql::connection::PageInfo;
+use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject};
+
+pub use super::connection::connection;
+use super::connection::{RelayConnection, connection_type};
+use super::lazy::LazyRow;
+use super::loaders::{ChatKey, MessageKey, UnreadKey, UserKey};
+use super::{app, caller_id, loaders, with_checked_memberships};
+use crate::db;
+use crate::domain::messages::{self, UNREAD_COUNT_CAP};
+use crate::vocabulary::cursor::PageRequest;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+
+mod chat;
+mod member;
+mod message;
+mod user;
+
+/// An unread count as loaded: exact up to one above the cap, which tells "exactly the
+/// cap" from "more".
+#[derive(Clone, Copy)]
+pub(crate) struct UnreadCount(i64);
+
+impl UnreadCount {
+    /// `user_id`'s unread count in a chat.
+    pub(crate) async fn load(ctx: &Context<'_>, chat_id: ChatId, user_id: UserId) -> Result<Self> {
+        let count = loaders(ctx)?
+            .load_one(UnreadKey { chat_id, user_id })
+            .await?;
+        Ok(Self(count.unwrap_or(0)))
+    }
+
+    /// What a client is shown: exact up to the cap, the cap above it.
+    pub(crate) fn shown(self) -> i32 {
+        i32::try_from(self.0.min(UNREAD_COUNT_CAP)).unwrap_or(i32::MAX)
+    }
+
+    /// True when there are more unread messages than [`UnreadCount::shown`] says.
+    pub(crate) fn capped(self) -> bool {
+        self.0 > UNREAD_COUNT_CAP
+    }
+}
+
+connection_type!(UserConnection, UserEdge, UserNode, "users", "user");
+connection_type!(ChatConnection, ChatEdge, ChatNode, "chats", "chat");
+connection_type!(
+    MemberConnection,
+    MemberEdge,
+    MemberNode,
+    "members",
+    "member"
+);
+connection_type!(
+    MessageConnection,
+    MessageEdge,
+    MessageNode,
+    "messages",
+    "message"
+);
+
+/// Anything with a global id (Relay object identification).
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "The globally unique, opaque id."))]
+pub enum Node {
+    /// A user.
+    User(UserNode),
+    /// A chat.
+    Chat(ChatNode),
+    /// A message.
+    Message(MessageNode),
+}
+
+/// Defines an entity backed by a row that loads lazily: the row, or only the id until a
+/// field needs more, so a nested `{ id }` (a message's `sender`, `chat` or `parent`)
+/// costs no query.
+macro_rules! lazy_node {
+    ($(#[$doc:meta])* $node:ident($id:ty, $row:ty), $key:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $node(LazyRow<$id, $row>);
+
+        impl $node {
+            /// The entity whose row is at hand.
+            pub fn loaded(row: $row) -> Self {
+                Self(LazyRow::loaded(row.id, row))
+            }
+
+            /// The entity known by id only (a foreign key, so the row exists); its row
+            /// loads through the request's loaders when a field other than `id` is asked
+            /// for.
+            pub fn by_id(id: $id) -> Self {
+                Self(LazyRow::by_id(id))
+            }
+
+            async fn row(&self, ctx: &Context<'_>) -> Result<&$row> {
+                self.0.get(ctx, $key(self.0.id), $what).await
+            }
+        }
+    };
+}
+
+lazy_node!(
+    /// A person or bot that takes part in chats.
+    UserNode(UserId, db::users::User),
+    UserKey,
+    "user"
+);
+lazy_node!(
+    /// A conversation: direct, group or assistant.
+    ChatNode(ChatId, db::chats::Chat),
+    ChatKey,
+    "chat"
+);
+lazy_node!(
+    /// A message in a chat (a parent's foreign key is cleared when the parent is deleted,
+    /// so an id means a message of the same chat).
+    MessageNode(MessageId, db::messages::Message),
+    MessageKey,
+    "message"
+);
+
+/// A user's membership in a chat.
+#[derive(Clone)]
+pub struct MemberNode(pub db::members::Member);
+
+/// Resolves a page of a chat's messages for `Chat.messages` and `Query.messages`.
+pub async fn message_page(
+    ctx: &Context<'_>,
+    chat: ChatId,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<MessageConnection> {
+    let app = app(ctx)?;
+    let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
+    let caller = caller_id(ctx)?;
+    let rows = with_checked_memberships(ctx, async |checked| {
+        messages::list(app, caller, chat, &page, checked).await
+    })
+    .await?;
+    Ok(connection(
+        rows,
+        messages::message_cursor,
+        MessageNode::loaded,
+    ))
+}
