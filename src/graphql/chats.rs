@@ -1,7 +1,7 @@
 //! Chat and membership queries and mutations (thin: parse ids, call `domain::chats` and
 //! `domain::members`, wrap).
 
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, InputObject, Object, Result};
 
 use super::types::{ChatConnection, ChatNode, MemberNode, connection};
 use super::{app, caller_id, with_checked_memberships};
@@ -10,7 +10,7 @@ use crate::domain::chats::{self, CreateChat, UpdateChat};
 use crate::domain::members::{self, MemberFlag};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{ChatKind, MemberRole};
-use crate::vocabulary::ids::{ChatId, UserId, parse_all};
+use crate::vocabulary::ids::{ChatId, UserId};
 
 /// Which of my chats to list.
 #[derive(InputObject, Default)]
@@ -30,8 +30,8 @@ pub struct ChatQuery;
 #[Object]
 impl ChatQuery {
     /// A chat the caller is a member of.
-    async fn chat(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ChatNode>> {
-        let (app, caller, id) = (app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?);
+    async fn chat(&self, ctx: &Context<'_>, id: ChatId) -> Result<Option<ChatNode>> {
+        let (app, caller) = (app(ctx)?, caller_id(ctx)?);
         let chat = with_checked_memberships(ctx, async |checked| {
             chats::get(app, caller, id, checked).await
         })
@@ -78,69 +78,72 @@ impl ChatMutation {
     }
 
     /// The direct chat between the caller and `userId`, created on first use. Idempotent.
-    async fn open_direct_chat(&self, ctx: &Context<'_>, user_id: ID) -> Result<ChatNode> {
-        let other = UserId::from_global(&user_id)?;
+    async fn open_direct_chat(&self, ctx: &Context<'_>, user_id: UserId) -> Result<ChatNode> {
         Ok(ChatNode::loaded(
-            chats::open_direct(app(ctx)?, caller_id(ctx)?, other).await?,
+            chats::open_direct(app(ctx)?, caller_id(ctx)?, user_id).await?,
         ))
     }
 
     /// Changes a chat's settings (OWNER/ADMIN).
-    async fn update_chat(&self, ctx: &Context<'_>, id: ID, input: UpdateChat) -> Result<ChatNode> {
-        let chat = ChatId::from_global(&id)?;
+    async fn update_chat(
+        &self,
+        ctx: &Context<'_>,
+        id: ChatId,
+        input: UpdateChat,
+    ) -> Result<ChatNode> {
         Ok(ChatNode::loaded(
-            chats::update(app(ctx)?, caller_id(ctx)?, chat, input).await?,
+            chats::update(app(ctx)?, caller_id(ctx)?, id, input).await?,
         ))
     }
 
     /// Deletes a chat with all its messages, in one transaction (OWNER).
-    async fn delete_chat(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        Ok(chats::delete(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?)
+    async fn delete_chat(&self, ctx: &Context<'_>, id: ChatId) -> Result<bool> {
+        Ok(chats::delete(app(ctx)?, caller_id(ctx)?, id).await?)
     }
 
     /// Deletes every message but keeps the chat (OWNER/ADMIN); returns how many were deleted.
-    async fn clear_chat(&self, ctx: &Context<'_>, id: ID) -> Result<i32> {
-        Ok(chats::clear(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&id)?).await?)
+    async fn clear_chat(&self, ctx: &Context<'_>, id: ChatId) -> Result<i32> {
+        Ok(chats::clear(app(ctx)?, caller_id(ctx)?, id).await?)
     }
 
     /// Adds users to a chat (OWNER/ADMIN); returns every requested membership.
     async fn add_members(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
-        user_ids: Vec<ID>,
+        chat_id: ChatId,
+        user_ids: Vec<UserId>,
         role: Option<MemberRole>,
     ) -> Result<Vec<MemberNode>> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let users = parse_all(&user_ids, UserId::from_global)?;
-        let members = members::add_members(app(ctx)?, caller_id(ctx)?, chat, &users, role).await?;
+        let members =
+            members::add_members(app(ctx)?, caller_id(ctx)?, chat_id, &user_ids, role).await?;
         Ok(members.into_iter().map(MemberNode).collect())
     }
 
     /// Removes a member (OWNER/ADMIN).
-    async fn remove_member(&self, ctx: &Context<'_>, chat_id: ID, user_id: ID) -> Result<bool> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let user = UserId::from_global(&user_id)?;
-        Ok(members::remove_member(app(ctx)?, caller_id(ctx)?, chat, user).await?)
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ChatId,
+        user_id: UserId,
+    ) -> Result<bool> {
+        Ok(members::remove_member(app(ctx)?, caller_id(ctx)?, chat_id, user_id).await?)
     }
 
     /// The caller leaves a chat; the last OWNER must hand over first.
-    async fn leave_chat(&self, ctx: &Context<'_>, chat_id: ID) -> Result<bool> {
-        Ok(members::leave(app(ctx)?, caller_id(ctx)?, ChatId::from_global(&chat_id)?).await?)
+    async fn leave_chat(&self, ctx: &Context<'_>, chat_id: ChatId) -> Result<bool> {
+        Ok(members::leave(app(ctx)?, caller_id(ctx)?, chat_id).await?)
     }
 
     /// Changes a member's role (OWNER/ADMIN; only an OWNER grants OWNER or ADMIN).
     async fn set_member_role(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
-        user_id: ID,
+        chat_id: ChatId,
+        user_id: UserId,
         role: MemberRole,
     ) -> Result<MemberNode> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let user = UserId::from_global(&user_id)?;
         Ok(MemberNode(
-            members::set_role(app(ctx)?, caller_id(ctx)?, chat, user, role).await?,
+            members::set_role(app(ctx)?, caller_id(ctx)?, chat_id, user_id, role).await?,
         ))
     }
 
@@ -148,12 +151,17 @@ impl ChatMutation {
     async fn set_chat_pinned(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
         pinned: bool,
     ) -> Result<MemberNode> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let member =
-            members::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Pinned, pinned).await?;
+        let member = members::set_flag(
+            app(ctx)?,
+            caller_id(ctx)?,
+            chat_id,
+            MemberFlag::Pinned,
+            pinned,
+        )
+        .await?;
         Ok(MemberNode(member))
     }
 
@@ -161,12 +169,17 @@ impl ChatMutation {
     async fn set_chat_muted(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
         muted: bool,
     ) -> Result<MemberNode> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let member =
-            members::set_flag(app(ctx)?, caller_id(ctx)?, chat, MemberFlag::Muted, muted).await?;
+        let member = members::set_flag(
+            app(ctx)?,
+            caller_id(ctx)?,
+            chat_id,
+            MemberFlag::Muted,
+            muted,
+        )
+        .await?;
         Ok(MemberNode(member))
     }
 }

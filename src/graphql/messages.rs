@@ -1,6 +1,6 @@
 //! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
 
-use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 
 use super::loaders::UserKey;
 use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
@@ -9,7 +9,7 @@ use crate::domain::sending::{SendMessage, SendQueues};
 use crate::domain::{messages, receipts};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{MessageRole, StreamState};
-use crate::vocabulary::ids::{ChatId, MessageId, UserId, parse_all};
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Message queries.
 #[derive(Default)]
@@ -18,9 +18,8 @@ pub struct MessageQuery;
 #[Object]
 impl MessageQuery {
     /// A message in one of the caller's chats.
-    async fn message(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MessageNode>> {
-        let message =
-            messages::get(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?;
+    async fn message(&self, ctx: &Context<'_>, id: MessageId) -> Result<Option<MessageNode>> {
+        let message = messages::get(app(ctx)?, caller_id(ctx)?, id).await?;
         Ok(Some(MessageNode::loaded(message)))
     }
 
@@ -29,34 +28,25 @@ impl MessageQuery {
     async fn messages(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MessageConnection> {
-        message_page(
-            ctx,
-            ChatId::from_global(&chat_id)?,
-            first,
-            after,
-            last,
-            before,
-        )
-        .await
+        message_page(ctx, chat_id, first, after, last, before).await
     }
 
     /// The caller's unread messages in a chat, oldest first.
     async fn unread_messages(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
         first: Option<i32>,
     ) -> Result<MessageConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, None, app.config().max_page_size)?;
-        let chat = ChatId::from_global(&chat_id)?;
-        let rows = messages::unread(app, caller_id(ctx)?, chat, page.limit).await?;
+        let rows = messages::unread(app, caller_id(ctx)?, chat_id, page.limit).await?;
         Ok(connection(
             rows,
             messages::message_cursor,
@@ -69,11 +59,10 @@ impl MessageQuery {
     async fn history(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
         last: Option<i32>,
     ) -> Result<Vec<HistoryEntry>> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let rows = messages::history(app(ctx)?, caller_id(ctx)?, chat, last).await?;
+        let rows = messages::history(app(ctx)?, caller_id(ctx)?, chat_id, last).await?;
         Ok(rows
             .into_iter()
             .map(|m| HistoryEntry {
@@ -103,55 +92,51 @@ impl MessageMutation {
     async fn edit_message(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        id: MessageId,
         content: String,
     ) -> Result<MessageNode> {
-        let id = MessageId::from_global(&id)?;
         Ok(MessageNode::loaded(
             messages::edit(app(ctx)?, caller_id(ctx)?, id, &content).await?,
         ))
     }
 
     /// Retracts a message (sender only): it stays as a tombstone, its content hidden.
-    async fn retract_message(&self, ctx: &Context<'_>, id: ID) -> Result<MessageNode> {
-        let id = MessageId::from_global(&id)?;
+    async fn retract_message(&self, ctx: &Context<'_>, id: MessageId) -> Result<MessageNode> {
         Ok(MessageNode::loaded(
             messages::retract(app(ctx)?, caller_id(ctx)?, id).await?,
         ))
     }
 
     /// Deletes a message for good (OWNER/ADMIN/MODERATOR).
-    async fn delete_message(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        Ok(messages::delete(app(ctx)?, caller_id(ctx)?, MessageId::from_global(&id)?).await?)
+    async fn delete_message(&self, ctx: &Context<'_>, id: MessageId) -> Result<bool> {
+        Ok(messages::delete(app(ctx)?, caller_id(ctx)?, id).await?)
     }
 
     /// Moves the caller's read watermark up to a message (null: the newest). Never moves back.
     async fn mark_read(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
-        up_to_message_id: Option<ID>,
+        chat_id: ChatId,
+        up_to_message_id: Option<MessageId>,
     ) -> Result<MemberNode> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let up_to = up_to_message_id
-            .map(|m| MessageId::from_global(&m))
-            .transpose()?;
         Ok(MemberNode(
-            receipts::mark_read(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
+            receipts::mark_read(app(ctx)?, caller_id(ctx)?, chat_id, up_to_message_id).await?,
         ))
     }
 
     /// Marks messages read (in each chat, up to the newest given); returns how many.
-    async fn mark_messages_read(&self, ctx: &Context<'_>, message_ids: Vec<ID>) -> Result<i32> {
-        let ids = parse_all(&message_ids, MessageId::from_global)?;
-        Ok(receipts::mark_messages_read(app(ctx)?, caller_id(ctx)?, &ids).await?)
+    async fn mark_messages_read(
+        &self,
+        ctx: &Context<'_>,
+        message_ids: Vec<MessageId>,
+    ) -> Result<i32> {
+        Ok(receipts::mark_messages_read(app(ctx)?, caller_id(ctx)?, &message_ids).await?)
     }
 
     /// Tells the chat's other members the caller is typing (or stopped). Not stored; a
     /// `true` expires after a few seconds unless sent again.
-    async fn set_typing(&self, ctx: &Context<'_>, chat_id: ID, typing: bool) -> Result<bool> {
-        let chat = ChatId::from_global(&chat_id)?;
-        Ok(messages::set_typing(app(ctx)?, caller_id(ctx)?, chat, typing).await?)
+    async fn set_typing(&self, ctx: &Context<'_>, chat_id: ChatId, typing: bool) -> Result<bool> {
+        Ok(messages::set_typing(app(ctx)?, caller_id(ctx)?, chat_id, typing).await?)
     }
 
     /// Appends a chunk to a streaming assistant reply (its sender only); subscribers get
@@ -159,10 +144,9 @@ impl MessageMutation {
     async fn append_message_content(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        id: MessageId,
         delta: String,
     ) -> Result<MessageNode> {
-        let id = MessageId::from_global(&id)?;
         Ok(MessageNode::loaded(
             messages::append(app(ctx)?, caller_id(ctx)?, id, &delta).await?,
         ))
@@ -172,10 +156,9 @@ impl MessageMutation {
     async fn finish_message(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        id: MessageId,
         state: StreamState,
     ) -> Result<MessageNode> {
-        let id = MessageId::from_global(&id)?;
         Ok(MessageNode::loaded(
             messages::finish(app(ctx)?, caller_id(ctx)?, id, state).await?,
         ))
@@ -185,13 +168,11 @@ impl MessageMutation {
     async fn mark_delivered(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
-        up_to_message_id: ID,
+        chat_id: ChatId,
+        up_to_message_id: MessageId,
     ) -> Result<MemberNode> {
-        let chat = ChatId::from_global(&chat_id)?;
-        let up_to = MessageId::from_global(&up_to_message_id)?;
         Ok(MemberNode(
-            receipts::mark_delivered(app(ctx)?, caller_id(ctx)?, chat, up_to).await?,
+            receipts::mark_delivered(app(ctx)?, caller_id(ctx)?, chat_id, up_to_message_id).await?,
         ))
     }
 }

@@ -1,7 +1,7 @@
 //! The subscription root: thin wrappers that open a feed (`domain::feeds`) and map its
 //! items to GraphQL events.
 
-use async_graphql::{Context, ID, Result, Subscription};
+use async_graphql::{Context, Result, Subscription};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 
@@ -31,17 +31,16 @@ impl Subscription {
     async fn chat_events(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
         let app = app(ctx)?;
-        let chat = ChatId::from_global(&chat_id)?;
         let after = after.as_deref().map(decode_message_cursor).transpose()?;
-        let feed = ChatFeed::open(app, caller_id(ctx)?, chat, after).await?;
+        let feed = ChatFeed::open(app, caller_id(ctx)?, chat_id, after).await?;
         Ok(stream::unfold(feed, move |mut feed| async move {
             let item = feed.next().await?;
             let event = item
-                .map(|item| ChatEvent::from_item(chat, item))
+                .map(|item| ChatEvent::from_item(chat_id, item))
                 .map_err(async_graphql::Error::from);
             Some((event, feed))
         }))
@@ -63,11 +62,10 @@ impl Subscription {
     async fn message_added(
         &self,
         ctx: &Context<'_>,
-        chat_id: ID,
+        chat_id: ChatId,
     ) -> Result<impl Stream<Item = Result<MessageNode>> + use<>> {
         let app = app(ctx)?.clone();
-        let chat = ChatId::from_global(&chat_id)?;
-        let feed = ChatFeed::open(&app, caller_id(ctx)?, chat, None).await?;
+        let feed = ChatFeed::open(&app, caller_id(ctx)?, chat_id, None).await?;
         let items = stream::unfold(feed, |mut feed| async move {
             let item = feed.next().await?;
             Some((item, feed))

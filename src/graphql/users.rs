@@ -1,6 +1,6 @@
 //! User queries and mutations (thin: parse ids, call `domain::users`, wrap).
 
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, Object, Result};
 
 use super::types::{UserConnection, UserNode, connection};
 use super::{app, caller};
@@ -23,10 +23,9 @@ impl UserQuery {
     async fn user(
         &self,
         ctx: &Context<'_>,
-        id: Option<ID>,
+        id: Option<UserId>,
         username: Option<String>,
     ) -> Result<Option<UserNode>> {
-        let id = id.map(|i| UserId::from_global(&i)).transpose()?;
         Ok(users::find(app(ctx)?, caller(ctx), id, username.as_deref())
             .await?
             .map(UserNode::loaded))
@@ -61,26 +60,30 @@ impl UserMutation {
     }
 
     /// Updates a user (admin key, or the user themself).
-    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUser) -> Result<UserNode> {
-        let id = UserId::from_global(&id)?;
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: UserId,
+        input: UpdateUser,
+    ) -> Result<UserNode> {
         Ok(UserNode::loaded(
             users::update(app(ctx)?, caller(ctx), id, input).await?,
         ))
     }
 
     /// Deletes a user (admin key). Their messages stay, without a sender.
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        Ok(users::delete(app(ctx)?, caller(ctx), UserId::from_global(&id)?).await?)
+    async fn delete_user(&self, ctx: &Context<'_>, id: UserId) -> Result<bool> {
+        Ok(users::delete(app(ctx)?, caller(ctx), id).await?)
     }
 
     /// Mints a token that acts as the user (admin key). Default lifetime 24 hours.
     async fn issue_token(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
+        user_id: UserId,
         ttl_seconds: Option<i32>,
     ) -> Result<String> {
-        let id = UserId::from_global(&user_id)?;
+        let id = user_id;
         Ok(users::issue_token(app(ctx)?, caller(ctx), id, ttl_seconds).await?)
     }
 }

@@ -133,14 +133,6 @@ pub fn decode_global(id: &str) -> Option<(&'static str, i64)> {
     Some((type_name, key))
 }
 
-/// Parses a list of public ids of one type.
-pub fn parse_all<T>(
-    ids: &[async_graphql::ID],
-    parse: impl Fn(&str) -> Result<T, InvalidInput>,
-) -> Result<Vec<T>, InvalidInput> {
-    ids.iter().map(|id| parse(id.as_str())).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
