@@ -1,5 +1,6 @@
-//! chatql's integration tests: one binary, one module per API area. Every test starts a real
-//! server on an ephemeral port with its own database and talks to it over HTTP/WebSocket.
+//! chatql's integration tests: one binary, a folder per API area with a file per topic.
+//! Every test starts a real server on an ephemeral port with its own database and talks to
+//! it over HTTP/WebSocket.
 
 mod common;
 

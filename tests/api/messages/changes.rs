@@ -1,0 +1,150 @@
+//! Changing sent messages: edits (and the edit window), retractions, deletions.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_retractions_and_deletions_follow_the_rules() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let id = send(&server, &bob, &chat, "original").await?;
+    let edit =
+        "mutation($m: ID!, $t: String!) { editMessage(id: $m, content: $t) { content editedAt } }";
+    let retract = "mutation($m: ID!) { retractMessage(id: $m) { content retracted data } }";
+    let delete = "mutation($m: ID!) { deleteMessage(id: $m) }";
+
+    assert_eq!(
+        server
+            .client(&alice)
+            .code(edit, json!({"m": id, "t": "hacked"}))
+            .await?,
+        "FORBIDDEN"
+    );
+    let data = server
+        .client(&bob)
+        .ok(edit, json!({"m": id, "t": "fixed"}))
+        .await?;
+    assert_eq!(str_at(&data, "/editMessage/content")?, "fixed");
+    assert!(data["editMessage"]["editedAt"].is_string());
+    assert_eq!(
+        server
+            .client(&bob)
+            .code(edit, json!({"m": id, "t": ""}))
+            .await?,
+        "BAD_USER_INPUT"
+    );
+
+    assert_eq!(
+        server
+            .client(&alice)
+            .code(retract, json!({"m": id}))
+            .await?,
+        "FORBIDDEN"
+    );
+    let data = server.client(&bob).ok(retract, json!({"m": id})).await?;
+    assert_eq!(
+        data["retractMessage"],
+        json!({"content": "", "retracted": true, "data": null})
+    );
+    // Everyone sees the tombstone; it cannot be edited back.
+    let seen = server
+        .client(&alice)
+        .ok(
+            "query($m: ID!) { message(id: $m) { content retracted } }",
+            json!({"m": id}),
+        )
+        .await?;
+    assert_eq!(seen["message"], json!({"content": "", "retracted": true}));
+    assert_eq!(
+        server
+            .client(&bob)
+            .code(edit, json!({"m": id, "t": "back"}))
+            .await?,
+        "CONFLICT"
+    );
+
+    // Only OWNER/ADMIN/MODERATOR delete; the sender as a plain MEMBER cannot.
+    let other = send(&server, &bob, &chat, "to delete").await?;
+    assert_eq!(
+        server
+            .client(&bob)
+            .code(delete, json!({"m": other}))
+            .await?,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        server
+            .client(&alice)
+            .ok(delete, json!({"m": other}))
+            .await?["deleteMessage"],
+        json!(true)
+    );
+    assert_eq!(
+        server
+            .client(&alice)
+            .code(
+                "query($m: ID!) { message(id: $m) { id } }",
+                json!({"m": other})
+            )
+            .await?,
+        "NOT_FOUND"
+    );
+    // The chat's last message falls back to the newest remaining one.
+    let data = server
+        .client(&alice)
+        .ok(
+            "query($c: ID!) { chat(id: $c) { lastMessage { id } } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    assert_eq!(str_at(&data, "/chat/lastMessage/id")?, id);
+    Ok(())
+}
+
+/// Moves a message's creation time into the past, as if it had been sent `secs` ago.
+async fn backdate(server: &TestServer, message: &str, secs: i64) -> TestResult {
+    use chatql::db::schema::messages;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let id = chatql::vocabulary::ids::MessageId::from_global(message).map_err(|e| e.to_string())?;
+    let at = chatql::domain::now() - chrono::Duration::seconds(secs);
+    let mut conn = server.app.db().conn().await?;
+    chatql::with_conn!(&mut conn, |c| diesel::update(messages::table.find(id.0))
+        .set(messages::created_at.eq(at))
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_after_the_window_are_refused_unless_the_window_is_unlimited() -> TestResult {
+    let edit = "mutation($m: ID!, $t: String!) { editMessage(id: $m, content: $t) { content } }";
+    let server = TestServer::start_with(&["--edit-window-secs", "60"]).await?;
+    let alice = server.user("alice").await?;
+    let chat = group(&server, &alice, &[]).await?;
+    let recent = send(&server, &alice, &chat, "recent").await?;
+    let old = send(&server, &alice, &chat, "old").await?;
+    backdate(&server, &old, 61).await?;
+    server
+        .client(&alice)
+        .ok(edit, json!({"m": recent, "t": "v2"}))
+        .await?;
+    assert_eq!(
+        server
+            .client(&alice)
+            .code(edit, json!({"m": old, "t": "v2"}))
+            .await?,
+        "FORBIDDEN"
+    );
+
+    let unlimited = TestServer::start_with(&["--edit-window-secs", "0"]).await?;
+    let alice = unlimited.user("alice").await?;
+    let chat = group(&unlimited, &alice, &[]).await?;
+    let old = send(&unlimited, &alice, &chat, "old").await?;
+    backdate(&unlimited, &old, 365 * 24 * 3600).await?;
+    unlimited
+        .client(&alice)
+        .ok(edit, json!({"m": old, "t": "v2"}))
+        .await?;
+    Ok(())
+}
