@@ -189,6 +189,15 @@ pub async fn set_settings(
     .await)?)
 }
 
+/// Whether the delivery watermark moves up to `message_id`: a portable `GREATEST`, so
+/// the watermark never moves back.
+#[diesel::dsl::auto_type]
+fn delivery_moves_to(message_id: MessageId) -> _ {
+    members::last_delivered_message_id
+        .is_null()
+        .or(members::last_delivered_message_id.lt(message_id))
+}
+
 /// Moves the read watermark forward to `message_id` (never back); also moves the delivery
 /// watermark, since what was read was delivered. One statement; returns the row either way.
 pub async fn advance_read(
@@ -201,9 +210,7 @@ pub async fn advance_read(
     let read_moves = members::last_read_message_id
         .is_null()
         .or(members::last_read_message_id.lt(message_id));
-    let delivered_moves = members::last_delivered_message_id
-        .is_null()
-        .or(members::last_delivered_message_id.lt(message_id));
+    let delivered_moves = delivery_moves_to(message_id);
     Ok(with_conn!(conn, |c| KeepPrepared(
         diesel::update(members::table.find((chat_id, user_id)))
             .set((
@@ -228,10 +235,7 @@ pub async fn advance_delivered(
     user_id: UserId,
     message_id: MessageId,
 ) -> DbResult<Member> {
-    // A portable `GREATEST`: the watermark only moves up.
-    let delivered_moves = members::last_delivered_message_id
-        .is_null()
-        .or(members::last_delivered_message_id.lt(message_id));
+    let delivered_moves = delivery_moves_to(message_id);
     Ok(with_conn!(conn, |c| KeepPrepared(
         diesel::update(members::table.find((chat_id, user_id)))
             .set(
