@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::auth::Authenticator;
+use crate::auth::generations::TokenGenerations;
+use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::error::AppResult;
@@ -23,6 +24,7 @@ struct AppInner {
     db: DbPool,
     config: Config,
     auth: Authenticator,
+    tokens: TokenGenerations,
     broker: Broker,
     presence: Presence,
     typing: TypingTimers,
@@ -45,6 +47,7 @@ impl App {
                 db,
                 config,
                 auth,
+                tokens: TokenGenerations::default(),
                 broker,
                 presence: Presence::default(),
                 typing: TypingTimers::default(),
@@ -67,6 +70,17 @@ impl App {
     /// Token and admin-key checks.
     pub fn auth(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    /// Whether a signed token's user exists and the token is of their current generation.
+    pub fn tokens(&self) -> &TokenGenerations {
+        &self.inner.tokens
+    }
+
+    /// Checks a caller the token of which verified: `UNAUTHENTICATED` when its user is
+    /// gone or its tokens were revoked.
+    pub async fn check_caller(&self, caller: &Caller) -> AppResult<()> {
+        self.inner.tokens.check(&self.inner.db, caller).await
     }
 
     /// The event broker.

@@ -182,7 +182,9 @@ async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(),
         }
         None => return Err(CommandError::NoSuchUser(user.to_owned())),
     };
-    let token = app.auth().issue_token(found.id, Duration::from_secs(ttl))?;
+    let token =
+        app.auth()
+            .issue_token(found.id, found.token_generation, Duration::from_secs(ttl))?;
     println!("{token}");
     eprintln!(
         "token for {} ({}); send it as `Authorization: Bearer <token>`",

@@ -85,7 +85,9 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
         DatabaseTarget::Sqlite(_) => Broker::new(config.event_buffer),
     };
     let auth = Authenticator::new(&jwt_secret, &admin_key);
-    Ok(App::new(db, config, auth, broker, shutdown))
+    let app = App::new(db, config, auth, broker, shutdown);
+    tokio::spawn(crate::domain::users::follow_revocations(app.clone()));
+    Ok(app)
 }
 
 /// Serves `app` on `listener` until `app.shutdown()` is cancelled; in-flight HTTP requests

@@ -73,6 +73,37 @@ pub async fn find_for_user(
         .await)?)
 }
 
+/// Every membership of a user, in chat-id order (the order chat locks are taken in).
+pub async fn of_user(conn: &mut DbConn, user_id: UserId) -> DbResult<Vec<Member>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::user_id.eq(user_id))
+        .order(members::chat_id)
+        .select(Member::as_select())
+        .load(c)
+        .await)?)
+}
+
+/// Who takes over a chat when its only OWNER goes: the longest-standing ADMIN, else the
+/// longest-standing member (ties by user id); `None` when nobody else is left.
+pub async fn successor(
+    conn: &mut DbConn,
+    chat_id: ChatId,
+    leaving: UserId,
+) -> DbResult<Option<Member>> {
+    Ok(with_conn!(conn, |c| members::table
+        .filter(members::chat_id.eq(chat_id))
+        .filter(members::user_id.ne(leaving))
+        .order((
+            members::role.eq(MemberRole::Admin).desc(),
+            members::joined_at.asc(),
+            members::user_id.asc(),
+        ))
+        .select(Member::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
 /// Every membership of these chats (for watermark-derived fields).
 pub async fn all_of_chats(conn: &mut DbConn, chat_ids: &[ChatId]) -> DbResult<Vec<Member>> {
     Ok(with_conn!(conn, |c| members::table

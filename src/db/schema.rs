@@ -11,6 +11,7 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        token_generation -> BigInt,
     }
 }
 

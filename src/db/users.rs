@@ -40,6 +40,8 @@ pub struct User {
     pub last_seen_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Tokens issued before this generation are revoked.
+    pub token_generation: i64,
 }
 
 /// Fields of a new user.
@@ -141,6 +143,27 @@ pub async fn delete(conn: &mut DbConn, id: UserId) -> DbResult<bool> {
         .execute(c)
         .await)?;
     Ok(deleted > 0)
+}
+
+/// The user's token generation; `None` when there is no such user.
+pub async fn token_generation(conn: &mut DbConn, id: UserId) -> DbResult<Option<i64>> {
+    Ok(with_conn!(conn, |c| users::table
+        .find(id)
+        .select(users::token_generation)
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// Revokes every token issued to the user so far; the new generation, or `None` when
+/// there is no such user.
+pub async fn bump_token_generation(conn: &mut DbConn, id: UserId) -> DbResult<Option<i64>> {
+    Ok(with_conn!(conn, |c| diesel::update(users::table.find(id))
+        .set(users::token_generation.eq(users::token_generation + 1))
+        .returning(users::token_generation)
+        .get_result(c)
+        .await
+        .optional())?)
 }
 
 /// A page of users in id order, optionally only those whose username or display name

@@ -8,7 +8,7 @@ use crate::db::{self, DbConn};
 use crate::domain::access::member_of;
 use crate::domain::now;
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::enums::{ChatKind, MemberRole};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -157,6 +157,31 @@ async fn keep_an_owner(conn: &mut DbConn, chat: ChatId, leaving: &Member) -> App
     if owners <= 1 && members > 1 {
         return Err(AppError::Conflict(
             "the last OWNER must hand over ownership (setMemberRole) first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Before a member goes without a say (their account is deleted): when they are their
+/// chat's only OWNER and others remain, the successor (longest-standing ADMIN, else
+/// member) becomes OWNER, so no group is left unmanageable.
+pub(crate) async fn hand_over_if_last_owner(tx: &mut Tx<'_>, leaving: &Member) -> AppResult<()> {
+    if leaving.role != MemberRole::Owner {
+        return Ok(());
+    }
+    let chat = leaving.chat_id;
+    db::chats::lock(tx, chat).await?;
+    if db::members::count_with_role(tx, chat, MemberRole::Owner).await? > 1 {
+        return Ok(());
+    }
+    if let Some(successor) = db::members::successor(tx, chat, leaving.user_id).await? {
+        db::members::set_role(tx, chat, successor.user_id, MemberRole::Owner).await?;
+        tx.emit(Event::in_chat(
+            chat,
+            EventKind::MemberUpdated {
+                user_id: successor.user_id,
+                role: MemberRole::Owner,
+            },
         ));
     }
     Ok(())

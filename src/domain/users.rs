@@ -3,12 +3,15 @@
 use async_graphql::{InputObject, MaybeUndefined};
 use std::time::Duration;
 
+use tokio::sync::broadcast::error::RecvError;
+
 use crate::app::App;
 use crate::auth::Caller;
 use crate::db;
 use crate::db::users::{NewUser, User, UserChanges};
-use crate::domain::{check_text, json_to_text, now};
+use crate::domain::{check_text, json_to_text, members, now};
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventKind, Scope};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::ids::UserId;
 
@@ -126,13 +129,65 @@ pub async fn update(app: &App, caller: &Caller, id: UserId, input: UpdateUser) -
 }
 
 /// Deletes a user (admin key). Their memberships go; their messages stay without sender.
+/// Their tokens stop working at once: open sockets close with 4403, and the chats they were
+/// in get `MemberLeft` (a group whose only OWNER they were gets a new one first).
 pub async fn delete(app: &App, caller: &Caller, id: UserId) -> AppResult<bool> {
     caller.require_admin()?;
-    let mut conn = app.db().conn().await?;
-    if !db::users::delete(&mut conn, id).await? {
-        return Err(AppError::NotFound("user"));
+    app.write(async |tx| {
+        let memberships = db::members::of_user(tx, id).await?;
+        for membership in &memberships {
+            members::hand_over_if_last_owner(tx, membership).await?;
+        }
+        if !db::users::delete(tx, id).await? {
+            return Err(AppError::NotFound("user"));
+        }
+        for membership in &memberships {
+            tx.emit(Event::in_chat(
+                membership.chat_id,
+                EventKind::MemberLeft { user_id: id },
+            ));
+        }
+        tx.emit(Event::about_user(id, EventKind::TokensRevoked));
+        Ok(true)
+    })
+    .await
+}
+
+/// Revokes every token issued to a user so far (admin key): requests with them are
+/// `UNAUTHENTICATED` and sockets holding them close with 4403; tokens issued afterwards
+/// work.
+pub async fn revoke_tokens(app: &App, caller: &Caller, id: UserId) -> AppResult<bool> {
+    caller.require_admin()?;
+    app.write(async |tx| {
+        db::users::bump_token_generation(tx, id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        tx.emit(Event::about_user(id, EventKind::TokensRevoked));
+        Ok(true)
+    })
+    .await
+}
+
+/// Applies committed revocations (this instance's, and over PostgreSQL the others') to the
+/// token cache, for the life of the server. Missed events (a lag, a dropped
+/// cross-instance feed) make it forget everything, so nothing stale is trusted.
+pub async fn follow_revocations(app: App) {
+    let mut events = app.broker().subscribe();
+    loop {
+        let received = tokio::select! {
+            received = events.recv() => received,
+            () = app.shutdown().cancelled() => return,
+        };
+        match received {
+            Ok(event) => match (event.scope, &event.kind) {
+                (Scope::User(user), EventKind::TokensRevoked) => app.tokens().revoked(user),
+                (Scope::Everywhere, EventKind::ResyncRequired) => app.tokens().forget_all(),
+                _ => {}
+            },
+            Err(RecvError::Lagged(_)) => app.tokens().forget_all(),
+            Err(RecvError::Closed) => return,
+        }
     }
-    Ok(true)
 }
 
 /// Mints a token for a user (admin key).
@@ -155,10 +210,10 @@ pub async fn issue_token(
         )));
     }
     let mut conn = app.db().conn().await?;
-    db::users::find(&mut conn, id)
+    let user = db::users::find(&mut conn, id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    app.auth().issue_token(id, ttl)
+    app.auth().issue_token(id, user.token_generation, ttl)
 }
 
 /// The calling user. A valid token for a deleted user is `UNAUTHENTICATED`.

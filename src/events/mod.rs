@@ -47,11 +47,20 @@ impl Event {
         }
     }
 
+    /// Something that happened to a user's account, in none of their chats.
+    pub fn about_user(user: UserId, kind: EventKind) -> Self {
+        Self {
+            scope: Scope::User(user),
+            kind,
+        }
+    }
+
     /// True when the event concerns `chat`.
     pub fn concerns(&self, chat: ChatId) -> bool {
         match self.scope {
             Scope::Chat(own) => own == chat,
             Scope::Everywhere => true,
+            Scope::User(_) => false,
         }
     }
 }
@@ -64,6 +73,8 @@ pub enum Scope {
     /// In every chat at once: only `ResyncRequired`, when this process may have missed
     /// other instances' events.
     Everywhere,
+    /// To one user's account, in none of their chats: only `TokensRevoked`.
+    User(UserId),
 }
 
 /// The kinds of events (mirrors the GraphQL `ChatEvent` union).
@@ -116,6 +127,9 @@ pub enum EventKind {
     ChatDeleted,
     /// Events may have been missed: subscribers must resync.
     ResyncRequired,
+    /// The user was deleted or their tokens revoked: their sockets close (no feed shows
+    /// it; the chats they were in get `MemberLeft` for a deletion).
+    TokensRevoked,
 }
 
 /// A transaction whose events are published when, and only when, it commits: the only

@@ -71,7 +71,10 @@ impl UserMutation {
         ))
     }
 
-    /// Deletes a user (admin key). Their messages stay, without a sender.
+    /// Deletes a user (admin key). Their messages stay, without a sender; their tokens stop
+    /// working at once (open sockets close with 4403) and their chats get `MemberLeft`
+    /// (a group whose only OWNER they were passes to its longest-standing ADMIN, else
+    /// member).
     async fn delete_user(&self, ctx: &Context<'_>, id: UserId) -> Result<bool> {
         Ok(users::delete(app(ctx)?, caller(ctx), id).await?)
     }
@@ -83,7 +86,13 @@ impl UserMutation {
         user_id: UserId,
         ttl_seconds: Option<i32>,
     ) -> Result<String> {
-        let id = user_id;
-        Ok(users::issue_token(app(ctx)?, caller(ctx), id, ttl_seconds).await?)
+        Ok(users::issue_token(app(ctx)?, caller(ctx), user_id, ttl_seconds).await?)
+    }
+
+    /// Revokes every token issued to the user so far (admin key): requests with them are
+    /// UNAUTHENTICATED and sockets holding them close with 4403. Tokens issued afterwards
+    /// work.
+    async fn revoke_tokens(&self, ctx: &Context<'_>, user_id: UserId) -> Result<bool> {
+        Ok(users::revoke_tokens(app(ctx)?, caller(ctx), user_id).await?)
     }
 }

@@ -243,14 +243,18 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The caller named by the request's headers.
-pub fn caller_from_headers(
+/// The caller named by the request's headers: a token must verify and its user exist
+/// with the token's generation (a deleted user's or revoked token is `UNAUTHENTICATED`).
+async fn caller_from_headers(
     app: &App,
     headers: &HeaderMap,
 ) -> Result<Caller, crate::error::AppError> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    app.auth()
-        .caller_from(text(header::AUTHORIZATION.as_str()), text("x-admin-key"))
+    let caller = app
+        .auth()
+        .caller_from(text(header::AUTHORIZATION.as_str()), text("x-admin-key"))?;
+    app.check_caller(&caller).await?;
+    Ok(caller)
 }
 
 /// The status of a request refused before execution, from its error's code.
@@ -306,7 +310,7 @@ async fn execute(
         ResponseType::GraphqlResponseJson => status,
         ResponseType::Json => StatusCode::OK,
     };
-    let caller = match caller_from_headers(&state.app, headers) {
+    let caller = match caller_from_headers(&state.app, headers).await {
         Ok(caller) => caller,
         Err(e) => {
             let mut error = async_graphql::Error::from(e).into_server_error(Default::default());

@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
@@ -69,6 +69,8 @@ struct Connection {
     protocol: Protocol,
     /// Set by a successful `connection_init`.
     caller: Option<Caller>,
+    /// Changes when the caller's tokens may have been revoked (or their user deleted).
+    revocations: Option<watch::Receiver<u64>>,
     socket_guard: Option<CountGuard>,
     subscriptions: HashMap<String, JoinHandle<()>>,
     outgoing: mpsc::Sender<Message>,
@@ -92,6 +94,7 @@ impl Connection {
             documents: state.documents,
             protocol,
             caller: None,
+            revocations: None,
             socket_guard: None,
             subscriptions: HashMap::new(),
             outgoing,
@@ -157,6 +160,19 @@ impl Connection {
                 }
                 Some(id) = self.finished_rx.recv() => {
                     self.subscriptions.remove(&id);
+                }
+                changed = async {
+                    match self.revocations.as_mut() {
+                        Some(revocations) => revocations.changed().await,
+                        None => std::future::pending().await,
+                    }
+                }, if self.revocations.is_some() => {
+                    if changed.is_err() {
+                        self.revocations = None;
+                    }
+                    if let Some(refused) = self.check_caller_again().await {
+                        break Some(refused);
+                    }
                 }
                 () = tokio::time::sleep_until(init_deadline), if self.caller.is_none() => {
                     break Some(Closing(close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
@@ -248,6 +264,15 @@ impl Connection {
                 "connection_init needs `authorization: \"Bearer <token>\"` or `token`".into(),
             )),
         };
+        // Watch for revocations before checking, so one committed in between still wakes
+        // the socket.
+        if let Ok(Caller::User { id, .. }) = &caller {
+            self.revocations = Some(self.app.tokens().watch(*id));
+        }
+        let caller = match caller {
+            Ok(caller) => self.app.check_caller(&caller).await.map(|()| caller),
+            Err(e) => Err(e),
+        };
         let caller = match caller {
             Ok(caller @ Caller::User { .. }) => caller,
             Ok(_) => return self.refuse("a user token is required").await,
@@ -269,6 +294,16 @@ impl Connection {
         self.caller = Some(caller);
         self.send(json!({"type": "connection_ack"})).await;
         None
+    }
+
+    /// After a possible revocation: closes with 4403 (and its feeds with it) when the
+    /// caller's user is gone or the token revoked.
+    async fn check_caller_again(&self) -> Option<Closing> {
+        let caller = self.caller.as_ref()?;
+        match self.app.check_caller(caller).await {
+            Ok(()) => None,
+            Err(e) => Some(Closing(close::FORBIDDEN, e.public_message())),
+        }
     }
 
     async fn refuse(&self, reason: &str) -> Option<Closing> {

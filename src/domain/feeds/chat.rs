@@ -169,6 +169,9 @@ impl ChatFeed {
             EventKind::MemberLeft { user_id } if *user_id == me => ChatFeedStep::DeliverLast,
             EventKind::ChatDeleted => ChatFeedStep::DeliverLast,
             EventKind::ResyncRequired => ChatFeedStep::Resync,
+            // About a user's account, in no chat (`concerns` is false for it); the user's
+            // socket closes on its own.
+            EventKind::TokensRevoked => ChatFeedStep::Skip,
             EventKind::MessageEdited { .. }
             | EventKind::MessageRetracted { .. }
             | EventKind::MessageDeleted { .. }

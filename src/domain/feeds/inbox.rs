@@ -95,6 +95,8 @@ impl InboxFeed {
                     self.reload_chats().await;
                     return Some(InboxItem::Resync);
                 }
+                // A revocation: the user's socket closes on its own.
+                Scope::User(_) => continue,
             };
             match self.step(chat, &event.kind) {
                 InboxStep::Skip => {}
@@ -171,6 +173,8 @@ impl InboxFeed {
             | EventKind::DeliveryReceipt { .. }
             | EventKind::Typing { .. }
             | EventKind::MemberUpdated { .. } => InboxStep::Skip,
+            // Never in a chat's scope (handled above).
+            EventKind::TokensRevoked => InboxStep::Skip,
         }
     }
 

@@ -328,10 +328,14 @@ impl ChatEvent {
             }),
             EventKind::ChatUpdated => ChatEvent::ChatUpdated(ChatUpdated { chat_id }),
             EventKind::ChatDeleted => ChatEvent::ChatDeleted(ChatDeleted { chat_id }),
-            EventKind::ResyncRequired => ChatEvent::ResyncRequired(ResyncRequired {
-                chat_id: Some(chat_id),
-                last_message_id: None,
-            }),
+            // A revocation is about a user, not a chat, so `ChatFeed::step` never delivers
+            // one; were it to, a resync is the safe answer.
+            EventKind::ResyncRequired | EventKind::TokensRevoked => {
+                ChatEvent::ResyncRequired(ResyncRequired {
+                    chat_id: Some(chat_id),
+                    last_message_id: None,
+                })
+            }
         }
     }
 }

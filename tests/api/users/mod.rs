@@ -10,6 +10,7 @@ use crate::common::*;
 
 mod accounts;
 mod lookup;
+mod revocation;
 mod tokens;
 
 const CREATE_USER: &str = "mutation($input: CreateUserInput!) {

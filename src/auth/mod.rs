@@ -1,5 +1,8 @@
 //! Authentication: JWTs for users, the admin key for the application backend, and the
-//! `Caller` every resolver is handed.
+//! `Caller` every resolver is handed. A signed token is not enough on its own: its user
+//! must exist and its generation be current ([`generations`]).
+
+pub mod generations;
 
 use std::time::Duration;
 
@@ -23,6 +26,8 @@ pub enum Caller {
         id: UserId,
         /// When the token stops being valid (subscriptions end then).
         expires_at: DateTime<Utc>,
+        /// The user's token generation the token was issued in.
+        generation: i64,
     },
 }
 
@@ -54,12 +59,22 @@ impl Caller {
     }
 }
 
+/// The one clock rule for tokens, over HTTP and on the socket alike: a token is valid
+/// strictly before its expiry instant.
+pub fn expired(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now >= expires_at
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     /// The user's public id.
     sub: String,
     iat: i64,
     exp: i64,
+    /// The user's token generation at issue; tokens from before generations existed
+    /// carry none and count as generation 0.
+    #[serde(default)]
+    generation: i64,
 }
 
 /// Signs and checks tokens and the admin key.
@@ -86,8 +101,8 @@ impl Authenticator {
         }
     }
 
-    /// Mints a token for `user` valid for `ttl`.
-    pub fn issue_token(&self, user: UserId, ttl: Duration) -> AppResult<String> {
+    /// Mints a token for `user`, in their token `generation`, valid for `ttl`.
+    pub fn issue_token(&self, user: UserId, generation: i64, ttl: Duration) -> AppResult<String> {
         let now = Utc::now().timestamp();
         let ttl = i64::try_from(ttl.as_secs())
             .map_err(|_| AppError::BadInput("token lifetime too long".into()))?;
@@ -95,28 +110,34 @@ impl Authenticator {
             sub: user.to_global(),
             iat: now,
             exp: now.saturating_add(ttl),
+            generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(format!("signing token: {e}")))
     }
 
-    /// Checks a token's signature and expiry.
+    /// Checks a token's signature and expiry (not yet whether its user exists: see
+    /// [`generations::TokenGenerations::check`]).
     pub fn verify_token(&self, token: &str) -> AppResult<Caller> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    AppError::Unauthenticated("token expired".into())
-                }
-                _ => AppError::Unauthenticated("invalid token".into()),
-            },
-        )?;
+        // jsonwebtoken accepts a token during its whole `exp` second; the socket closes at
+        // `exp` itself. The one rule for both is `expired()` below.
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| AppError::Unauthenticated("invalid token".into()))?;
         let id = UserId::from_global(&data.claims.sub)
             .map_err(|_| AppError::Unauthenticated("invalid token subject".into()))?;
         let expires_at = DateTime::from_timestamp(data.claims.exp, 0)
             .ok_or_else(|| AppError::Unauthenticated("invalid token expiry".into()))?;
-        Ok(Caller::User { id, expires_at })
+        if expired(expires_at, Utc::now()) {
+            return Err(AppError::Unauthenticated("token expired".into()));
+        }
+        Ok(Caller::User {
+            id,
+            expires_at,
+            generation: data.claims.generation,
+        })
     }
 
     /// True when `candidate` is the admin key (compared in constant time).
@@ -160,14 +181,42 @@ mod tests {
     #[test]
     fn tokens_verify_and_forgeries_do_not() -> AppResult<()> {
         let auth = Authenticator::new("0123456789abcdef0123", "admin");
-        let token = auth.issue_token(UserId(5), Duration::from_secs(60))?;
+        let token = auth.issue_token(UserId(5), 3, Duration::from_secs(60))?;
         assert!(matches!(
             auth.verify_token(&token)?,
-            Caller::User { id: UserId(5), .. }
+            Caller::User {
+                id: UserId(5),
+                generation: 3,
+                ..
+            }
         ));
         let other = Authenticator::new("another-secret-entirely", "admin");
         assert!(other.verify_token(&token).is_err());
         assert!(auth.is_admin_key("admin") && !auth.is_admin_key("admin2"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_token_is_expired_from_its_expiry_instant_on() -> AppResult<()> {
+        let auth = Authenticator::new("0123456789abcdef0123", "admin");
+        let now = Utc::now().timestamp();
+        let sign = |exp: i64| {
+            let claims = Claims {
+                sub: UserId(5).to_global(),
+                iat: now - 10,
+                exp,
+                generation: 0,
+            };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding)
+                .map_err(|e| AppError::Internal(e.to_string()))
+        };
+        // jsonwebtoken alone accepts a token during its whole `exp` second; the socket
+        // closes at `exp` itself. Both now say expired.
+        assert!(auth.verify_token(&sign(now)?).is_err());
+        assert!(auth.verify_token(&sign(now - 1)?).is_err());
+        assert!(auth.verify_token(&sign(now + 60)?).is_ok());
+        let at = DateTime::from_timestamp(now, 0).ok_or(AppError::Internal("time".into()))?;
+        assert!(expired(at, at) && !expired(at, at - chrono::Duration::seconds(1)));
         Ok(())
     }
 }

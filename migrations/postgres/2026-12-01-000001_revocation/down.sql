@@ -1,0 +1,2 @@
+DROP INDEX users_username_ci;
+ALTER TABLE users DROP COLUMN token_generation;

@@ -1,0 +1,8 @@
+-- Tokens carry the generation they were issued in; bumping it revokes every earlier token.
+ALTER TABLE users ADD COLUMN token_generation BIGINT NOT NULL DEFAULT 0;
+
+-- Usernames become unique regardless of case ("Alice" beside "alice" was allowed). Usernames
+-- are ASCII, so lower() folds them exactly. Later duplicates get their id appended first.
+UPDATE users SET username = username || '-' || CAST(id AS TEXT)
+WHERE id NOT IN (SELECT MIN(id) FROM users GROUP BY lower(username));
+CREATE UNIQUE INDEX users_username_ci ON users (lower(username));
