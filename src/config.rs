@@ -73,13 +73,29 @@ pub struct Config {
     #[arg(long, env = "CHATQL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest response (or subscription message) sent, in bytes; a bigger one is replaced
+    /// by a `LIMIT_EXCEEDED` error.
+    #[arg(long, env = "CHATQL_MAX_RESPONSE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
     /// Deepest accepted query nesting.
     #[arg(long, env = "CHATQL_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
 
-    /// Highest accepted query complexity (one point per field).
-    #[arg(long, env = "CHATQL_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
+    /// Highest accepted query complexity: one point per field, a list field's items counted
+    /// as many times as it may return them (`first`/`last`, else the default page).
+    #[arg(long, env = "CHATQL_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
     pub max_query_complexity: usize,
+
+    /// Most tokens (names, punctuators, values) in one GraphQL document, checked before it
+    /// is parsed.
+    #[arg(long, env = "CHATQL_MAX_QUERY_TOKENS", default_value_t = 10_000)]
+    pub max_query_tokens: usize,
+
+    /// Most mutation fields (aliases included) in one request; each also counts against
+    /// the rate limit.
+    #[arg(long, env = "CHATQL_MAX_MUTATIONS_PER_REQUEST", default_value_t = 25)]
+    pub max_mutations_per_request: usize,
 
     /// Interval between WebSocket keep-alive pings, in seconds.
     #[arg(long, env = "CHATQL_WS_KEEPALIVE_SECS", default_value_t = 30)]

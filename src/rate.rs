@@ -32,8 +32,9 @@ impl RateLimiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts one mutation for `user_id`, or `RATE_LIMITED` when the window is used up.
-    pub fn check(&self, user_id: i64) -> AppResult<()> {
+    /// Counts `mutations` (the fields of one request) for `user_id`, or `RATE_LIMITED`
+    /// when they do not all fit in what is left of the window (then none is counted).
+    pub fn check(&self, user_id: i64, mutations: u32) -> AppResult<()> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -48,7 +49,7 @@ impl RateLimiter {
             *start = now;
             *count = 0;
         }
-        if *count >= self.per_minute {
+        if count.saturating_add(mutations) > self.per_minute {
             let retry = WINDOW
                 .saturating_sub(now.duration_since(*start))
                 .as_secs()
@@ -58,7 +59,7 @@ impl RateLimiter {
                 self.per_minute
             )));
         }
-        *count += 1;
+        *count += mutations;
         Ok(())
     }
 }
@@ -70,9 +71,17 @@ mod tests {
     #[test]
     fn the_window_allows_the_limit_then_refuses() {
         let limiter = RateLimiter::new(3);
-        assert!((0..3).all(|_| limiter.check(1).is_ok()));
-        assert!(limiter.check(1).is_err());
-        assert!(limiter.check(2).is_ok(), "users are counted apart");
-        assert!(RateLimiter::new(0).check(1).is_ok());
+        assert!((0..3).all(|_| limiter.check(1, 1).is_ok()));
+        assert!(limiter.check(1, 1).is_err());
+        assert!(limiter.check(2, 1).is_ok(), "users are counted apart");
+        assert!(
+            limiter.check(2, 3).is_err(),
+            "a request counts all its mutations"
+        );
+        assert!(
+            limiter.check(2, 2).is_ok(),
+            "a refused request counted nothing"
+        );
+        assert!(RateLimiter::new(0).check(1, 1).is_ok());
     }
 }

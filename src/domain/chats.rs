@@ -128,7 +128,7 @@ pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<C
                 name: input.name.as_deref(),
                 description: input.description.as_deref(),
                 avatar_url: input.avatar_url.as_deref(),
-                metadata: json_to_text(input.metadata.as_ref()),
+                metadata: json_to_text("metadata", input.metadata.as_ref())?,
                 created_by: Some(caller),
                 direct_key: None,
                 created_at: at,
@@ -235,7 +235,9 @@ pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) 
             description: input.description.into(),
             avatar_url: input.avatar_url.into(),
             category: input.category.into(),
-            metadata: Option::<Option<_>>::from(input.metadata).map(|m| json_to_text(m.as_ref())),
+            metadata: Option::<Option<_>>::from(input.metadata)
+                .map(|m| json_to_text("metadata", m.as_ref()))
+                .transpose()?,
             updated_at: Some(now()),
         };
         let updated = db::chats::update(conn, chat, &changes).await?;

@@ -240,6 +240,9 @@ pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool>
     .await
 }
 
+/// How many messages `history` returns without `last`.
+pub const DEFAULT_HISTORY: usize = 50;
+
 /// The newest `last` live messages as `(role, content)` pairs, oldest first, in the shape
 /// LLM chat-completion APIs take.
 pub async fn history(
@@ -249,7 +252,7 @@ pub async fn history(
     last: Option<i32>,
 ) -> AppResult<Vec<Message>> {
     let limit = match last {
-        None => 50,
+        None => DEFAULT_HISTORY as i64,
         Some(n) if n < 0 => return Err(AppError::BadInput("`last` must not be negative".into())),
         Some(n) if usize::try_from(n).unwrap_or(usize::MAX) > MAX_HISTORY => {
             return Err(AppError::LimitExceeded(format!(

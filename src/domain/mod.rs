@@ -22,9 +22,21 @@ pub fn now() -> NaiveDateTime {
 }
 
 /// Serialises an optional JSON value for storage.
-pub fn json_to_text(value: Option<&serde_json::Value>) -> Option<String> {
-    value.map(serde_json::Value::to_string)
+pub fn json_to_text(field: &str, value: Option<&serde_json::Value>) -> AppResult<Option<String>> {
+    let Some(text) = value.map(serde_json::Value::to_string) else {
+        return Ok(None);
+    };
+    if text.len() > MAX_JSON_BYTES {
+        return Err(AppError::BadInput(format!(
+            "`{field}` may be at most {MAX_JSON_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(Some(text))
 }
+
+/// Largest `data`/`metadata` JSON value, serialised: with the mutation fields one request
+/// may hold, this bounds what a request can store.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// Checks an optional text field: trimmed length at most `max` characters.
 pub fn check_text(field: &str, value: Option<&str>, max: usize) -> AppResult<()> {

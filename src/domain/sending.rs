@@ -154,6 +154,9 @@ async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppRes
             "`clientId` must be 1–{MAX_CLIENT_ID} characters"
         )));
     }
+    // Checked before the send joins a batch: a refusal inside the batch's transaction
+    // would fail the others' sends too.
+    json_to_text("data", input.data.as_ref())?;
     submit(queues, caller, input).await
 }
 
@@ -300,7 +303,7 @@ async fn insert(
             role,
             kind: input.kind.unwrap_or(MessageKind::Text),
             content: &input.content,
-            data: json_to_text(input.data.as_ref()),
+            data: json_to_text("data", input.data.as_ref())?,
             parent_id: input.parent_id,
             client_id: input.client_id.as_deref(),
             stream_state: input.stream().then_some(StreamState::Streaming),

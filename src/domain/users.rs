@@ -90,7 +90,7 @@ pub async fn create_unchecked(app: &App, input: CreateUser) -> AppResult<User> {
         display_name: input.display_name.as_deref(),
         avatar_url: input.avatar_url.as_deref(),
         is_bot: input.is_bot.unwrap_or(false),
-        metadata: json_to_text(input.metadata.as_ref()),
+        metadata: json_to_text("metadata", input.metadata.as_ref())?,
         created_at: at,
         updated_at: at,
     };
@@ -119,7 +119,9 @@ pub async fn update(app: &App, caller: &Caller, id: UserId, input: UpdateUser) -
     let changes = UserChanges {
         display_name: input.display_name.into(),
         avatar_url: input.avatar_url.into(),
-        metadata: Option::<Option<_>>::from(input.metadata).map(|m| json_to_text(m.as_ref())),
+        metadata: Option::<Option<_>>::from(input.metadata)
+            .map(|m| json_to_text("metadata", m.as_ref()))
+            .transpose()?,
         updated_at: Some(now()),
     };
     let mut conn = app.db().conn().await?;

@@ -40,6 +40,9 @@ impl ChatQuery {
     }
 
     /// The caller's chats: pinned first, then by `lastActivityAt`, newest first.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn chats(
         &self,
         ctx: &Context<'_>,

@@ -86,3 +86,15 @@ macro_rules! connection_type {
 }
 
 pub(crate) use connection_type;
+
+/// What a list field costs against the complexity limit: its items' cost for every item it
+/// may return (the `first`/`last` asked for, else `default`), plus one for the field. So
+/// nested pages multiply (`messages(first: 100) { nodes { chat { messages(first: 100)`)
+/// and aliases add up, and are refused before they run.
+pub fn page_cost(first: Option<i32>, last: Option<i32>, default: usize, child: usize) -> usize {
+    let items = first
+        .or(last)
+        .map_or(default, |n| usize::try_from(n).unwrap_or(0))
+        .max(1);
+    items.saturating_mul(child).saturating_add(1)
+}

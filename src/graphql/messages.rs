@@ -25,6 +25,9 @@ impl MessageQuery {
 
     /// A chat's messages: `first/after` reads oldest→newest, `last/before` reads back from
     /// the newest.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -38,6 +41,9 @@ impl MessageQuery {
     }
 
     /// The caller's unread messages in a chat, oldest first.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn unread_messages(
         &self,
         ctx: &Context<'_>,
@@ -56,6 +62,9 @@ impl MessageQuery {
 
     /// The newest `last` (default 50) live messages, oldest first, as `{role, content}`
     /// entries ready for an LLM chat-completion request.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(None, last, crate::domain::messages::DEFAULT_HISTORY, child_complexity)"
+    )]
     async fn history(
         &self,
         ctx: &Context<'_>,

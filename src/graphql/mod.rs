@@ -1,6 +1,7 @@
 //! The GraphQL schema: roots merged from one module per area, thin resolvers over the
 //! domain services, loaders for nested entities.
 
+pub mod admission;
 pub mod chats;
 pub mod connection;
 pub mod documents;
@@ -23,8 +24,9 @@ use crate::db;
 use crate::domain::access::CheckedMemberships;
 use crate::domain::sending::SendQueues;
 use crate::domain::{chats as chat_service, messages as message_service, users as user_service};
-use crate::error::{AppError, AppResult, assign_code};
+use crate::error::{AppError, AppResult, ErrorCode, assign_code};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId, decode_global};
+use admission::Operation;
 use documents::ParsedDocuments;
 use loaders::Loaders;
 use types::{ChatNode, MessageNode, Node, UserNode};
@@ -65,39 +67,24 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscription::Subscrip
     )
 }
 
-/// The type of the operation `request` selects. Parses the query once (or takes it from
-/// `documents`); execution reuses the parsed document. `None` when the query does not
-/// parse or selects no operation: execution then reports why.
-pub fn selected_operation(
-    request: &mut Request,
-    documents: &ParsedDocuments,
-) -> Option<OperationType> {
-    let name = request.operation_name.clone();
-    let document = documents.parse(request)?;
-    match name {
-        Some(name) => document
-            .operations
-            .iter()
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| op.node.ty),
-        None => document.operations.iter().next().map(|(_, op)| op.node.ty),
-    }
-}
-
-/// Applies the per-user mutation rate limit (`RATE_LIMITED`) before a mutation runs; the
-/// admin key and anonymous callers are not counted here (anonymous ones fail later).
+/// Applies the per-user mutation rate limit (`RATE_LIMITED`) before a mutation runs, one
+/// count per mutation field; the admin key and anonymous callers are not counted here
+/// (anonymous ones fail later).
 pub fn check_rate_limit(
     app: &App,
     caller: &Caller,
-    operation: Option<OperationType>,
+    operation: Option<&Operation>,
 ) -> Result<(), ServerError> {
     let Caller::User { id, .. } = caller else {
         return Ok(());
     };
-    if operation != Some(OperationType::Mutation) {
+    let Some(mutations) = operation
+        .filter(|op| op.ty == OperationType::Mutation)
+        .map(|op| u32::try_from(op.mutation_fields).unwrap_or(u32::MAX))
+    else {
         return Ok(());
-    }
-    app.rate().check(id.0).map_err(|limited| {
+    };
+    app.rate().check(id.0, mutations).map_err(|limited| {
         let mut error = ServerError::new(limited.public_message(), None);
         error
             .extensions
@@ -107,9 +94,47 @@ pub fn check_rate_limit(
     })
 }
 
-/// Gives every error of a finished response its `extensions.code`.
+/// The JSON text of an executed response, or of a `LIMIT_EXCEEDED` error in its place when
+/// it is larger than `max_bytes` (the work is done, but the bytes are not sent).
+pub fn response_text(response: &Response, max_bytes: usize) -> String {
+    let text = serde_json::to_string(response).unwrap_or_default();
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut error = ServerError::new(
+        format!(
+            "the response is {} bytes, over the limit of {max_bytes}: ask for fewer items",
+            text.len()
+        ),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", crate::error::ErrorCode::LimitExceeded.as_str());
+    serde_json::json!({ "data": null, "errors": [error] }).to_string()
+}
+
+/// Most errors one response lists; the rest are summed up in one more.
+pub const MAX_ERRORS: usize = 50;
+
+/// Gives every error of a finished response its `extensions.code`, and keeps at most
+/// [`MAX_ERRORS`] of them (a document repeating one mistake thousands of times gets a
+/// short answer).
 pub fn with_codes(mut response: Response) -> Response {
+    let omitted = response.errors.len().saturating_sub(MAX_ERRORS);
+    response.errors.truncate(MAX_ERRORS);
     response.errors.iter_mut().for_each(assign_code);
+    if omitted > 0 {
+        // Summed up under the code of the last one listed.
+        let code = response.errors.last().and_then(ErrorCode::of);
+        let mut summary = ServerError::new(format!("… and {omitted} more errors"), None);
+        summary
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code.unwrap_or(ErrorCode::BadUserInput).as_str());
+        response.errors.push(summary);
+    }
     response
 }
 

@@ -32,6 +32,9 @@ impl UserQuery {
     }
 
     /// Users in id order, optionally those whose username or display name contains `search`.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -290,11 +290,12 @@ async fn execute(
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
-    let operation = graphql::selected_operation(&mut request, &state.documents);
+    let admitted = graphql::admission::admit(&mut request, &state.documents, state.app.config());
+    let operation = admitted.as_ref().ok().copied().flatten();
     // GET is for queries only: a mutation over GET could be triggered by a link.
     if method == Method::GET
         && matches!(
-            operation,
+            operation.map(|op| op.ty),
             Some(OperationType::Mutation | OperationType::Subscription)
         )
     {
@@ -326,12 +327,15 @@ async fn execute(
                 .into_response());
         }
     };
-    let response = match graphql::check_rate_limit(&state.app, &caller, operation) {
-        Ok(()) => {
+    let checked = admitted
+        .and_then(|op| graphql::check_rate_limit(&state.app, &caller, op.as_ref()).map(|()| op));
+    let response = match checked {
+        Ok(operation) => {
+            let operation = operation.map(|op| op.ty);
             let request = graphql::with_request_data(request, &state.app, caller, operation);
             graphql::with_codes(state.schema.execute(request).await)
         }
-        Err(limited) => async_graphql::Response::from_errors(vec![limited]),
+        Err(refused) => async_graphql::Response::from_errors(vec![refused]),
     };
     // Errors that stopped the request before execution carry no path and leave no data.
     let not_executed = response.data == async_graphql::Value::Null
@@ -348,8 +352,7 @@ async fn execute(
         (status, body.to_string())
     } else {
         // Serialised straight to text: no intermediate JSON tree on the hot path.
-        let body = serde_json::to_string(&response)
-            .map_err(|e| Rejection::bad_request(format!("unserialisable response: {e}")))?;
+        let body = graphql::response_text(&response, state.app.config().max_response_bytes);
         (StatusCode::OK, body)
     };
     Ok((

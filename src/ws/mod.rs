@@ -32,7 +32,7 @@ mod protocol;
 mod subscription;
 
 use protocol::{ClientMessage, Protocol, SubscribePayload, close, error_message};
-use subscription::run_subscription;
+use subscription::{Delivery, run_subscription};
 
 /// Read and write buffer of one socket.
 const SOCKET_BUFFER: usize = 8 * 1024;
@@ -346,19 +346,26 @@ impl Connection {
         if let Some(variables @ Value::Object(_)) = payload.variables {
             request = request.variables(async_graphql::Variables::from_json(variables));
         }
-        let operation = graphql::selected_operation(&mut request, &self.documents);
-        if let Err(limited) = graphql::check_rate_limit(&self.app, &caller, operation) {
-            self.send(self.error_message(&id, vec![limited])).await;
-            return None;
-        }
+        let admitted = graphql::admission::admit(&mut request, &self.documents, self.app.config())
+            .and_then(|op| graphql::check_rate_limit(&self.app, &caller, op.as_ref()).map(|()| op));
+        let operation = match admitted {
+            Ok(operation) => operation.map(|op| op.ty),
+            Err(refused) => {
+                self.send(self.error_message(&id, vec![refused])).await;
+                return None;
+            }
+        };
         let task = tokio::spawn(run_subscription(
             self.schema.clone(),
             graphql::with_request_data(request, &self.app, caller, operation),
-            id.clone(),
-            self.protocol,
-            self.outgoing.clone(),
-            self.finished_tx.clone(),
-            guard,
+            Delivery {
+                id: id.clone(),
+                protocol: self.protocol,
+                outgoing: self.outgoing.clone(),
+                finished: self.finished_tx.clone(),
+                max_message_bytes: self.app.config().max_response_bytes,
+                guard,
+            },
         ));
         self.subscriptions.insert(id, task);
         None

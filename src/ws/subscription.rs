@@ -7,24 +7,38 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::protocol::{Protocol, error_message};
-use crate::error::assign_code;
 use crate::events::presence::CountGuard;
-use crate::graphql::ChatSchema;
+use crate::graphql::{self, ChatSchema};
+
+/// Where one operation's results go, and what it holds while it runs.
+pub struct Delivery {
+    /// The operation's id on the socket.
+    pub id: String,
+    pub protocol: Protocol,
+    /// The socket's writer.
+    pub outgoing: mpsc::Sender<Message>,
+    /// Told the id when the operation ends on its own.
+    pub finished: mpsc::UnboundedSender<String>,
+    /// Largest message sent; a bigger result becomes a `LIMIT_EXCEEDED` error.
+    pub max_message_bytes: usize,
+    /// The caller's subscription count, released when the operation ends.
+    pub guard: CountGuard,
+}
 
 /// Runs one operation and streams its results as `next`/`data` messages, then `complete`.
-pub async fn run_subscription(
-    schema: ChatSchema,
-    request: async_graphql::Request,
-    id: String,
-    protocol: Protocol,
-    outgoing: mpsc::Sender<Message>,
-    finished: mpsc::UnboundedSender<String>,
-    _guard: CountGuard,
-) {
+pub async fn run_subscription(schema: ChatSchema, request: async_graphql::Request, to: Delivery) {
+    let Delivery {
+        id,
+        protocol,
+        outgoing,
+        finished,
+        max_message_bytes,
+        guard: _guard,
+    } = to;
     let mut results = schema.execute_stream(request);
     let mut first = true;
-    while let Some(mut response) = results.next().await {
-        response.errors.iter_mut().for_each(assign_code);
+    while let Some(response) = results.next().await {
+        let response = graphql::with_codes(response);
         // A request refused before execution (invalid, unauthorised) is an `error`
         // message, after which the operation is over.
         if first && never_executed(&response) {
@@ -40,12 +54,11 @@ pub async fn run_subscription(
             Protocol::Transport => "next",
             Protocol::Legacy => "data",
         };
-        let message = json!({"type": kind, "id": id, "payload": response});
-        if outgoing
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .is_err()
-        {
+        // The payload is serialised once, straight to text (bounded in size).
+        let payload = graphql::response_text(&response, max_message_bytes);
+        let id_text = serde_json::to_string(&id).unwrap_or_default();
+        let message = format!(r#"{{"type":"{kind}","id":{id_text},"payload":{payload}}}"#);
+        if outgoing.send(Message::Text(message.into())).await.is_err() {
             return;
         }
     }

@@ -7,6 +7,7 @@ mod common;
 mod chats;
 mod http;
 mod layers;
+mod limits;
 mod messages;
 mod subscriptions;
 mod users;

@@ -92,6 +92,9 @@ impl ChatNode {
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// The members, in the order they were first added (user id order).
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -105,6 +108,9 @@ impl ChatNode {
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
     /// from the newest. With no arguments: the oldest 20.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn messages(
         &self,
         ctx: &Context<'_>,

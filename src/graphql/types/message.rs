@@ -105,6 +105,9 @@ impl MessageNode {
         Ok(messages::status(self.0.id, &others))
     }
     /// The other members who have read it, in user-id order.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn read_by(
         &self,
         ctx: &Context<'_>,

@@ -197,6 +197,15 @@ async fn usernames_are_unique_and_well_formed() -> TestResult {
     let create = |name: &str| json!({ "input": { "username": name } });
     admin.ok(CREATE_USER, create("alice")).await?;
     assert_eq!(admin.code(CREATE_USER, create("alice")).await?, "CONFLICT");
+    // Unique regardless of case: "Alice" cannot sit beside "alice". (Usernames are ASCII
+    // letters, digits, `_`, `-` and `.`, so no Unicode look-alikes: "émile" is refused.)
+    for twin in ["Alice", "ALICE", "aLiCe"] {
+        assert_eq!(
+            admin.code(CREATE_USER, create(twin)).await?,
+            "CONFLICT",
+            "{twin}"
+        );
+    }
 
     let too_long = "a".repeat(65);
     for bad in [
