@@ -181,3 +181,46 @@ impl WsClient {
         }
     }
 }
+
+/// What a socket delivered next: a protocol message, or its close.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Value),
+    Closed(Closed),
+}
+
+impl WsClient {
+    /// The next protocol message (answering and skipping keep-alive pings) or, if the
+    /// server closes the socket instead, how it closed.
+    pub async fn recv_or_closed(&mut self) -> TestResult<Incoming> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .map_err(|_| "timed out waiting for a message or the close")?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str())?;
+                    match value["type"].as_str() {
+                        Some("ping") => self.send(json!({"type": "pong"})).await?,
+                        Some("ka") => {}
+                        _ => return Ok(Incoming::Message(value)),
+                    }
+                }
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Ok(Incoming::Closed(Closed {
+                        code: frame.code.into(),
+                        reason: frame.reason.to_string(),
+                    }));
+                }
+                Some(Ok(Message::Close(None))) | None => {
+                    return Ok(Incoming::Closed(Closed {
+                        code: 1005,
+                        reason: String::new(),
+                    }));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+}
