@@ -151,6 +151,12 @@ fn ops() -> Vec<Op> {
             vars: |w| json!({"c": w.chat}),
             ids: vec![id("/c", Chat, N)],
             expect: [F, F, OK, OK, OK, F] },
+        Op { name: "messages/the-lobby-after-a-cursor-of-the-chat", transport: HTTP, by: Outsider, changes: false,
+            document: "query($c: ID!, $after: String) { messages(chatId: $c, first: 50, after: $after) { nodes { id content } } }",
+            // A cursor names a position, not a chat: the page is the lobby's.
+            vars: |w| json!({"c": w.lobby, "after": w.first_cursor}),
+            ids: vec![],
+            expect: [OK, OK, OK, OK, OK, F] },
         Op { name: "unreadMessages", transport: HTTP, by: Member, changes: false,
             document: "query($c: ID!) { unreadMessages(chatId: $c, first: 20) { nodes { id content } } }",
             vars: |w| json!({"c": w.chat}),
@@ -363,6 +369,13 @@ fn ops() -> Vec<Op> {
             vars: |w| json!({"c": w.chat, "after": w.first_cursor}),
             ids: vec![id("/c", Chat, N)],
             expect: [F, F, OK, OK, OK, CLOSED_4403] },
+        Op { name: "chatEvents/the-lobby-after-a-cursor-of-the-chat", transport: Transport::Ws(Probe::BuddyInLobby), by: Outsider, changes: false,
+            document: "subscription($c: ID!, $after: String) { chatEvents(chatId: $c, after: $after) { __typename
+                         ... on MessageAdded { message { content chat { name } } } } }",
+            // The replay is the lobby's messages after that position, none of the chat's.
+            vars: |w| json!({"c": w.lobby, "after": w.first_cursor}),
+            ids: vec![],
+            expect: [OK, OK, OK, OK, OK, CLOSED_4403] },
         Op { name: "messageAdded", transport: Transport::Ws(Probe::OwnerInChat), by: Member, changes: false,
             document: "subscription($c: ID!) { messageAdded(chatId: $c) { content chat { name } } }",
             vars: |w| json!({"c": w.chat}),
@@ -384,6 +397,41 @@ struct Case<'a> {
     label: String,
     vars: Value,
     expect: &'static str,
+    /// The WebSocket subprotocol, for a subscription.
+    protocol: &'static str,
+}
+
+/// The WebSocket subprotocols: every subscription case runs over each.
+const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
+
+impl<'a> Case<'a> {
+    /// The case, once per subprotocol for a subscription.
+    fn each_protocol(
+        op: &'a Op,
+        caller: Caller,
+        label: String,
+        vars: Value,
+        expect: &'static str,
+    ) -> Vec<Self> {
+        let protocols: &[&'static str] = match op.transport {
+            Transport::Http => &["http"],
+            Transport::Ws(_) => &PROTOCOLS,
+        };
+        protocols
+            .iter()
+            .map(|protocol| Case {
+                op,
+                caller,
+                label: match op.transport {
+                    Transport::Http => label.clone(),
+                    Transport::Ws(_) => format!("{label} over {protocol}"),
+                },
+                vars: vars.clone(),
+                expect,
+                protocol,
+            })
+            .collect()
+    }
 }
 
 /// Runs `case` against `world` (or, for a success that changes it, a fresh fixture);
@@ -406,6 +454,7 @@ async fn check(server: &TestServer, world: &World, case: Case<'_>) -> TestResult
             ws_outcome(
                 server,
                 world,
+                case.protocol,
                 case.caller,
                 case.op.document,
                 vars,
@@ -464,13 +513,13 @@ fn cases_for<'a>(ops: &'a [Op], world: &World, callers: &[Caller]) -> Vec<Case<'
                 Some(column) => op.expect[column],
                 None => op.refused(),
             };
-            cases.push(Case {
+            cases.extend(Case::each_protocol(
                 op,
-                caller: *caller,
-                label: op.name.to_owned(),
-                vars: (op.vars)(world),
+                *caller,
+                op.name.to_owned(),
+                (op.vars)(world),
                 expect,
-            });
+            ));
         }
     }
     cases
@@ -580,13 +629,13 @@ async fn foreign_malformed_and_missing_ids_are_refused() -> TestResult {
                     .pointer_mut(arg.at)
                     .ok_or_else(|| format!("{}: no {} in its variables", op.name, arg.at))?;
                 *slot = value.clone();
-                cases.push(Case {
+                cases.extend(Case::each_protocol(
                     op,
-                    caller: op.by,
-                    label: format!("{} with a {what} {} ({value})", op.name, arg.at),
+                    op.by,
+                    format!("{} with a {what} {} ({value})", op.name, arg.at),
                     vars,
                     expect,
-                });
+                ));
             }
         }
     }

@@ -8,7 +8,7 @@ pub mod tokens;
 pub mod ws;
 
 pub use process::ServerProcess;
-pub use tokens::{craft_token, unsigned_token};
+pub use tokens::{craft_token, craft_token_with, unsigned_token};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,7 +1,7 @@
 //! Hand-made tokens: the forgeries and edge cases a client could send instead of one the
 //! server issued.
 
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use super::TestResult;
@@ -9,8 +9,19 @@ use super::TestResult;
 /// An HS256 token for `sub` signed with `secret`, issued at `iat`, expiring at `exp`
 /// (seconds since the epoch).
 pub fn craft_token(secret: &str, sub: &str, iat: i64, exp: i64) -> TestResult<String> {
+    craft_token_with(Algorithm::HS256, secret, sub, iat, exp)
+}
+
+/// Like [`craft_token`], signed with the HMAC algorithm `alg`.
+pub fn craft_token_with(
+    alg: Algorithm,
+    secret: &str,
+    sub: &str,
+    iat: i64,
+    exp: i64,
+) -> TestResult<String> {
     Ok(jsonwebtoken::encode(
-        &Header::default(),
+        &Header::new(alg),
         &json!({ "sub": sub, "iat": iat, "exp": exp }),
         &EncodingKey::from_secret(secret.as_bytes()),
     )?)

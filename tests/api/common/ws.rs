@@ -143,8 +143,20 @@ impl WsClient {
     pub async fn until_live(
         &mut self,
         id: &str,
-        mut probe: impl AsyncFnMut(String) -> TestResult,
+        probe: impl AsyncFnMut(String) -> TestResult,
     ) -> TestResult {
+        self.until_live_collecting(id, probe).await.map(drop)
+    }
+
+    /// [`WsClient::until_live`], returning every message it consumed on the way (the
+    /// probe that showed the subscription live included), e.g. to check what a feed
+    /// replayed.
+    pub async fn until_live_collecting(
+        &mut self,
+        id: &str,
+        mut probe: impl AsyncFnMut(String) -> TestResult,
+    ) -> TestResult<Vec<Value>> {
+        let mut consumed = Vec::new();
         for attempt in 0..50 {
             let marker = format!("probe-{attempt}");
             probe(marker.clone()).await?;
@@ -153,8 +165,10 @@ impl WsClient {
                 tokio::time::timeout(Duration::from_millis(200), self.recv()).await
             {
                 let message = message?;
-                if message["id"] == id && message.to_string().contains(&marker) {
-                    return Ok(());
+                let live = message["id"] == id && message.to_string().contains(&marker);
+                consumed.push(message);
+                if live {
+                    return Ok(consumed);
                 }
             }
         }
