@@ -14,7 +14,7 @@ use crate::common::*;
 
 mod world;
 
-use world::{Caller, Probe, SECRET, World, http_outcome, unique, ws_outcome};
+use world::{Caller, Probe, SECRET, Subscription, World, http_outcome, unique, ws_outcome};
 
 // The outcomes the table writes (see `world::Outcome`).
 const OK: &str = "OK";
@@ -451,17 +451,13 @@ async fn check(server: &TestServer, world: &World, case: Case<'_>) -> TestResult
             http_outcome(&client, case.op.document, vars).await?
         }
         Transport::Ws(probe) => {
-            ws_outcome(
-                server,
-                world,
-                case.protocol,
-                case.caller,
-                case.op.document,
-                vars,
+            let subscription = Subscription {
+                protocol: case.protocol,
+                document: case.op.document,
+                variables: vars,
                 probe,
-                case.expect,
-            )
-            .await?
+            };
+            ws_outcome(server, world, case.caller, subscription, case.expect).await?
         }
     };
     let mut wrong = Vec::new();

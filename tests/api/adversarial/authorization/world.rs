@@ -373,6 +373,14 @@ pub enum Probe {
     BuddyInLobby,
 }
 
+/// A subscription to run: over which subprotocol, the operation, and how to show it live.
+pub struct Subscription<'a> {
+    pub protocol: &'a str,
+    pub document: &'a str,
+    pub variables: Value,
+    pub probe: Probe,
+}
+
 /// Runs a WebSocket case: connect, `connection_init` as `caller`, subscribe. Returns the
 /// outcome and every text received. When `OK` is expected the subscription must go live
 /// (shown by a probe); for a caller who may not read the chat, the owner then plants
@@ -380,13 +388,16 @@ pub enum Probe {
 pub async fn ws_outcome(
     server: &TestServer,
     world: &World,
-    protocol: &str,
     caller: Caller,
-    document: &str,
-    variables: Value,
-    probe: Probe,
+    subscription: Subscription<'_>,
     expected: &str,
 ) -> TestResult<(Outcome, String)> {
+    let Subscription {
+        protocol,
+        document,
+        variables,
+        probe,
+    } = subscription;
     let mut ws = WsClient::connect(server, protocol).await?;
     ws.send(json!({"type": "connection_init", "payload": world.init_payload(caller)?}))
         .await?;
