@@ -13,6 +13,8 @@ use crate::common::*;
 
 /// Concurrent senders, one user each.
 const SENDERS: usize = 6;
+/// Sends each sender has in flight at once.
+const IN_FLIGHT: usize = 4;
 /// Sends each sender plans per cycle.
 const SENDS_PER_SENDER: usize = 25;
 /// The process is killed once this many sends of a cycle were acknowledged (well before
@@ -69,25 +71,35 @@ async fn try_send(client: &Client, chat: &str, planned: &Planned) -> Option<Stri
         .flatten()
 }
 
-/// Sends `plan` in order, telling `acks` of each acknowledgement; stops at the first send
-/// that is not acknowledged (the server is gone). Returns the acknowledged sends' ids by
-/// `clientId`.
+/// Sends `plan`, `IN_FLIGHT` at a time, telling `acks` of each acknowledgement; after the
+/// first send that is not acknowledged (the server is gone) starts no more. Returns the
+/// acknowledged sends' ids by `clientId`.
 async fn send_until_refused(
     client: Client,
     chat: String,
     plan: Vec<Planned>,
     acks: mpsc::UnboundedSender<()>,
 ) -> Vec<(String, String)> {
+    use futures_util::StreamExt;
+    let (client, chat) = (&client, &chat);
+    let mut outcomes = futures_util::stream::iter(plan)
+        .map(|planned| async move {
+            let id = try_send(client, chat, &planned).await;
+            (planned.client_id, id)
+        })
+        .buffer_unordered(IN_FLIGHT);
     let mut acknowledged = Vec::new();
-    for planned in plan {
-        match try_send(&client, &chat, &planned).await {
+    while let Some((client_id, id)) = outcomes.next().await {
+        match id {
             Some(id) => {
-                acknowledged.push((planned.client_id, id));
+                acknowledged.push((client_id, id));
                 let _ = acks.send(());
             }
             None => break,
         }
     }
+    // Sends still in flight have no answer the test waits for: they count as not
+    // acknowledged, like every send that never started.
     acknowledged
 }
 
@@ -208,6 +220,14 @@ async fn acknowledged_sends_survive_kill_9_exactly_once() -> TestResult {
         // Restart on the same database and retry what was not acknowledged, each sender's
         // retries in order, the senders concurrently.
         server = ServerProcess::start(&db.url, db.dir.path()).await?;
+        // Before any retry: everything acknowledged is there, under its id, once.
+        let survived = stored_by_client_id(&server.client(&owner), &chat).await?;
+        for (client_id, id) in &acknowledged {
+            let message = survived
+                .get(client_id)
+                .ok_or_else(|| format!("cycle {cycle}: acknowledged {client_id} was lost"))?;
+            assert_eq!(&message.id, id, "{client_id} is stored under another id");
+        }
         let mut retries: Vec<Vec<Planned>> = vec![Vec::new(); SENDERS];
         for (s, p) in unacknowledged {
             retries[s].push(p);
