@@ -124,6 +124,8 @@ pub struct World {
     pub member_message: String,
     /// The member's streaming reply (STREAMING).
     pub stream_message: String,
+    /// What the removed member sent before the removal (no secret).
+    pub removed_message: String,
     /// A message in the lobby.
     pub lobby_message: String,
     /// Tokens for callers the fixture does not make itself (deleted, never existed).
@@ -198,6 +200,12 @@ impl World {
             json!({"chatId": chat, "content": "hello, everyone"}),
         )
         .await?;
+        let (removed_message, _) = send_input(
+            server,
+            &removed,
+            json!({"chatId": chat, "content": "rex was here"}),
+        )
+        .await?;
         remove_member(server, &owner, &chat, &removed).await?;
         let (owner_message, _) = send_input(
             server,
@@ -250,6 +258,7 @@ impl World {
             owner_message,
             member_message,
             stream_message,
+            removed_message,
             lobby_message,
             extra: Vec::new(),
         })
