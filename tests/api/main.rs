@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adversarial;
 mod chats;
 mod http;
 mod layers;

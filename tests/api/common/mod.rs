@@ -3,7 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+pub mod tokens;
 pub mod ws;
+
+pub use process::ServerProcess;
+pub use tokens::{craft_token, craft_token_with, unsigned_token};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -143,8 +143,20 @@ impl WsClient {
     pub async fn until_live(
         &mut self,
         id: &str,
-        mut probe: impl AsyncFnMut(String) -> TestResult,
+        probe: impl AsyncFnMut(String) -> TestResult,
     ) -> TestResult {
+        self.until_live_collecting(id, probe).await.map(drop)
+    }
+
+    /// [`WsClient::until_live`], returning every message it consumed on the way (the
+    /// probe that showed the subscription live included), e.g. to check what a feed
+    /// replayed.
+    pub async fn until_live_collecting(
+        &mut self,
+        id: &str,
+        mut probe: impl AsyncFnMut(String) -> TestResult,
+    ) -> TestResult<Vec<Value>> {
+        let mut consumed = Vec::new();
         for attempt in 0..50 {
             let marker = format!("probe-{attempt}");
             probe(marker.clone()).await?;
@@ -153,8 +165,10 @@ impl WsClient {
                 tokio::time::timeout(Duration::from_millis(200), self.recv()).await
             {
                 let message = message?;
-                if message["id"] == id && message.to_string().contains(&marker) {
-                    return Ok(());
+                let live = message["id"] == id && message.to_string().contains(&marker);
+                consumed.push(message);
+                if live {
+                    return Ok(consumed);
                 }
             }
         }
@@ -177,6 +191,49 @@ impl WsClient {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err("socket ended".into()),
+            }
+        }
+    }
+}
+
+/// What a socket delivered next: a protocol message, or its close.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Value),
+    Closed(Closed),
+}
+
+impl WsClient {
+    /// The next protocol message (answering and skipping keep-alive pings) or, if the
+    /// server closes the socket instead, how it closed.
+    pub async fn recv_or_closed(&mut self) -> TestResult<Incoming> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .map_err(|_| "timed out waiting for a message or the close")?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str())?;
+                    match value["type"].as_str() {
+                        Some("ping") => self.send(json!({"type": "pong"})).await?,
+                        Some("ka") => {}
+                        _ => return Ok(Incoming::Message(value)),
+                    }
+                }
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Ok(Incoming::Closed(Closed {
+                        code: frame.code.into(),
+                        reason: frame.reason.to_string(),
+                    }));
+                }
+                Some(Ok(Message::Close(None))) | None => {
+                    return Ok(Incoming::Closed(Closed {
+                        code: 1005,
+                        reason: String::new(),
+                    }));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
             }
         }
     }

@@ -64,55 +64,6 @@ async fn a_dropped_listener_reconnects_and_subscribers_are_told_to_resync() -> T
     Ok(())
 }
 
-/// A `chatql serve` OS process on a free port, killed when dropped.
-struct ServerProcess {
-    child: std::process::Child,
-    base: String,
-}
-
-impl ServerProcess {
-    async fn start(database_url: &str, data_dir: &std::path::Path) -> TestResult<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatql"))
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                database_url,
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--jwt-secret", JWT_SECRET, "--admin-key", ADMIN_KEY])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        let process = Self {
-            child,
-            base: format!("127.0.0.1:{port}"),
-        };
-        // Ready when /readyz answers (bounded).
-        let ready = format!("http://{}/readyz", process.base);
-        for _ in 0..200 {
-            if reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
-                return Ok(process);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        Err("chatql serve did not become ready".into())
-    }
-
-    fn http(&self) -> String {
-        format!("http://{}/graphql", self.base)
-    }
-
-    fn ws(&self) -> String {
-        format!("ws://{}/graphql", self.base)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs PostgreSQL: scripts/test runs it there (CHATQL_TEST_BACKEND=postgres)"]
 async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResult {
@@ -172,11 +123,4 @@ async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResul
         );
     }
     Ok(())
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

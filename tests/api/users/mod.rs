@@ -2,8 +2,6 @@
 
 use std::collections::HashSet;
 
-use jsonwebtoken::{EncodingKey, Header};
-
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -47,16 +45,6 @@ fn admin_with_key(server: &TestServer, key: &str) -> Client {
 /// A client that sends `token` as its bearer token.
 fn with_token(server: &TestServer, token: &str) -> Client {
     server.anonymous().with_token(token)
-}
-
-/// An HS256 token for `sub` signed with `secret`, issued at `iat`, expiring at `exp`
-/// (seconds since the epoch).
-fn craft_token(secret: &str, sub: &str, iat: i64, exp: i64) -> TestResult<String> {
-    Ok(jsonwebtoken::encode(
-        &Header::default(),
-        &json!({ "sub": sub, "iat": iat, "exp": exp }),
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?)
 }
 
 /// The usernames of a `users` page, in order.
