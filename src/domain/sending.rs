@@ -46,9 +46,10 @@ pub struct SendMessage {
     pub chat_id: ChatId,
     /// The text (not blank unless `stream` is true; at most the configured length).
     pub content: String,
-    /// What it carries (default TEXT).
+    /// What it carries (default TEXT). SYSTEM is for the chat's OWNER or ADMIN.
     pub kind: Option<MessageKind>,
-    /// LLM-style role (default USER, or ASSISTANT for bots).
+    /// LLM-style role (default USER, or ASSISTANT for bots). ASSISTANT is for bot users
+    /// only; SYSTEM for the chat's OWNER or ADMIN.
     pub role: Option<MessageRole>,
     /// The message this one replies to.
     pub parent_id: Option<MessageId>,
@@ -56,7 +57,7 @@ pub struct SendMessage {
     pub client_id: Option<String>,
     /// Free-form data.
     pub data: Option<serde_json::Value>,
-    /// True starts an assistant reply in STREAMING state.
+    /// True starts an assistant reply in STREAMING state (bot users only).
     pub stream: Option<bool>,
 }
 
@@ -268,9 +269,19 @@ fn check_send(
     } else {
         MessageRole::User
     });
-    if role == MessageRole::System && !member.role.can_manage() {
+    // System notices speak for the chat: a plain member must not be able to fake one,
+    // whether as the role or as the kind.
+    let system = role == MessageRole::System || input.kind == Some(MessageKind::System);
+    if system && !member.role.can_manage() {
         return Err(AppError::Forbidden(
             "only the chat's OWNER or ADMIN may send SYSTEM messages".into(),
+        ));
+    }
+    // Assistant replies (and the streams they arrive in) come from bots: a person must not
+    // pass their words off as the model's.
+    if !*sender_is_bot && (role == MessageRole::Assistant || input.stream()) {
+        return Err(AppError::Forbidden(
+            "only bot users send ASSISTANT messages and stream replies".into(),
         ));
     }
     if let Some(parent) = input.parent_id {

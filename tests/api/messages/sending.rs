@@ -310,3 +310,52 @@ async fn concurrent_sends_into_one_chat_each_get_their_own_answer() -> TestResul
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn system_notices_and_assistant_replies_are_reserved() -> TestResult {
+    let server = TestServer::start().await?;
+    let owner = server.user("olive").await?;
+    let member = server.user("mia").await?;
+    let bot = server.bot("helper").await?;
+    let chat = group(&server, &owner, &[&member, &bot]).await?;
+    let send = "mutation($c: ID!, $k: MessageKind, $r: MessageRole, $s: Boolean) {
+        sendMessage(input: {chatId: $c, content: \"notice\", kind: $k, role: $r, stream: $s}) { kind role streamState } }";
+    let as_member = server.client(&member);
+    // A plain member can fake neither a system notice (kind or role) nor the assistant.
+    for variables in [
+        json!({ "c": chat, "k": "SYSTEM" }),
+        json!({ "c": chat, "r": "SYSTEM" }),
+        json!({ "c": chat, "r": "ASSISTANT" }),
+        json!({ "c": chat, "s": true }),
+    ] {
+        assert_eq!(
+            as_member.code(send, variables.clone()).await?,
+            "FORBIDDEN",
+            "{variables}"
+        );
+    }
+    // The OWNER posts notices; the bot replies as the assistant and streams.
+    let data = server
+        .client(&owner)
+        .ok(send, json!({ "c": chat, "k": "SYSTEM", "r": "SYSTEM" }))
+        .await?;
+    assert_eq!(data["sendMessage"]["kind"], "SYSTEM");
+    let data = server
+        .client(&bot)
+        .ok(send, json!({ "c": chat, "s": true }))
+        .await?;
+    assert_eq!(data["sendMessage"]["role"], "ASSISTANT");
+    assert_eq!(data["sendMessage"]["streamState"], "STREAMING");
+    // Only what the owner and the bot sent is stored.
+    let data = as_member
+        .ok(
+            "query($c: ID!) { messages(chatId: $c) { nodes { kind role } } }",
+            json!({ "c": chat }),
+        )
+        .await?;
+    assert_eq!(
+        data["messages"]["nodes"],
+        json!([{ "kind": "SYSTEM", "role": "SYSTEM" }, { "kind": "TEXT", "role": "ASSISTANT" }])
+    );
+    Ok(())
+}

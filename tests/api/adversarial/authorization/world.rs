@@ -100,7 +100,7 @@ pub struct World {
     /// Two ADMINs.
     pub chat_admin: TestUser,
     pub chat_admin2: TestUser,
-    /// Two plain MEMBERs.
+    /// Two plain MEMBERs (the first a bot).
     pub member: TestUser,
     pub member2: TestUser,
     /// Removed from the chat before the secrets were sent.
@@ -164,7 +164,8 @@ impl World {
         let owner = server.user(&named("olive")).await?;
         let chat_admin = server.user(&named("adam")).await?;
         let chat_admin2 = server.user(&named("ada")).await?;
-        let member = server.user(&named("mia")).await?;
+        // A bot: the member streams a reply, which only bots may.
+        let member = server.bot(&named("mia")).await?;
         let member2 = server.user(&named("max")).await?;
         let removed = server.user(&named("rex")).await?;
         let outsider = server.user(&named("nora")).await?;
