@@ -50,6 +50,17 @@ pub(crate) fn check_content(app: &App, content: &str, allow_empty: bool) -> AppR
     Ok(())
 }
 
+/// Whose read and delivery watermarks speak for a message: the members other than its
+/// sender who were in the chat when it was sent. A later member starts with their read
+/// mark at the newest message, which covers earlier ones they never saw: counting them
+/// would report reads that never happened.
+pub fn audience(message: &Message, members: Vec<Member>) -> Vec<Member> {
+    members
+        .into_iter()
+        .filter(|m| Some(m.user_id) != message.sender_id && m.joined_at <= message.created_at)
+        .collect()
+}
+
 /// A message's delivery state as its sender sees it, from the other members' watermarks:
 /// READ when every other member read it, DELIVERED when it reached every other member
 /// (read counts as reached), else SENT (also with nobody else in the chat).

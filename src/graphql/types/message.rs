@@ -12,17 +12,15 @@ use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::enums::{MessageKind, MessageRole, MessageStatus, StreamState};
 
 impl MessageNode {
-    /// The other members' watermarks: `(user id, read up to, delivered up to)`.
+    /// The memberships whose watermarks say who read the message
+    /// ([`messages::audience`]).
     async fn others(&self, ctx: &Context<'_>) -> Result<Vec<db::members::Member>> {
         let row = self.row(ctx).await?;
         let members = loaders(ctx)?
             .load_one(ChatMembersKey(row.chat_id))
             .await?
             .unwrap_or_default();
-        Ok(members
-            .into_iter()
-            .filter(|m| Some(m.user_id) != row.sender_id)
-            .collect())
+        Ok(messages::audience(row, members))
     }
 }
 

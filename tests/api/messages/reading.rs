@@ -161,3 +161,51 @@ async fn unread_counts_are_exact_up_to_the_cap_and_say_when_they_are_capped() ->
     assert_eq!(read(data)?, (0, false, 0, false, 0, false));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_member_never_counts_as_having_read_earlier_messages() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob, carol) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("carol").await?,
+    );
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let earlier = send(&server, &alice, &chat, "before carol").await?;
+    server
+        .client(&bob)
+        .ok(
+            "mutation($c: ID!) { markRead(chatId: $c) { lastReadMessageId } }",
+            json!({ "c": chat }),
+        )
+        .await?;
+    // Carol joins afterwards: her read mark starts at the newest message, which is not a
+    // read of it.
+    server
+        .client(&alice)
+        .ok(
+            "mutation($c: ID!, $u: [ID!]!) { addMembers(chatId: $c, userIds: $u) { role } }",
+            json!({ "c": chat, "u": [carol.id] }),
+        )
+        .await?;
+    let status = "query($m: ID!) { message(id: $m) { status readBy { nodes { username } } } }";
+    let data = server
+        .client(&alice)
+        .ok(status, json!({ "m": earlier }))
+        .await?;
+    assert_eq!(
+        data["message"]["readBy"]["nodes"],
+        json!([{ "username": "bob" }])
+    );
+    // Everyone who was there has read it.
+    assert_eq!(str_at(&data, "/message/status")?, "READ");
+    // A message after she joined counts her like anyone.
+    let later = send(&server, &alice, &chat, "after carol").await?;
+    let data = server
+        .client(&alice)
+        .ok(status, json!({ "m": later }))
+        .await?;
+    assert_eq!(str_at(&data, "/message/status")?, "SENT");
+    assert_eq!(data["message"]["readBy"]["nodes"], json!([]));
+    Ok(())
+}
