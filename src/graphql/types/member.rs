@@ -4,9 +4,9 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::{ChatNode, MemberNode, UnreadCount, UserNode};
 use crate::error::AppError;
-use crate::graphql::loaders;
 use crate::graphql::loaders::UserKey;
 use crate::graphql::scalars::DateTime;
+use crate::graphql::{caller_id, loaders};
 use crate::vocabulary::enums::MemberRole;
 
 /// A user's membership in a chat, with their role and read state.
@@ -55,12 +55,21 @@ impl MemberNode {
         let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;
         Ok(count.capped())
     }
-    /// Pinned to the top of the member's chat list.
-    async fn pinned(&self) -> bool {
-        self.0.pinned
+    /// Pinned to the top of the member's chat list. The member's own setting: null on
+    /// anyone else's membership.
+    async fn pinned(&self, ctx: &Context<'_>) -> Option<bool> {
+        self.is_callers(ctx).then_some(self.0.pinned)
     }
-    /// Notifications muted by the member.
-    async fn muted(&self) -> bool {
-        self.0.muted
+    /// Notifications muted by the member. The member's own setting: null on anyone else's
+    /// membership.
+    async fn muted(&self, ctx: &Context<'_>) -> Option<bool> {
+        self.is_callers(ctx).then_some(self.0.muted)
+    }
+}
+
+impl MemberNode {
+    /// Whether this is the caller's own membership.
+    fn is_callers(&self, ctx: &Context<'_>) -> bool {
+        caller_id(ctx).ok() == Some(self.0.user_id)
     }
 }

@@ -532,6 +532,34 @@ async fn pinning_and_muting_are_each_members_own() -> TestResult {
         both(false, false)
     );
 
+    // They are each member's own: the member list shows them on the caller's membership
+    // only, null on everyone else's.
+    as_alice
+        .ok(set_pinned, json!({ "c": chat, "v": true }))
+        .await?;
+    let list = "query($c: ID!) { chat(id: $c) { members { nodes { user { id } pinned muted } } } }";
+    for (viewer, viewer_id) in [(&as_alice, &alice.id), (&server.client(&bob), &bob.id)] {
+        let data = viewer.ok(list, json!({ "c": chat })).await?;
+        let nodes = data["chat"]["members"]["nodes"]
+            .as_array()
+            .ok_or("no members")?;
+        assert_eq!(nodes.len(), 2);
+        for node in nodes {
+            if node["user"]["id"] == json!(viewer_id) {
+                assert!(
+                    node["pinned"].is_boolean() && node["muted"].is_boolean(),
+                    "{node}"
+                );
+            } else {
+                assert_eq!(
+                    (&node["pinned"], &node["muted"]),
+                    (&Value::Null, &Value::Null),
+                    "{node}"
+                );
+            }
+        }
+    }
+
     // Only members have these settings.
     let eve = server.user("eve").await?;
     assert_eq!(
