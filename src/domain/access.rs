@@ -47,6 +47,15 @@ pub async fn senders_locked(
     Ok(found)
 }
 
+/// A chat the caller is not in, reached through one of its messages, is answered like a
+/// missing message (`NOT_FOUND`), so message ids cannot be probed for existence.
+pub fn hidden_message(error: AppError) -> AppError {
+    match error {
+        AppError::Forbidden(_) => AppError::NotFound("message"),
+        other => other,
+    }
+}
+
 /// The error of a caller who is not a member of an existing chat.
 pub fn not_a_member() -> AppError {
     AppError::Forbidden("you are not a member of this chat".into())

@@ -6,7 +6,7 @@ use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::messages::Message;
 use crate::db::{self, DbConn};
-use crate::domain::access::{CheckedMemberships, member_of};
+use crate::domain::access::{CheckedMemberships, hidden_message, member_of};
 use crate::domain::now;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
@@ -101,7 +101,9 @@ pub fn readers(
         .collect())
 }
 
-/// A message and its chat, if the caller is a member of that chat.
+/// A message and its chat, if the caller is a member of that chat. A message of a chat the
+/// caller is not in is `NOT_FOUND`, exactly like one that does not exist, so ids cannot be
+/// probed.
 async fn visible_message(
     conn: &mut DbConn,
     caller: UserId,
@@ -110,7 +112,9 @@ async fn visible_message(
     let message = db::messages::find(conn, id)
         .await?
         .ok_or(AppError::NotFound("message"))?;
-    let (chat, member) = member_of(conn, message.chat_id, caller).await?;
+    let (chat, member) = member_of(conn, message.chat_id, caller)
+        .await
+        .map_err(hidden_message)?;
     Ok((message, chat, member))
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::app::App;
 use crate::db::members::Member;
 use crate::db::{self, DbConn};
-use crate::domain::access::member_of;
+use crate::domain::access::{hidden_message, member_of};
 use crate::domain::now;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
@@ -24,13 +24,12 @@ async fn watermark_target(
 ) -> AppResult<Option<MessageId>> {
     match up_to {
         Some(id) => {
-            let message = db::messages::find(conn, id)
-                .await?
-                .ok_or(AppError::NotFound("message"))?;
-            if message.chat_id != chat {
-                return Err(AppError::BadInput("the message is not in this chat".into()));
+            // A message of another chat is answered like a missing one (no existence
+            // oracle).
+            match db::messages::find(conn, id).await? {
+                Some(message) if message.chat_id == chat => Ok(Some(id)),
+                _ => Err(AppError::NotFound("message")),
             }
-            Ok(Some(id))
         }
         None => Ok(db::messages::latest_id(conn, chat).await?),
     }
@@ -112,7 +111,9 @@ pub async fn mark_messages_read(app: &App, caller: UserId, ids: &[MessageId]) ->
                 *newest = (*newest).max(*message_id);
             }
             for (chat_id, newest) in newest_per_chat {
-                let (_, before) = member_of(conn, chat_id, caller).await?;
+                let (_, before) = member_of(conn, chat_id, caller)
+                    .await
+                    .map_err(hidden_message)?;
                 let after = db::members::advance_read(conn, chat_id, caller, newest, now()).await?;
                 emit_watermark_moves(conn, &before, &after);
             }

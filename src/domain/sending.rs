@@ -284,16 +284,12 @@ fn check_send(
             "only bot users send ASSISTANT messages and stream replies".into(),
         ));
     }
-    if let Some(parent) = input.parent_id {
-        match parent_chats.get(&parent) {
-            None => return Err(AppError::NotFound("parent message")),
-            Some(parent_chat) if *parent_chat != chat => {
-                return Err(AppError::BadInput(
-                    "`parentId` must be a message of the same chat".into(),
-                ));
-            }
-            Some(_) => {}
-        }
+    // A parent in another chat is answered like a missing one: whether the caller may see
+    // that chat or not, the answer must not tell that the message exists.
+    if let Some(parent) = input.parent_id
+        && parent_chats.get(&parent) != Some(&chat)
+    {
+        return Err(AppError::NotFound("parent message"));
     }
     Ok(role)
 }

@@ -160,9 +160,10 @@ async fn only_members_see_a_chat_its_messages_and_its_members() -> TestResult {
         as_eve.code(MEMBERS, json!({ "c": chat })).await?,
         "FORBIDDEN"
     );
+    // A message of a chat one is not in is answered like a missing one.
     assert_eq!(
         as_eve.code(MESSAGE, json!({ "m": message })).await?,
-        "FORBIDDEN"
+        "NOT_FOUND"
     );
     let node = "query($id: ID!) { node(id: $id) { id } }";
     assert_eq!(as_eve.code(node, json!({ "id": chat })).await?, "FORBIDDEN");

@@ -1,4 +1,5 @@
-//! Changing sent messages: edits (and the edit window), retractions, deletions.
+//! Changing sent messages: edits (and the edit window), retractions, deletions; a foreign
+//! message answered like a missing one.
 
 use super::*;
 
@@ -146,5 +147,59 @@ async fn edits_after_the_window_are_refused_unless_the_window_is_unlimited() -> 
         .client(&alice)
         .ok(edit, json!({"m": old, "t": "v2"}))
         .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_message_is_answered_exactly_like_a_missing_one() -> TestResult {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let eve = server.user("eve").await?;
+    let secret_chat = group(&server, &alice, &[]).await?;
+    let foreign = send(&server, &alice, &secret_chat, "secret").await?;
+    let own_chat = group(&server, &eve, &[]).await?;
+    // A well-formed message id that names nothing.
+    let missing = {
+        use base64::Engine;
+        let text =
+            String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&foreign)?)?;
+        let key: i64 = text.trim_start_matches("Message:").parse()?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("Message:{}", key + 1000))
+    };
+    let as_eve = server.client(&eve);
+    let operations = [
+        "query($m: ID!) { message(id: $m) { id } }",
+        "mutation($m: ID!) { editMessage(id: $m, content: \"x\") { id } }",
+        "mutation($m: ID!) { retractMessage(id: $m) { id } }",
+        "mutation($m: ID!) { deleteMessage(id: $m) }",
+        "mutation($m: ID!) { markMessagesRead(messageIds: [$m]) }",
+        "mutation($m: ID!, $c: ID!) { markRead(chatId: $c, upToMessageId: $m) { lastReadMessageId } }",
+        "mutation($m: ID!, $c: ID!) { sendMessage(input: {chatId: $c, content: \"re\", parentId: $m}) { id } }",
+    ];
+    for query in operations {
+        // `$c` only where the operation declares it (an unused variable is invalid).
+        let variables = |m: &str| match query.contains("$c:") {
+            true => json!({ "m": m, "c": own_chat }),
+            false => json!({ "m": m }),
+        };
+        let to_foreign = as_eve.send(query, variables(&foreign)).await?;
+        let to_missing = as_eve.send(query, variables(&missing)).await?;
+        assert_eq!(to_foreign.codes(), ["NOT_FOUND"], "{query}");
+        assert_eq!(
+            (to_foreign.status, &to_foreign.errors()[0]["message"]),
+            (to_missing.status, &to_missing.errors()[0]["message"]),
+            "{query}"
+        );
+    }
+    // And `node` gives null for both.
+    for id in [&foreign, &missing] {
+        let data = as_eve
+            .ok(
+                "query($id: ID!) { node(id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await?;
+        assert_eq!(data["node"], Value::Null);
+    }
     Ok(())
 }

@@ -70,14 +70,15 @@ async fn replies_status_read_by_and_history() -> TestResult {
         data["message"]["readBy"]["nodes"],
         json!([{"username": "bob"}, {"username": "carol"}])
     );
-    // Marking a message of a chat one is not in is refused, and changes nothing.
+    // Marking a message of a chat one is not in is refused like a missing one, and
+    // changes nothing.
     let outsider = server.user("outsider").await?;
     assert_eq!(
         server
             .client(&outsider)
             .code(read, json!({"ids": [question]}))
             .await?,
-        "FORBIDDEN"
+        "NOT_FOUND"
     );
 
     let data = server
