@@ -15,6 +15,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// When SQLite acknowledges a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSynchronous {
+    /// Once it is on disk (`synchronous = FULL`): an acknowledged message survives a power
+    /// loss or an OS crash.
+    Full,
+    /// Once it is in the write-ahead log (`synchronous = NORMAL`): it survives a crash of
+    /// chatql, but the newest commits may be lost on power loss or an OS crash.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The `PRAGMA synchronous` value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// Everything the server needs to run. Every field is a flag and an environment variable.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
@@ -124,6 +145,17 @@ pub struct Config {
     /// Events buffered per subscriber before it is told to resync (`ResyncRequired`).
     #[arg(long, env = "CHATQL_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,
+
+    /// When SQLite acknowledges a commit: `full` (on disk, survives power loss; the
+    /// default) or `normal` (in the write-ahead log: faster, the newest commits may be
+    /// lost on power loss). No effect on PostgreSQL.
+    #[arg(
+        long,
+        env = "CHATQL_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 /// Which database a URL points at.
@@ -131,8 +163,8 @@ pub struct Config {
 pub enum DatabaseTarget {
     /// A PostgreSQL URL, passed on unchanged.
     Postgres(String),
-    /// A SQLite file path.
-    Sqlite(PathBuf),
+    /// A SQLite file, and when commits are acknowledged.
+    Sqlite(PathBuf, SqliteSynchronous),
 }
 
 #[derive(Parser)]
@@ -175,12 +207,17 @@ impl Config {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 DatabaseTarget::Postgres(url.to_owned())
             }
-            Some(url) => DatabaseTarget::Sqlite(PathBuf::from(
-                url.strip_prefix("sqlite://")
-                    .or_else(|| url.strip_prefix("sqlite:"))
-                    .unwrap_or(url),
-            )),
-            None => DatabaseTarget::Sqlite(self.data_dir.join("chatql.db")),
+            Some(url) => DatabaseTarget::Sqlite(
+                PathBuf::from(
+                    url.strip_prefix("sqlite://")
+                        .or_else(|| url.strip_prefix("sqlite:"))
+                        .unwrap_or(url),
+                ),
+                self.sqlite_synchronous,
+            ),
+            None => {
+                DatabaseTarget::Sqlite(self.data_dir.join("chatql.db"), self.sqlite_synchronous)
+            }
         }
     }
 

@@ -82,7 +82,7 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
             url,
             shutdown.clone(),
         ),
-        DatabaseTarget::Sqlite(_) => Broker::new(config.event_buffer),
+        DatabaseTarget::Sqlite(..) => Broker::new(config.event_buffer),
     };
     let auth = Authenticator::new(&jwt_secret, &admin_key);
     let app = App::new(db, config, auth, broker, shutdown);

@@ -31,7 +31,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
 
-use crate::config::DatabaseTarget;
+use crate::config::{DatabaseTarget, SqliteSynchronous};
 
 /// The SQLite connection type diesel-async drives on a blocking thread.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -133,11 +133,17 @@ macro_rules! with_conn {
 
 /// SQLite settings applied to every pooled connection: WAL lets readers run beside the
 /// writer, busy_timeout makes writers queue instead of failing with "database is locked",
-/// and foreign keys are off by default in SQLite. busy_timeout comes first: connections
-/// opened at the same moment (a burst of requests on a fresh pool) contend for the WAL
-/// setup itself, and without it `journal_mode` failed at once with "database is locked".
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// `synchronous` decides when a commit is acknowledged (see [`SqliteSynchronous`]), and
+/// foreign keys are off by default in SQLite. busy_timeout comes first: connections opened
+/// at the same moment (a burst of requests on a fresh pool) contend for the WAL setup
+/// itself, and without it `journal_mode` failed at once with "database is locked".
+fn sqlite_pragmas(synchronous: SqliteSynchronous) -> String {
+    format!(
+        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        synchronous.pragma()
+    )
+}
 
 impl DbPool {
     /// Builds a pool for `target` with at most `size` connections.
@@ -168,7 +174,8 @@ impl DbPool {
                     .map_err(|e| DbError::Pool(e.to_string()))?;
                 Pools::Pg(pool)
             }
-            DatabaseTarget::Sqlite(path) => {
+            DatabaseTarget::Sqlite(path, synchronous) => {
+                let pragmas = sqlite_pragmas(*synchronous);
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| {
                         DbError::Pool(format!("creating {}: {e}", parent.display()))
@@ -179,10 +186,11 @@ impl DbPool {
                 config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
                     let counter = counter.clone();
+                    let pragmas = pragmas.clone();
                     async move {
                         let mut conn = SqliteConn::establish(&url).await?;
-                        conn.spawn_blocking(|c| {
-                            c.batch_execute(SQLITE_PRAGMAS)?;
+                        conn.spawn_blocking(move |c| {
+                            c.batch_execute(&pragmas)?;
                             users::register_unicode_lower(c)
                         })
                         .await
@@ -336,6 +344,42 @@ impl DbConn {
     pub async fn ping(&mut self) -> DbResult<()> {
         use diesel_async::SimpleAsyncConnection;
         with_conn!(self, |c| c.batch_execute("SELECT 1").await)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(diesel::QueryableByName)]
+    struct Synchronous {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+
+    /// What `PRAGMA synchronous` says on a pooled connection (0 OFF, 1 NORMAL, 2 FULL).
+    async fn synchronous_of(setting: SqliteSynchronous) -> Result<i32, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let pool = DbPool::connect(
+            &DatabaseTarget::Sqlite(dir.path().join("chatql.db"), setting),
+            1,
+        )?;
+        let mut conn = pool.conn().await?;
+        let row: Synchronous = with_conn!(&mut conn, |c| {
+            diesel_async::RunQueryDsl::get_result(diesel::sql_query("PRAGMA synchronous"), c).await
+        })?;
+        Ok(row.synchronous)
+    }
+
+    #[tokio::test]
+    async fn sqlite_acknowledges_commits_once_they_are_on_disk_unless_told_otherwise()
+    -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(synchronous_of(SqliteSynchronous::Full).await?, 2);
+        assert_eq!(synchronous_of(SqliteSynchronous::Normal).await?, 1);
+        // The default is FULL.
+        let config = crate::config::Config::from_args(["chatql"])?;
+        assert_eq!(config.sqlite_synchronous, SqliteSynchronous::Full);
         Ok(())
     }
 }
