@@ -196,13 +196,22 @@ impl std::ops::Deref for Delivered {
     }
 }
 
+/// The other instances, as the broker sees them (PostgreSQL only; see `pg::Bridge`).
+pub trait Remote: Send + Sync {
+    /// The NOTIFY payloads of a transaction's events, in order.
+    fn payloads(&self, events: &[Event]) -> Vec<String>;
+    /// Queues a typing change for the other instances (never stored, so never in a
+    /// transaction): bounded, and coalesced per user and chat.
+    fn queue_typing(&self, chat: ChatId, user: UserId, typing: bool);
+}
+
 /// Fans events out to every subscriber of this process and, through the PostgreSQL
 /// bridge when there is one, to every other instance.
 #[derive(Clone)]
 pub struct Broker {
     sender: broadcast::Sender<Arc<Delivered>>,
-    /// Forwards locally published events to the NOTIFY task (PostgreSQL only).
-    remote: Option<tokio::sync::mpsc::UnboundedSender<Arc<Delivered>>>,
+    /// The other instances (PostgreSQL only).
+    remote: Option<Arc<dyn Remote>>,
 }
 
 impl Broker {
@@ -216,11 +225,8 @@ impl Broker {
         }
     }
 
-    /// Also forwards every published event to `remote` (the NOTIFY task).
-    pub fn with_remote(
-        mut self,
-        remote: tokio::sync::mpsc::UnboundedSender<Arc<Delivered>>,
-    ) -> Self {
+    /// Also sends every event to the other instances through `remote`.
+    pub fn with_remote(mut self, remote: Arc<dyn Remote>) -> Self {
         self.remote = Some(remote);
         self
     }
@@ -228,17 +234,15 @@ impl Broker {
     /// Delivers an event to this process's subscribers only (used for events that
     /// arrived from other instances).
     pub fn publish_local(&self, event: Event) {
-        self.send_local(Arc::new(Delivered::new(event)));
-    }
-
-    fn send_local(&self, delivered: Arc<Delivered>) {
         // An error only means nobody is subscribed right now.
-        let _ = self.sender.send(delivered);
+        let _ = self.sender.send(Arc::new(Delivered::new(event)));
     }
 
     /// Runs `body` in one transaction ([`DbPool::transaction`]); the events it emits go
     /// to every subscriber of every instance once it committed, in the order emitted, and
-    /// nowhere if it fails.
+    /// nowhere if it fails. Other instances get them by a NOTIFY sent inside the
+    /// transaction, which PostgreSQL delivers with the commit: a crash right after the
+    /// commit cannot lose them.
     pub async fn transaction<T, E>(
         &self,
         db: &DbPool,
@@ -254,24 +258,32 @@ impl Broker {
                     events: Vec::new(),
                 };
                 let value = body(&mut tx).await?;
+                if let Some(remote) = &self.remote {
+                    crate::db::notify::notify(tx.conn, &remote.payloads(&tx.events)).await?;
+                }
                 Ok::<_, E>((value, tx.events))
             })
             .await?;
-        self.publish(events);
+        for event in events {
+            self.publish_local(event);
+        }
         Ok(value)
     }
 
-    /// Delivers events to every subscriber of every instance: committed ones (from
-    /// [`Broker::transaction`]) and ones never stored (typing, in `typing`).
-    fn publish(&self, events: Vec<Event>) {
-        for event in events {
-            let delivered = Arc::new(Delivered::new(event));
-            if let Some(remote) = &self.remote {
-                // The bridge task only stops at shutdown; nothing to do then.
-                let _ = remote.send(delivered.clone());
-            }
-            self.send_local(delivered);
+    /// Tells every subscriber of every instance that `user` is (or stopped) typing in
+    /// `chat`. Typing is never stored, so it is the one event published outside a
+    /// transaction.
+    pub fn publish_typing(&self, chat: ChatId, user: UserId, typing: bool) {
+        if let Some(remote) = &self.remote {
+            remote.queue_typing(chat, user, typing);
         }
+        self.publish_local(Event::in_chat(
+            chat,
+            EventKind::Typing {
+                user_id: user,
+                typing,
+            },
+        ));
     }
 
     /// A new receiver of every event published from now on.

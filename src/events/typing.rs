@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{Broker, Event, EventKind};
+use super::Broker;
 use crate::vocabulary::ids::{ChatId, UserId};
 
 /// The latest `typing: true` per (chat, user), by generation.
@@ -55,17 +55,5 @@ impl TypingTimers {
                 }
             });
         }
-    }
-}
-
-fn typing_event(chat: ChatId, user_id: UserId, typing: bool) -> Event {
-    Event::in_chat(chat, EventKind::Typing { user_id, typing })
-}
-
-impl Broker {
-    /// Tells `chat` that `user` is (or stopped) typing. Typing is never stored, so it is
-    /// the one event published outside a transaction.
-    pub fn publish_typing(&self, chat: ChatId, user: UserId, typing: bool) {
-        self.publish(vec![typing_event(chat, user, typing)]);
     }
 }

@@ -124,3 +124,56 @@ async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResul
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test runs it there (CHATQL_TEST_BACKEND=postgres)"]
+async fn an_acknowledged_message_reaches_other_instances_even_if_its_own_dies_at_once() -> TestResult
+{
+    // A mutation's NOTIFY is part of its transaction: once the send is acknowledged, the
+    // other instances get it even when the instance that stored it is killed right away.
+    require_postgres()?;
+    let db = TestDb::new().await?;
+    let mut a = ServerProcess::start(&db.url, &db.dir.path().join("a")).await?;
+    let b = ServerProcess::start(&db.url, &db.dir.path().join("b")).await?;
+    let (alice, bob) = (a.user("alice").await?, a.user("bob").await?);
+    let data = a
+        .client(&alice)
+        .ok(
+            "mutation($m: [ID!]) { createChat(input: {kind: GROUP, memberIds: $m}) { id } }",
+            json!({"m": [bob.id]}),
+        )
+        .await?;
+    let chat = str_at(&data, "/createChat/id")?;
+    let say =
+        "mutation($c: ID!, $t: String!) { sendMessage(input: {chatId: $c, content: $t}) { id } }";
+    let on_a = a.client(&alice);
+    let mut ws = WsClient::user_at(&b.ws(), &bob).await?;
+    ws.subscribe("p", CHAT_EVENTS, json!({"c": chat})).await?;
+    ws.until_live("p", async |m| {
+        on_a.ok(say, json!({"c": chat, "t": m})).await.map(drop)
+    })
+    .await?;
+    // Eight sends at once, each acknowledged; then SIGKILL before anything else runs.
+    let sends = (0..8).map(|i| {
+        let client = on_a.clone();
+        let chat = chat.clone();
+        async move {
+            client
+                .ok(say, json!({"c": chat, "t": format!("last words {i}")}))
+                .await
+        }
+    });
+    for acknowledged in futures_util::future::join_all(sends).await {
+        acknowledged?;
+    }
+    a.kill9()?;
+    let mut received = std::collections::BTreeSet::new();
+    while received.len() < 8 {
+        let event = ws.next("p").await?;
+        received.insert(str_at(&event, "/chatEvents/message/content")?);
+    }
+    let expected: std::collections::BTreeSet<String> =
+        (0..8).map(|i| format!("last words {i}")).collect();
+    assert_eq!(received, expected);
+    Ok(())
+}
