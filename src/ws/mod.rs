@@ -6,13 +6,19 @@
 //! protocols' close codes (4400/4401/4403/4408/4409/4429), authenticates from the
 //! `connection_init` payload, sends keep-alive pings, enforces per-user caps, ends when the
 //! token expires or the server shuts down, and tears down everything it held on close.
+//!
+//! Memory per socket is bounded in bytes: client messages by `--ws-max-message-bytes`
+//! (1009), sockets awaiting `connection_init` per address and in all (HTTP 429), the
+//! outgoing queue by `--ws-max-outgoing-bytes` (1013); a client silent for two keep-alive
+//! intervals is dropped (4408).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use async_graphql::ServerError;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{FromRequestParts, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{ConnectInfo, FromRequestParts, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +26,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -28,14 +35,23 @@ use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema, Endpoint};
 
+mod outgoing;
+mod pending;
 mod protocol;
 mod subscription;
 
-use protocol::{ClientMessage, Protocol, SubscribePayload, close, error_message};
+use outgoing::{Outgoing, Queued};
+use pending::PendingGuard;
+pub use pending::PendingSockets;
+use protocol::{ClientMessage, Protocol, SubscribePayload, close, close_message, error_message};
 use subscription::{Delivery, run_subscription};
 
 /// Read and write buffer of one socket.
 const SOCKET_BUFFER: usize = 8 * 1024;
+
+/// How long the close frame (and the frames queued before it) may take to leave before the
+/// socket is dropped anyway: a client that does not read must not hold its task.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upgrades a request to a GraphQL WebSocket.
 pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
@@ -46,16 +62,49 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
         )
             .into_response();
     };
+    let pending = match admit_pending(&state, parts) {
+        Ok(pending) => pending,
+        Err(refused) => return refused,
+    };
+    let max_message = state.app.config().ws_max_message_bytes;
     match WebSocketUpgrade::from_request_parts(parts, &state).await {
         // tungstenite's default 128 KiB read and write buffers per socket dominate memory
         // at thousands of subscribers; messages here are small and each is flushed as sent.
+        // Its default 16 MiB frames and 64 MiB messages would be buffered (and parsed)
+        // before anything else is checked, even before `connection_init`.
         Ok(upgrade) => upgrade
             .read_buffer_size(SOCKET_BUFFER)
             .write_buffer_size(SOCKET_BUFFER)
+            .max_message_size(max_message)
+            .max_frame_size(max_message)
             .protocols([protocol.name()])
-            .on_upgrade(move |socket| Connection::new(state, protocol).run(socket)),
+            .on_upgrade(move |socket| Connection::new(state, protocol, pending).run(socket)),
         Err(rejection) => rejection.into_response(),
     }
+}
+
+/// Counts the socket as awaiting `connection_init`, or refuses it with 429 before the
+/// upgrade when its peer address or the server already has the most allowed.
+fn admit_pending(state: &Endpoint, parts: &Parts) -> Result<PendingGuard, Response> {
+    let Some(pending) = parts.extensions.get::<PendingSockets>() else {
+        tracing::error!("the router has no PendingSockets extension: WebSockets refused");
+        return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    };
+    // Without the peer (a router served without connect info) every socket shares one
+    // address, which errs towards refusing.
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
+            peer.ip()
+        });
+    let config = state.app.config();
+    pending
+        .admit(address, config.ws_max_pending_per_ip, config.ws_max_pending)
+        .map_err(|refused| {
+            tracing::debug!(%address, ?refused, "WebSocket refused before connection_init");
+            (StatusCode::TOO_MANY_REQUESTS, refused.message()).into_response()
+        })
 }
 
 /// How the connection ends.
@@ -72,21 +121,25 @@ struct Connection {
     /// Changes when the caller's tokens may have been revoked (or their user deleted).
     revocations: Option<watch::Receiver<u64>>,
     socket_guard: Option<CountGuard>,
+    /// Counts this socket as awaiting `connection_init`; dropped once it is done.
+    pending: Option<PendingGuard>,
     subscriptions: HashMap<String, JoinHandle<()>>,
-    outgoing: mpsc::Sender<Message>,
-    outgoing_rx: Option<mpsc::Receiver<Message>>,
+    outgoing: Outgoing,
+    outgoing_rx: Option<mpsc::UnboundedReceiver<Queued>>,
     /// Subscription tasks report their ids here when they finish on their own.
     finished_tx: mpsc::UnboundedSender<String>,
     finished_rx: mpsc::UnboundedReceiver<String>,
 }
 
-/// Outgoing frames buffered per connection; a full buffer holds subscription tasks back,
-/// so a slow client makes its own feeds lag (and get `ResyncRequired`), not the server.
+/// Subscription frames buffered per connection; a full buffer holds subscription tasks
+/// back, so a slow client makes its own feeds lag (and get `ResyncRequired`), not the
+/// server. The queue is bounded in bytes too (`--ws-max-outgoing-bytes`).
 const OUTGOING_BUFFER: usize = 64;
 
 impl Connection {
-    fn new(state: Endpoint, protocol: Protocol) -> Self {
-        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_BUFFER);
+    fn new(state: Endpoint, protocol: Protocol, pending: PendingGuard) -> Self {
+        let (outgoing, outgoing_rx) =
+            Outgoing::channel(OUTGOING_BUFFER, state.app.config().ws_max_outgoing_bytes);
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         Self {
             app: state.app,
@@ -96,6 +149,7 @@ impl Connection {
             caller: None,
             revocations: None,
             socket_guard: None,
+            pending: Some(pending),
             subscriptions: HashMap::new(),
             outgoing,
             outgoing_rx: Some(outgoing_rx),
@@ -110,24 +164,31 @@ impl Connection {
             return;
         };
         // One writer: every frame, from this loop or from subscription tasks, goes
-        // through the bounded channel in order.
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = outgoing_rx.recv().await {
-                let is_close = matches!(frame, Message::Close(_));
-                if sink.send(frame).await.is_err() || is_close {
+        // through the bounded queue in order.
+        let mut writer = tokio::spawn(async move {
+            while let Some(queued) = outgoing_rx.recv().await {
+                let is_close = matches!(queued.message, Message::Close(_));
+                // `queued` keeps its bytes counted until the socket has taken the frame.
+                let Queued { message, .. } = &queued;
+                if sink.send(message.clone()).await.is_err() || is_close {
                     break;
                 }
+                drop(queued);
             }
             let _ = sink.close().await;
         });
 
         let config = self.app.config().clone();
-        let init_deadline =
-            tokio::time::Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);
-        let mut keepalive =
-            tokio::time::interval(Duration::from_secs(config.ws_keepalive_secs.max(1)));
+        let init_deadline = Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);
+        let keepalive_every = Duration::from_secs(config.ws_keepalive_secs.max(1));
+        // Two intervals: one ping may cross a message from the client in flight.
+        let silence_limit = keepalive_every * 2;
+        let mut keepalive = tokio::time::interval(keepalive_every);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         keepalive.tick().await;
+        let mut last_heard = Instant::now();
         let shutdown = self.app.shutdown().clone();
+        let outgoing = self.outgoing.clone();
 
         let closing = loop {
             let expiry = match &self.caller {
@@ -141,9 +202,19 @@ impl Connection {
             };
             tokio::select! {
                 frame = incoming.next() => {
+                    if let Some(Ok(_)) = &frame {
+                        // Any frame, a WebSocket pong included, shows the client alive.
+                        last_heard = Instant::now();
+                    }
                     let text = match frame {
                         Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                        Some(Ok(Message::Close(_))) | None => break None,
+                        Some(Err(e)) if is_too_big(&e) => {
+                            break Some(Closing(close::MESSAGE_TOO_BIG, format!(
+                                "message too big: at most {} bytes", config.ws_max_message_bytes,
+                            )));
+                        }
+                        Some(Err(_)) => break None,
                         Some(Ok(Message::Binary(_))) => {
                             break Some(Closing(close::BAD_REQUEST, "binary frames are not supported".into()));
                         }
@@ -181,11 +252,27 @@ impl Connection {
                     break Some(Closing(close::UNAUTHORIZED, "token expired".into()));
                 }
                 _ = keepalive.tick(), if self.caller.is_some() => {
-                    let ping = match self.protocol {
-                        Protocol::Transport => json!({"type": "ping"}),
-                        Protocol::Legacy => json!({"type": "ka"}),
-                    };
-                    self.send(ping).await;
+                    if last_heard.elapsed() >= silence_limit {
+                        break Some(Closing(close::KEEPALIVE_TIMEOUT, format!(
+                            "keep-alive timeout: nothing received for {} s",
+                            silence_limit.as_secs(),
+                        )));
+                    }
+                    match self.protocol {
+                        Protocol::Transport => self.send(json!({"type": "ping"})),
+                        Protocol::Legacy => {
+                            // Legacy clients do not answer `ka`; their WebSocket answers a
+                            // ping frame on its own.
+                            self.send(json!({"type": "ka"}));
+                            let _ = self.outgoing.send_now(Message::Ping(Default::default()));
+                        }
+                    }
+                }
+                () = outgoing.overflowed() => {
+                    break Some(Closing(close::TRY_AGAIN_LATER, format!(
+                        "too far behind: over {} bytes queued for this socket",
+                        outgoing.max_bytes(),
+                    )));
                 }
                 () = shutdown.cancelled() => {
                     break Some(Closing(close::GOING_AWAY, "server shutting down".into()));
@@ -196,27 +283,46 @@ impl Connection {
         for (_, task) in self.subscriptions.drain() {
             task.abort();
         }
+        // Released before the close frame goes, so a client that sees the close can
+        // connect again at once.
+        drop(self.pending.take());
         if let Some(Closing(code, reason)) = closing {
-            let frame = Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }));
-            let _ = self.outgoing.send(frame).await;
+            let _ = self.outgoing.send_close(close_message(code, &reason));
         }
+        // With every sender gone the writer ends after the close frame (or once the queue
+        // is empty when the client closed first).
         drop(self.outgoing);
-        let _ = writer.await;
+        drop(outgoing);
         if let Some(Caller::User { id, .. }) = &self.caller {
             crate::domain::users::record_seen(&self.app, *id).await;
         }
         drop(self.socket_guard);
+        // The closing handshake: wait for the client's close (or its end) after ours, so
+        // the socket is not dropped under frames it has yet to read. Bounded, so a client
+        // that reads nothing cannot keep the writer and what it queued.
+        let handshake = async {
+            let _ = (&mut writer).await;
+            while let Some(Ok(frame)) = incoming.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, handshake)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
 
-    async fn send(&self, message: Value) {
-        // Fails only when the writer is gone, i.e. the socket is closing anyway.
+    /// Queues a message of the connection itself without waiting. It fails only when the
+    /// writer is gone (the socket is closing anyway) or the queue is over its byte budget,
+    /// which the loop sees through `overflowed()` and closes on.
+    fn send(&self, message: Value) {
         let _ = self
             .outgoing
-            .send(Message::Text(message.to_string().into()))
-            .await;
+            .send_now(Message::Text(message.to_string().into()));
     }
 
     /// Handles one client message; `Some` closes the connection.
@@ -230,7 +336,7 @@ impl Connection {
                 if let Some(payload) = payload {
                     pong["payload"] = payload;
                 }
-                self.send(pong).await;
+                self.send(pong);
                 None
             }
             ClientMessage::Pong {} => None,
@@ -239,12 +345,14 @@ impl Connection {
                 if let Some(task) = self.subscriptions.remove(&id) {
                     task.abort();
                     if self.protocol == Protocol::Legacy {
-                        self.send(json!({"type": "complete", "id": id})).await;
+                        self.send(json!({"type": "complete", "id": id}));
                     }
                 }
                 None
             }
-            ClientMessage::ConnectionTerminate {} => Some(Closing(1000, "terminated".into())),
+            ClientMessage::ConnectionTerminate {} => {
+                Some(Closing(close::NORMAL, "terminated".into()))
+            }
         }
     }
 
@@ -275,8 +383,8 @@ impl Connection {
         };
         let caller = match caller {
             Ok(caller @ Caller::User { .. }) => caller,
-            Ok(_) => return self.refuse("a user token is required").await,
-            Err(e) => return self.refuse(&e.public_message()).await,
+            Ok(_) => return self.refuse("a user token is required"),
+            Err(e) => return self.refuse(&e.public_message()),
         };
         if let Caller::User { id, .. } = &caller {
             let max = self.app.config().max_sockets_per_user;
@@ -292,7 +400,9 @@ impl Connection {
             crate::domain::users::record_seen(&self.app, *id).await;
         }
         self.caller = Some(caller);
-        self.send(json!({"type": "connection_ack"})).await;
+        // Authenticated: from now on the per-user caps bound this socket.
+        self.pending = None;
+        self.send(json!({"type": "connection_ack"}));
         None
     }
 
@@ -306,10 +416,9 @@ impl Connection {
         }
     }
 
-    async fn refuse(&self, reason: &str) -> Option<Closing> {
+    fn refuse(&self, reason: &str) -> Option<Closing> {
         if self.protocol == Protocol::Legacy {
-            self.send(json!({"type": "connection_error", "payload": {"message": reason}}))
-                .await;
+            self.send(json!({"type": "connection_error", "payload": {"message": reason}}));
         }
         Some(Closing(close::FORBIDDEN, reason.to_owned()))
     }
@@ -336,7 +445,7 @@ impl Connection {
                 .extensions
                 .get_or_insert_with(Default::default)
                 .set("code", ErrorCode::LimitExceeded.as_str());
-            self.send(self.error_message(&id, vec![error])).await;
+            self.send(self.error_message(&id, vec![error]));
             return None;
         };
         let mut request = async_graphql::Request::new(payload.query);
@@ -351,7 +460,7 @@ impl Connection {
         let operation = match admitted {
             Ok(operation) => operation.map(|op| op.ty),
             Err(refused) => {
-                self.send(self.error_message(&id, vec![refused])).await;
+                self.send(self.error_message(&id, vec![refused]));
                 return None;
             }
         };
@@ -374,4 +483,12 @@ impl Connection {
     fn error_message(&self, id: &str, errors: Vec<ServerError>) -> Value {
         error_message(self.protocol, id, errors)
     }
+}
+
+/// Whether a read failed because the client's frame or message passed
+/// `--ws-max-message-bytes`. tungstenite reports it as `Error::Capacity`, which axum boxes
+/// and chatql cannot name (tungstenite is not a dependency of its own), so its text is
+/// matched; `limits.rs` in the tests fails if that text changes.
+fn is_too_big(error: &axum::Error) -> bool {
+    error.to_string().starts_with("Space limit exceeded")
 }
