@@ -41,8 +41,8 @@ mod protocol;
 mod subscription;
 
 use outgoing::{Outgoing, Queued};
-use pending::PendingGuard;
 pub use pending::PendingSockets;
+use pending::{PendingGuard, Refused};
 use protocol::{ClientMessage, Protocol, SubscribePayload, close, close_message, error_message};
 use subscription::{Delivery, run_subscription};
 
@@ -64,7 +64,13 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
     };
     let pending = match admit_pending(&state, parts) {
         Ok(pending) => pending,
-        Err(refused) => return refused,
+        Err(NotAdmitted::Full(refused)) => {
+            return (StatusCode::TOO_MANY_REQUESTS, refused.message()).into_response();
+        }
+        Err(NotAdmitted::Unwired) => {
+            tracing::error!("the router has no PendingSockets extension: WebSockets refused");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     };
     let max_message = state.app.config().ws_max_message_bytes;
     match WebSocketUpgrade::from_request_parts(parts, &state).await {
@@ -83,12 +89,19 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
     }
 }
 
-/// Counts the socket as awaiting `connection_init`, or refuses it with 429 before the
-/// upgrade when its peer address or the server already has the most allowed.
-fn admit_pending(state: &Endpoint, parts: &Parts) -> Result<PendingGuard, Response> {
+/// Why a socket is refused before the upgrade.
+enum NotAdmitted {
+    /// Its peer address or the server already has the most sockets awaiting init.
+    Full(Refused),
+    /// The router was served without the counts (a wiring bug, see `server::serve`).
+    Unwired,
+}
+
+/// Counts the socket as awaiting `connection_init`, unless its peer address or the server
+/// already has the most allowed.
+fn admit_pending(state: &Endpoint, parts: &Parts) -> Result<PendingGuard, NotAdmitted> {
     let Some(pending) = parts.extensions.get::<PendingSockets>() else {
-        tracing::error!("the router has no PendingSockets extension: WebSockets refused");
-        return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        return Err(NotAdmitted::Unwired);
     };
     // Without the peer (a router served without connect info) every socket shares one
     // address, which errs towards refusing.
@@ -103,7 +116,7 @@ fn admit_pending(state: &Endpoint, parts: &Parts) -> Result<PendingGuard, Respon
         .admit(address, config.ws_max_pending_per_ip, config.ws_max_pending)
         .map_err(|refused| {
             tracing::debug!(%address, ?refused, "WebSocket refused before connection_init");
-            (StatusCode::TOO_MANY_REQUESTS, refused.message()).into_response()
+            NotAdmitted::Full(refused)
         })
 }
 

@@ -241,7 +241,7 @@ impl WsClient {
 
 /// How an attempt to open a WebSocket ended.
 pub enum Attempt {
-    Open(WsClient),
+    Open(Box<WsClient>),
     /// Refused with this HTTP status before the upgrade.
     Refused(u16),
 }
@@ -262,7 +262,7 @@ impl WsClient {
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse()?);
         match tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await {
-            Ok((socket, _)) => Ok(Attempt::Open(Self { socket })),
+            Ok((socket, _)) => Ok(Attempt::Open(Box::new(Self { socket }))),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Ok(Attempt::Refused(response.status().as_u16()))
             }

@@ -17,7 +17,7 @@ fn peer(last: u8) -> IpAddr {
 
 async fn open(server: &TestServer, from: IpAddr) -> TestResult<WsClient> {
     match WsClient::try_connect_from(server, "graphql-transport-ws", from).await? {
-        Attempt::Open(ws) => Ok(ws),
+        Attempt::Open(ws) => Ok(*ws),
         Attempt::Refused(status) => Err(format!("refused from {from} with {status}").into()),
     }
 }
@@ -35,7 +35,7 @@ async fn open_once_free(server: &TestServer, from: IpAddr) -> TestResult<WsClien
     let deadline = Instant::now() + WAIT;
     loop {
         match WsClient::try_connect_from(server, "graphql-transport-ws", from).await? {
-            Attempt::Open(ws) => return Ok(ws),
+            Attempt::Open(ws) => return Ok(*ws),
             Attempt::Refused(429) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
