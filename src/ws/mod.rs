@@ -13,16 +13,11 @@
 //! intervals is dropped (4408).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use async_graphql::ServerError;
 use axum::extract::ws::{Message, WebSocket};
-use axum::extract::{ConnectInfo, FromRequestParts, WebSocketUpgrade};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -39,86 +34,18 @@ mod outgoing;
 mod pending;
 mod protocol;
 mod subscription;
+mod upgrade;
 
 use outgoing::{Outgoing, Queued};
+use pending::PendingGuard;
 pub use pending::PendingSockets;
-use pending::{PendingGuard, Refused};
 use protocol::{ClientMessage, Protocol, SubscribePayload, close, close_message, error_message};
 use subscription::{Delivery, run_subscription};
-
-/// Read and write buffer of one socket.
-const SOCKET_BUFFER: usize = 8 * 1024;
+pub use upgrade::upgrade;
 
 /// How long the close frame (and the frames queued before it) may take to leave before the
 /// socket is dropped anyway: a client that does not read must not hold its task.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Upgrades a request to a GraphQL WebSocket.
-pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
-    let Some(protocol) = Protocol::from_header(parts) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "Sec-WebSocket-Protocol must name graphql-transport-ws or graphql-ws",
-        )
-            .into_response();
-    };
-    let pending = match admit_pending(&state, parts) {
-        Ok(pending) => pending,
-        Err(NotAdmitted::Full(refused)) => {
-            return (StatusCode::TOO_MANY_REQUESTS, refused.message()).into_response();
-        }
-        Err(NotAdmitted::Unwired) => {
-            tracing::error!("the router has no PendingSockets extension: WebSockets refused");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    let max_message = state.app.config().ws_max_message_bytes;
-    match WebSocketUpgrade::from_request_parts(parts, &state).await {
-        // tungstenite's default 128 KiB read and write buffers per socket dominate memory
-        // at thousands of subscribers; messages here are small and each is flushed as sent.
-        // Its default 16 MiB frames and 64 MiB messages would be buffered (and parsed)
-        // before anything else is checked, even before `connection_init`.
-        Ok(upgrade) => upgrade
-            .read_buffer_size(SOCKET_BUFFER)
-            .write_buffer_size(SOCKET_BUFFER)
-            .max_message_size(max_message)
-            .max_frame_size(max_message)
-            .protocols([protocol.name()])
-            .on_upgrade(move |socket| Connection::new(state, protocol, pending).run(socket)),
-        Err(rejection) => rejection.into_response(),
-    }
-}
-
-/// Why a socket is refused before the upgrade.
-enum NotAdmitted {
-    /// Its peer address or the server already has the most sockets awaiting init.
-    Full(Refused),
-    /// The router was served without the counts (a wiring bug, see `server::serve`).
-    Unwired,
-}
-
-/// Counts the socket as awaiting `connection_init`, unless its peer address or the server
-/// already has the most allowed.
-fn admit_pending(state: &Endpoint, parts: &Parts) -> Result<PendingGuard, NotAdmitted> {
-    let Some(pending) = parts.extensions.get::<PendingSockets>() else {
-        return Err(NotAdmitted::Unwired);
-    };
-    // Without the peer (a router served without connect info) every socket shares one
-    // address, which errs towards refusing.
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
-            peer.ip()
-        });
-    let config = state.app.config();
-    pending
-        .admit(address, config.ws_max_pending_per_ip, config.ws_max_pending)
-        .map_err(|refused| {
-            tracing::debug!(%address, ?refused, "WebSocket refused before connection_init");
-            NotAdmitted::Full(refused)
-        })
-}
 
 /// How the connection ends.
 struct Closing(u16, String);
@@ -172,24 +99,12 @@ impl Connection {
     }
 
     async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut incoming) = socket.split();
-        let Some(mut outgoing_rx) = self.outgoing_rx.take() else {
+        let (sink, mut incoming) = socket.split();
+        let Some(outgoing_rx) = self.outgoing_rx.take() else {
             return;
         };
-        // One writer: every frame, from this loop or from subscription tasks, goes
-        // through the bounded queue in order.
-        let mut writer = tokio::spawn(async move {
-            while let Some(queued) = outgoing_rx.recv().await {
-                let is_close = matches!(queued.message, Message::Close(_));
-                // `queued` keeps its bytes counted until the socket has taken the frame.
-                let Queued { message, .. } = &queued;
-                if sink.send(message.clone()).await.is_err() || is_close {
-                    break;
-                }
-                drop(queued);
-            }
-            let _ = sink.close().await;
-        });
+        // One writer, fed in order through the bounded queue.
+        let mut writer = tokio::spawn(outgoing::write_all(sink, outgoing_rx));
 
         let config = self.app.config().clone();
         let init_deadline = Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
@@ -149,6 +151,25 @@ impl Outgoing {
             })
             .map_err(|_| SendError::Closed)
     }
+}
+
+/// The socket's one writer: every frame, from the connection or its subscription tasks,
+/// leaves in queue order; ends after the close frame, when the socket fails, or once every
+/// sender is gone.
+pub async fn write_all(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+) {
+    while let Some(queued) = queue.recv().await {
+        let is_close = matches!(queued.message, Message::Close(_));
+        // `queued` keeps its bytes counted until the socket has taken the frame (the clone
+        // shares the payload).
+        if sink.send(queued.message.clone()).await.is_err() || is_close {
+            break;
+        }
+        drop(queued);
+    }
+    let _ = sink.close().await;
 }
 
 /// What a frame weighs against the budget: its payload.
