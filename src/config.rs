@@ -126,6 +126,26 @@ pub struct Config {
     #[arg(long, env = "CHATQL_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
     pub ws_init_timeout_secs: u64,
 
+    /// Largest WebSocket message (and frame) a client may send, in bytes; a bigger one
+    /// closes the socket with 1009.
+    #[arg(long, env = "CHATQL_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+
+    /// Most WebSockets from one peer address that have not completed `connection_init`;
+    /// more are refused with HTTP 429 before the upgrade.
+    #[arg(long, env = "CHATQL_WS_MAX_PENDING_PER_IP", default_value_t = 16)]
+    pub ws_max_pending_per_ip: usize,
+
+    /// Most WebSockets in all that have not completed `connection_init`; more are refused
+    /// with HTTP 429 before the upgrade.
+    #[arg(long, env = "CHATQL_WS_MAX_PENDING", default_value_t = 1024)]
+    pub ws_max_pending: usize,
+
+    /// Most bytes queued for one WebSocket and not yet written to it; a client that falls
+    /// further behind is closed with 1013 (try again later).
+    #[arg(long, env = "CHATQL_WS_MAX_OUTGOING_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub ws_max_outgoing_bytes: usize,
+
     /// Most WebSockets one user may hold open at once.
     #[arg(long, env = "CHATQL_MAX_SOCKETS_PER_USER", default_value_t = 16)]
     pub max_sockets_per_user: usize,
@@ -194,6 +214,16 @@ impl Config {
         }
         if self.max_message_length == 0 {
             return Err("max message length must be at least 1".into());
+        }
+        if self.ws_max_message_bytes < 1024 {
+            // Below this a connection_init with a token no longer fits.
+            return Err("ws max message bytes must be at least 1024".into());
+        }
+        if self.ws_max_pending_per_ip == 0 || self.ws_max_pending == 0 {
+            return Err("ws max pending sockets (per IP and in all) must be at least 1".into());
+        }
+        if self.ws_max_outgoing_bytes == 0 {
+            return Err("ws max outgoing bytes must be at least 1".into());
         }
         if matches!(&self.jwt_secret, Some(secret) if secret.len() < 16) {
             return Err("JWT secret must be at least 16 characters".into());

@@ -6,20 +6,22 @@
 //! protocols' close codes (4400/4401/4403/4408/4409/4429), authenticates from the
 //! `connection_init` payload, sends keep-alive pings, enforces per-user caps, ends when the
 //! token expires or the server shuts down, and tears down everything it held on close.
+//!
+//! Memory per socket is bounded in bytes: client messages by `--ws-max-message-bytes`
+//! (1009), sockets awaiting `connection_init` per address and in all (HTTP 429), the
+//! outgoing queue by `--ws-max-outgoing-bytes` (1013); a client silent for two keep-alive
+//! intervals is dropped (4408).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_graphql::ServerError;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{FromRequestParts, WebSocketUpgrade};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -28,35 +30,22 @@ use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema, Endpoint};
 
+mod outgoing;
+mod pending;
 mod protocol;
 mod subscription;
+mod upgrade;
 
-use protocol::{ClientMessage, Protocol, SubscribePayload, close, error_message};
+use outgoing::{Outgoing, Queued};
+use pending::PendingGuard;
+pub use pending::PendingSockets;
+use protocol::{ClientMessage, Protocol, SubscribePayload, close, close_message, error_message};
 use subscription::{Delivery, run_subscription};
+pub use upgrade::upgrade;
 
-/// Read and write buffer of one socket.
-const SOCKET_BUFFER: usize = 8 * 1024;
-
-/// Upgrades a request to a GraphQL WebSocket.
-pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
-    let Some(protocol) = Protocol::from_header(parts) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "Sec-WebSocket-Protocol must name graphql-transport-ws or graphql-ws",
-        )
-            .into_response();
-    };
-    match WebSocketUpgrade::from_request_parts(parts, &state).await {
-        // tungstenite's default 128 KiB read and write buffers per socket dominate memory
-        // at thousands of subscribers; messages here are small and each is flushed as sent.
-        Ok(upgrade) => upgrade
-            .read_buffer_size(SOCKET_BUFFER)
-            .write_buffer_size(SOCKET_BUFFER)
-            .protocols([protocol.name()])
-            .on_upgrade(move |socket| Connection::new(state, protocol).run(socket)),
-        Err(rejection) => rejection.into_response(),
-    }
-}
+/// How long the close frame (and the frames queued before it) may take to leave before the
+/// socket is dropped anyway: a client that does not read must not hold its task.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the connection ends.
 struct Closing(u16, String);
@@ -72,21 +61,25 @@ struct Connection {
     /// Changes when the caller's tokens may have been revoked (or their user deleted).
     revocations: Option<watch::Receiver<u64>>,
     socket_guard: Option<CountGuard>,
+    /// Counts this socket as awaiting `connection_init`; dropped once it is done.
+    pending: Option<PendingGuard>,
     subscriptions: HashMap<String, JoinHandle<()>>,
-    outgoing: mpsc::Sender<Message>,
-    outgoing_rx: Option<mpsc::Receiver<Message>>,
+    outgoing: Outgoing,
+    outgoing_rx: Option<mpsc::UnboundedReceiver<Queued>>,
     /// Subscription tasks report their ids here when they finish on their own.
     finished_tx: mpsc::UnboundedSender<String>,
     finished_rx: mpsc::UnboundedReceiver<String>,
 }
 
-/// Outgoing frames buffered per connection; a full buffer holds subscription tasks back,
-/// so a slow client makes its own feeds lag (and get `ResyncRequired`), not the server.
+/// Subscription frames buffered per connection; a full buffer holds subscription tasks
+/// back, so a slow client makes its own feeds lag (and get `ResyncRequired`), not the
+/// server. The queue is bounded in bytes too (`--ws-max-outgoing-bytes`).
 const OUTGOING_BUFFER: usize = 64;
 
 impl Connection {
-    fn new(state: Endpoint, protocol: Protocol) -> Self {
-        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_BUFFER);
+    fn new(state: Endpoint, protocol: Protocol, pending: PendingGuard) -> Self {
+        let (outgoing, outgoing_rx) =
+            Outgoing::channel(OUTGOING_BUFFER, state.app.config().ws_max_outgoing_bytes);
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         Self {
             app: state.app,
@@ -96,6 +89,7 @@ impl Connection {
             caller: None,
             revocations: None,
             socket_guard: None,
+            pending: Some(pending),
             subscriptions: HashMap::new(),
             outgoing,
             outgoing_rx: Some(outgoing_rx),
@@ -105,29 +99,24 @@ impl Connection {
     }
 
     async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut incoming) = socket.split();
-        let Some(mut outgoing_rx) = self.outgoing_rx.take() else {
+        let (sink, mut incoming) = socket.split();
+        let Some(outgoing_rx) = self.outgoing_rx.take() else {
             return;
         };
-        // One writer: every frame, from this loop or from subscription tasks, goes
-        // through the bounded channel in order.
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = outgoing_rx.recv().await {
-                let is_close = matches!(frame, Message::Close(_));
-                if sink.send(frame).await.is_err() || is_close {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
+        // One writer, fed in order through the bounded queue.
+        let mut writer = tokio::spawn(outgoing::write_all(sink, outgoing_rx));
 
         let config = self.app.config().clone();
-        let init_deadline =
-            tokio::time::Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);
-        let mut keepalive =
-            tokio::time::interval(Duration::from_secs(config.ws_keepalive_secs.max(1)));
+        let init_deadline = Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);
+        let keepalive_every = Duration::from_secs(config.ws_keepalive_secs.max(1));
+        // Two intervals: one ping may cross a message from the client in flight.
+        let silence_limit = keepalive_every * 2;
+        let mut keepalive = tokio::time::interval(keepalive_every);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         keepalive.tick().await;
+        let mut last_heard = Instant::now();
         let shutdown = self.app.shutdown().clone();
+        let outgoing = self.outgoing.clone();
 
         let closing = loop {
             let expiry = match &self.caller {
@@ -141,9 +130,19 @@ impl Connection {
             };
             tokio::select! {
                 frame = incoming.next() => {
+                    if let Some(Ok(_)) = &frame {
+                        // Any frame, a WebSocket pong included, shows the client alive.
+                        last_heard = Instant::now();
+                    }
                     let text = match frame {
                         Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                        Some(Ok(Message::Close(_))) | None => break None,
+                        Some(Err(e)) if is_too_big(&e) => {
+                            break Some(Closing(close::MESSAGE_TOO_BIG, format!(
+                                "message too big: at most {} bytes", config.ws_max_message_bytes,
+                            )));
+                        }
+                        Some(Err(_)) => break None,
                         Some(Ok(Message::Binary(_))) => {
                             break Some(Closing(close::BAD_REQUEST, "binary frames are not supported".into()));
                         }
@@ -181,11 +180,27 @@ impl Connection {
                     break Some(Closing(close::UNAUTHORIZED, "token expired".into()));
                 }
                 _ = keepalive.tick(), if self.caller.is_some() => {
-                    let ping = match self.protocol {
-                        Protocol::Transport => json!({"type": "ping"}),
-                        Protocol::Legacy => json!({"type": "ka"}),
-                    };
-                    self.send(ping).await;
+                    if last_heard.elapsed() >= silence_limit {
+                        break Some(Closing(close::KEEPALIVE_TIMEOUT, format!(
+                            "keep-alive timeout: nothing received for {} s",
+                            silence_limit.as_secs(),
+                        )));
+                    }
+                    match self.protocol {
+                        Protocol::Transport => self.send(json!({"type": "ping"})),
+                        Protocol::Legacy => {
+                            // Legacy clients do not answer `ka`; their WebSocket answers a
+                            // ping frame on its own.
+                            self.send(json!({"type": "ka"}));
+                            let _ = self.outgoing.send_now(Message::Ping(Default::default()));
+                        }
+                    }
+                }
+                () = outgoing.overflowed() => {
+                    break Some(Closing(close::TRY_AGAIN_LATER, format!(
+                        "too far behind: over {} bytes queued for this socket",
+                        outgoing.max_bytes(),
+                    )));
                 }
                 () = shutdown.cancelled() => {
                     break Some(Closing(close::GOING_AWAY, "server shutting down".into()));
@@ -196,27 +211,46 @@ impl Connection {
         for (_, task) in self.subscriptions.drain() {
             task.abort();
         }
+        // Released before the close frame goes, so a client that sees the close can
+        // connect again at once.
+        drop(self.pending.take());
         if let Some(Closing(code, reason)) = closing {
-            let frame = Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }));
-            let _ = self.outgoing.send(frame).await;
+            let _ = self.outgoing.send_close(close_message(code, &reason));
         }
+        // With every sender gone the writer ends after the close frame (or once the queue
+        // is empty when the client closed first).
         drop(self.outgoing);
-        let _ = writer.await;
+        drop(outgoing);
         if let Some(Caller::User { id, .. }) = &self.caller {
             crate::domain::users::record_seen(&self.app, *id).await;
         }
         drop(self.socket_guard);
+        // The closing handshake: wait for the client's close (or its end) after ours, so
+        // the socket is not dropped under frames it has yet to read. Bounded, so a client
+        // that reads nothing cannot keep the writer and what it queued.
+        let handshake = async {
+            let _ = (&mut writer).await;
+            while let Some(Ok(frame)) = incoming.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, handshake)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
 
-    async fn send(&self, message: Value) {
-        // Fails only when the writer is gone, i.e. the socket is closing anyway.
+    /// Queues a message of the connection itself without waiting. It fails only when the
+    /// writer is gone (the socket is closing anyway) or the queue is over its byte budget,
+    /// which the loop sees through `overflowed()` and closes on.
+    fn send(&self, message: Value) {
         let _ = self
             .outgoing
-            .send(Message::Text(message.to_string().into()))
-            .await;
+            .send_now(Message::Text(message.to_string().into()));
     }
 
     /// Handles one client message; `Some` closes the connection.
@@ -230,7 +264,7 @@ impl Connection {
                 if let Some(payload) = payload {
                     pong["payload"] = payload;
                 }
-                self.send(pong).await;
+                self.send(pong);
                 None
             }
             ClientMessage::Pong {} => None,
@@ -239,12 +273,14 @@ impl Connection {
                 if let Some(task) = self.subscriptions.remove(&id) {
                     task.abort();
                     if self.protocol == Protocol::Legacy {
-                        self.send(json!({"type": "complete", "id": id})).await;
+                        self.send(json!({"type": "complete", "id": id}));
                     }
                 }
                 None
             }
-            ClientMessage::ConnectionTerminate {} => Some(Closing(1000, "terminated".into())),
+            ClientMessage::ConnectionTerminate {} => {
+                Some(Closing(close::NORMAL, "terminated".into()))
+            }
         }
     }
 
@@ -275,8 +311,8 @@ impl Connection {
         };
         let caller = match caller {
             Ok(caller @ Caller::User { .. }) => caller,
-            Ok(_) => return self.refuse("a user token is required").await,
-            Err(e) => return self.refuse(&e.public_message()).await,
+            Ok(_) => return self.refuse("a user token is required"),
+            Err(e) => return self.refuse(&e.public_message()),
         };
         if let Caller::User { id, .. } = &caller {
             let max = self.app.config().max_sockets_per_user;
@@ -292,7 +328,9 @@ impl Connection {
             crate::domain::users::record_seen(&self.app, *id).await;
         }
         self.caller = Some(caller);
-        self.send(json!({"type": "connection_ack"})).await;
+        // Authenticated: from now on the per-user caps bound this socket.
+        self.pending = None;
+        self.send(json!({"type": "connection_ack"}));
         None
     }
 
@@ -306,10 +344,9 @@ impl Connection {
         }
     }
 
-    async fn refuse(&self, reason: &str) -> Option<Closing> {
+    fn refuse(&self, reason: &str) -> Option<Closing> {
         if self.protocol == Protocol::Legacy {
-            self.send(json!({"type": "connection_error", "payload": {"message": reason}}))
-                .await;
+            self.send(json!({"type": "connection_error", "payload": {"message": reason}}));
         }
         Some(Closing(close::FORBIDDEN, reason.to_owned()))
     }
@@ -336,7 +373,7 @@ impl Connection {
                 .extensions
                 .get_or_insert_with(Default::default)
                 .set("code", ErrorCode::LimitExceeded.as_str());
-            self.send(self.error_message(&id, vec![error])).await;
+            self.send(self.error_message(&id, vec![error]));
             return None;
         };
         let mut request = async_graphql::Request::new(payload.query);
@@ -351,7 +388,7 @@ impl Connection {
         let operation = match admitted {
             Ok(operation) => operation.map(|op| op.ty),
             Err(refused) => {
-                self.send(self.error_message(&id, vec![refused])).await;
+                self.send(self.error_message(&id, vec![refused]));
                 return None;
             }
         };
@@ -374,4 +411,12 @@ impl Connection {
     fn error_message(&self, id: &str, errors: Vec<ServerError>) -> Value {
         error_message(self.protocol, id, errors)
     }
+}
+
+/// Whether a read failed because the client's frame or message passed
+/// `--ws-max-message-bytes`. tungstenite reports it as `Error::Capacity`, which axum boxes
+/// and chatql cannot name (tungstenite is not a dependency of its own), so its text is
+/// matched; `limits.rs` in the tests fails if that text changes.
+fn is_too_big(error: &axum::Error) -> bool {
+    error.to_string().starts_with("Space limit exceeded")
 }

@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::outgoing::Outgoing;
 use super::protocol::{Protocol, error_message};
 use crate::events::presence::CountGuard;
 use crate::graphql::{self, ChatSchema};
@@ -15,8 +16,9 @@ pub struct Delivery {
     /// The operation's id on the socket.
     pub id: String,
     pub protocol: Protocol,
-    /// The socket's writer.
-    pub outgoing: mpsc::Sender<Message>,
+    /// The socket's writer; `send` waits for a slot, and fails for good once the socket
+    /// is closing or its queue went over its byte budget.
+    pub outgoing: Outgoing,
     /// Told the id when the operation ends on its own.
     pub finished: mpsc::UnboundedSender<String>,
     /// Largest message sent; a bigger result becomes a `LIMIT_EXCEEDED` error.

@@ -238,3 +238,41 @@ impl WsClient {
         }
     }
 }
+
+/// How an attempt to open a WebSocket ended.
+pub enum Attempt {
+    Open(Box<WsClient>),
+    /// Refused with this HTTP status before the upgrade.
+    Refused(u16),
+}
+
+impl WsClient {
+    /// Opens a socket to `server` from the loopback address `source` (any of 127.0.0.0/8
+    /// reaches a server on 127.0.0.1), or reports the HTTP status that refused it.
+    pub async fn try_connect_from(
+        server: &TestServer,
+        protocol: &str,
+        source: std::net::IpAddr,
+    ) -> TestResult<Attempt> {
+        let tcp = tokio::net::TcpSocket::new_v4()?;
+        tcp.bind(std::net::SocketAddr::new(source, 0))?;
+        let stream = tcp.connect(server.addr).await?;
+        let mut request = server.ws_url().into_client_request()?;
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse()?);
+        match tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await {
+            Ok((socket, _)) => Ok(Attempt::Open(Box::new(Self { socket }))),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Ok(Attempt::Refused(response.status().as_u16()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends one text frame as it is (not necessarily JSON, of any size).
+    pub async fn send_text(&mut self, text: String) -> TestResult {
+        self.socket.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+}

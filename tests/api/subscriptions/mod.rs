@@ -1,5 +1,6 @@
 //! Live events over real WebSockets: every event kind, resume without gaps, lag, auth and
-//! limits, streaming replies, the inbox, the legacy protocol and several instances.
+//! limits, streaming replies, the inbox, the legacy protocol, several instances, and the
+//! socket's own bounds (message size, pending sockets, outgoing bytes, keep-alive).
 
 use serde_json::{Value, json};
 
@@ -10,6 +11,7 @@ use crate::common::*;
 mod chat_events;
 mod connection;
 mod instances;
+mod limits;
 
 const CHAT_EVENTS: &str = "subscription($c: ID!, $after: String) {
   chatEvents(chatId: $c, after: $after) {
