@@ -238,6 +238,11 @@ impl Server {
             // One sender sends every message: the per-user mutation limit would cap the run.
             "--mutations-per-minute",
             "0",
+            // Every subscriber connects from 127.0.0.1, many at once.
+            "--ws-max-pending-per-ip",
+            &caps,
+            "--ws-max-pending",
+            &caps,
         ]
         .iter()
         .map(|s| (*s).to_owned())
