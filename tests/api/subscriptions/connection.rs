@@ -70,10 +70,21 @@ async fn an_expired_token_ends_the_connection() -> TestResult {
     let mut ws = WsClient::user(&server, &short).await?;
     ws.subscribe("1", "subscription { myEvents { __typename } }", json!({}))
         .await?;
+    // Over HTTP the token works until then...
+    server.client(&short).ok("{ me { id } }", json!({})).await?;
     let closed = ws.closed().await?;
     assert_eq!(
         (closed.code, closed.reason.as_str()),
         (4401, "token expired")
+    );
+    // ...and not a moment after: one clock rule for both transports (HTTP used to accept
+    // it for the rest of its expiry second).
+    assert_eq!(
+        server
+            .client(&short)
+            .code("{ me { id } }", json!({}))
+            .await?,
+        "UNAUTHENTICATED"
     );
     Ok(())
 }

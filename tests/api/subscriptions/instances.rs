@@ -71,29 +71,7 @@ async fn two_server_processes_on_one_postgresql_share_live_events() -> TestResul
     let db = TestDb::new().await?;
     let a = ServerProcess::start(&db.url, &db.dir.path().join("a")).await?;
     let b = ServerProcess::start(&db.url, &db.dir.path().join("b")).await?;
-    let admin = Client::new(a.http(), None, Some(ADMIN_KEY.into()));
-    let mut users = Vec::new();
-    for name in ["alice", "bob"] {
-        let data = admin
-            .ok(
-                "mutation($u: String!) { createUser(input: {username: $u}) { id } }",
-                json!({"u": name}),
-            )
-            .await?;
-        let id = str_at(&data, "/createUser/id")?;
-        let token = admin
-            .ok(
-                "mutation($u: ID!) { issueToken(userId: $u) }",
-                json!({"u": id}),
-            )
-            .await?;
-        users.push(TestUser {
-            id,
-            username: name.into(),
-            token: str_at(&token, "/issueToken")?,
-        });
-    }
-    let (alice, bob) = (&users[0], &users[1]);
+    let (alice, bob) = (&a.user("alice").await?, &a.user("bob").await?);
     let on_a = Client::new(a.http(), Some(alice.token.clone()), None);
     let data = on_a
         .ok(
