@@ -95,15 +95,15 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
 pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let shutdown = app.shutdown().clone();
-    // The WebSocket upgrade counts sockets awaiting connection_init per peer address.
-    let router =
-        crate::http::router(app).layer(axum::Extension(crate::ws::PendingSockets::default()));
+    let router = crate::http::router(app);
     // Live events are small writes that must leave at once, not wait for Nagle.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    // The peer address: the WebSocket upgrade counts sockets awaiting connection_init per
+    // address.
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -33,6 +33,9 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        // The WebSocket upgrade counts sockets awaiting connection_init (per router, i.e.
+        // per server).
+        .layer(axum::Extension(crate::ws::PendingSockets::default()))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CompressionLayer::new())
         .layer(cors)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The counts of one server; kept in the router as an extension (see `server::serve`).
+/// The counts of one server; kept in the router as an extension (see `http::router`).
 #[derive(Clone, Default)]
 pub struct PendingSockets {
     counts: Arc<Mutex<Counts>>,

@@ -56,7 +56,7 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
 enum NotAdmitted {
     /// Its peer address or the server already has the most sockets awaiting init.
     Full(Refused),
-    /// The router was served without the counts (a wiring bug, see `server::serve`).
+    /// The router was served without the counts (a wiring bug, see `http::router`).
     Unwired,
 }
 
