@@ -314,8 +314,16 @@ async fn execute(
     let caller = match caller_from_headers(&state.app, headers).await {
         Ok(caller) => caller,
         Err(e) => {
-            let mut error = async_graphql::Error::from(e).into_server_error(Default::default());
-            crate::error::assign_code(&mut error);
+            // No position: the error is about the request's credentials, not a place in its
+            // document (and GraphQL locations are 1-based, so line 0 would be invalid).
+            if e.code() == ErrorCode::Internal {
+                tracing::error!(error = ?e, "checking a request's credentials failed");
+            }
+            let mut error = ServerError::new(e.public_message(), None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", e.code().as_str());
             let status = refused_status(&error);
             let body = serde_json::json!({ "errors": [error] });
             let status = status_unless_executed(status);

@@ -45,11 +45,22 @@ pub fn router(app: App) -> Router {
 fn cors_layer(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        // What GraphQL clients and tracing libraries send on their own: Apollo Client's
+        // name/version, W3C trace context, Sentry, request ids. A preflight naming any other
+        // header is refused.
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT,
             header::HeaderName::from_static("x-admin-key"),
+            header::HeaderName::from_static("apollographql-client-name"),
+            header::HeaderName::from_static("apollographql-client-version"),
+            header::HeaderName::from_static("apollo-require-preflight"),
+            header::HeaderName::from_static("traceparent"),
+            header::HeaderName::from_static("tracestate"),
+            header::HeaderName::from_static("baggage"),
+            header::HeaderName::from_static("sentry-trace"),
+            header::HeaderName::from_static("x-request-id"),
         ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {

@@ -186,3 +186,46 @@ async fn mutations_are_rate_limited_per_user() -> TestResult {
     server.user("carol").await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browsers_may_send_the_headers_graphql_clients_and_tracers_add() -> TestResult {
+    let server = TestServer::start().await?;
+    let requested = "authorization, content-type, apollographql-client-name, \
+        apollographql-client-version, traceparent, tracestate, baggage, sentry-trace, x-request-id";
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, server.url())
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", requested)
+        .send()
+        .await?;
+    assert_eq!(preflight.status(), 200);
+    let allowed = preflight
+        .headers()
+        .get("access-control-allow-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for header in requested.split(", ") {
+        assert!(allowed.contains(header), "{header} not in {allowed}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_credential_is_an_error_without_a_location() -> TestResult {
+    let server = TestServer::start().await?;
+    let answer = server
+        .anonymous()
+        .with_token("forged")
+        .send("{ me { id } }", json!({}))
+        .await?;
+    assert_eq!(answer.codes(), ["UNAUTHENTICATED"]);
+    // GraphQL locations are 1-based; a credential has no place in the document.
+    assert!(
+        answer.errors()[0].get("locations").is_none(),
+        "{}",
+        answer.body
+    );
+    Ok(())
+}
