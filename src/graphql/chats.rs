@@ -4,7 +4,7 @@
 use async_graphql::{Context, InputObject, Object, Result};
 
 use super::types::{ChatConnection, ChatNode, MemberNode, connection};
-use super::{app, caller_id, with_checked_memberships};
+use super::{absent_unless_visible, app, caller_id, with_checked_memberships};
 use crate::db::chats::ChatListFilter;
 use crate::domain::chats::{self, CreateChat, UpdateChat};
 use crate::domain::members::{self, MemberFlag};
@@ -29,14 +29,15 @@ pub struct ChatQuery;
 
 #[Object]
 impl ChatQuery {
-    /// A chat the caller is a member of.
+    /// A chat the caller is a member of; null when there is no such chat or the caller is
+    /// not in it.
     async fn chat(&self, ctx: &Context<'_>, id: ChatId) -> Result<Option<ChatNode>> {
         let (app, caller) = (app(ctx)?, caller_id(ctx)?);
         let chat = with_checked_memberships(ctx, async |checked| {
             chats::get(app, caller, id, checked).await
         })
-        .await?;
-        Ok(Some(ChatNode::loaded(chat)))
+        .await;
+        Ok(absent_unless_visible(chat)?.map(ChatNode::loaded))
     }
 
     /// The caller's chats: pinned first, then by `lastActivityAt`, newest first.

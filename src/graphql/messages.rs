@@ -4,7 +4,7 @@ use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 
 use super::loaders::UserKey;
 use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
-use super::{app, caller_id, loaders};
+use super::{absent_unless_visible, app, caller_id, loaders};
 use crate::domain::sending::{SendMessage, SendQueues};
 use crate::domain::{messages, receipts};
 use crate::vocabulary::cursor::PageRequest;
@@ -17,10 +17,11 @@ pub struct MessageQuery;
 
 #[Object]
 impl MessageQuery {
-    /// A message in one of the caller's chats.
+    /// A message in one of the caller's chats; null when there is no such message or the
+    /// caller is not in its chat.
     async fn message(&self, ctx: &Context<'_>, id: MessageId) -> Result<Option<MessageNode>> {
-        let message = messages::get(app(ctx)?, caller_id(ctx)?, id).await?;
-        Ok(Some(MessageNode::loaded(message)))
+        let message = messages::get(app(ctx)?, caller_id(ctx)?, id).await;
+        Ok(absent_unless_visible(message)?.map(MessageNode::loaded))
     }
 
     /// A chat's messages: `first/after` reads oldest→newest, `last/before` reads back from

@@ -221,11 +221,11 @@ impl NodeQuery {
                     chat_service::get(app, user, ChatId(key), checked).await
                 })
                 .await;
-                absent_if_not_found(chat)?.map(|c| Node::Chat(ChatNode::loaded(c)))
+                absent_unless_visible(chat)?.map(|c| Node::Chat(ChatNode::loaded(c)))
             }
             MessageId::TYPE_NAME => {
                 let message = message_service::get(app, caller.user_id()?, MessageId(key)).await;
-                absent_if_not_found(message)?.map(|m| Node::Message(MessageNode::loaded(m)))
+                absent_unless_visible(message)?.map(|m| Node::Message(MessageNode::loaded(m)))
             }
             _ => None,
         };
@@ -233,11 +233,13 @@ impl NodeQuery {
     }
 }
 
-/// Relay's `node` answers null for an id that names nothing (other errors stay errors).
-fn absent_if_not_found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
+/// `node`, `chat` and `message` answer null alike for an id that names nothing and for
+/// one the (authenticated) caller may not see: the same answer, so ids cannot be probed,
+/// and no error, which would null a Relay query's whole `data`. Other errors stay errors.
+pub(crate) fn absent_unless_visible<T>(result: AppResult<T>) -> AppResult<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(e) if e.code() == crate::error::ErrorCode::NotFound => Ok(None),
+        Err(AppError::NotFound(_) | AppError::Forbidden(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -367,3 +367,17 @@ pub async fn send(
         .await?;
     str_at(&data, "/sendMessage/id")
 }
+
+/// Asserts that a lookup (`chat`, `message`, `node`) answers null and no error: what a
+/// caller gets for an id that names nothing or something they may not see, alike.
+pub async fn assert_absent(client: &Client, query: &str, variables: Value) -> TestResult {
+    let answer = client.send(query, variables).await?;
+    assert!(answer.errors().is_empty(), "{}", answer.body);
+    let data = answer.data().as_object().ok_or("no data")?;
+    assert!(
+        !data.is_empty() && data.values().all(Value::is_null),
+        "{}",
+        answer.body
+    );
+    Ok(())
+}
