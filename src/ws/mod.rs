@@ -177,7 +177,9 @@ impl Connection {
                     break Some(Closing(close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
                 }
                 () = async { if let Some(at) = expiry { tokio::time::sleep_until(at).await } }, if expiry.is_some() => {
-                    break Some(Closing(close::UNAUTHORIZED, "token expired".into()));
+                    // 4403, not 4401: graphql-ws gives up on 4401 but retries 4403, so a
+                    // client whose `connectionParams` fetches a fresh token reconnects.
+                    break Some(Closing(close::FORBIDDEN, "token expired".into()));
                 }
                 _ = keepalive.tick(), if self.caller.is_some() => {
                     if last_heard.elapsed() >= silence_limit {

@@ -75,7 +75,7 @@ async fn an_expired_token_ends_the_connection() -> TestResult {
     let closed = ws.closed().await?;
     assert_eq!(
         (closed.code, closed.reason.as_str()),
-        (4401, "token expired")
+        (4403, "token expired")
     );
     // ...and not a moment after: one clock rule for both transports (HTTP used to accept
     // it for the rest of its expiry second).
@@ -260,5 +260,38 @@ async fn closing_a_socket_releases_everything_it_held() -> TestResult {
     tokio::time::timeout(crate::common::ws::WAIT, released)
         .await
         .map_err(|_| "subscriptions were not released after the socket closed")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_graphql_ws_client_reconnects_with_a_fresh_token_after_expiry() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    if !js.join("node_modules/graphql-ws").exists() {
+        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js`".into());
+    }
+    // The client mints its own tokens for Alice (the first lasting 2 s) through the admin
+    // key, as an app refreshing its token would.
+    let run = tokio::process::Command::new("node")
+        .arg(js.join("ws-refresh.mjs"))
+        .args([
+            server.ws_url(),
+            server.url(),
+            ADMIN_KEY.to_owned(),
+            alice.id.clone(),
+            bob.token.clone(),
+            chat,
+        ])
+        .output()
+        .await?;
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.contains("ws-refresh: ok: closed 4403"), "{out}");
     Ok(())
 }
