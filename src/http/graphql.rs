@@ -87,15 +87,14 @@ impl Rejection {
         }
     }
 
+    /// The GraphQL response body telling why.
+    fn body(&self) -> String {
+        let error = ServerError::new(self.message.clone(), None);
+        serde_json::json!({ "errors": [error_with_code(error, "BAD_USER_INPUT")] }).to_string()
+    }
+
     fn into_response(self, response_type: ResponseType) -> Response {
-        let error = ServerError::new(self.message, None);
-        let body = serde_json::json!({ "errors": [error_with_code(error, "BAD_USER_INPUT")] });
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, response_type.content_type())],
-            body.to_string(),
-        )
-            .into_response();
+        let mut response = typed(self.status, self.body(), response_type);
         if let Some(allow) = self.allow {
             response
                 .headers_mut()
@@ -129,7 +128,9 @@ pub async fn graphql_get(
         Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
     };
     let result = match params {
-        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
+        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type)
+            .await
+            .map(|(status, body)| typed(status, body, response_type)),
         Err(rejection) => Err(rejection),
     };
     result
@@ -163,22 +164,81 @@ pub async fn graphql_post(
             .into_response();
     }
     let params = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Object(map)) => {
-            serde_json::from_value::<GraphqlParams>(serde_json::Value::Object(map))
-                .map_err(|e| Rejection::bad_request(format!("invalid request: {e}")))
+        Ok(serde_json::Value::Array(batch)) => {
+            return execute_batch(&state, &headers, batch, response_type).await;
         }
-        Ok(_) => Err(Rejection::bad_request(
-            "the request body must be a JSON object",
-        )),
+        Ok(value) => params_of(value),
         Err(e) => Err(Rejection::bad_request(format!("invalid JSON body: {e}"))),
     };
     let result = match params {
-        Ok(params) => execute(&state, &headers, params, Method::POST, response_type).await,
+        Ok(params) => execute(&state, &headers, params, Method::POST, response_type)
+            .await
+            .map(|(status, body)| typed(status, body, response_type)),
         Err(rejection) => Err(rejection),
     };
     result
         .unwrap_or_else(|rejection| rejection.into_response(response_type))
         .with_type(response_type)
+}
+
+/// A response with the negotiated GraphQL media type.
+fn typed(status: StatusCode, body: String, response_type: ResponseType) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, response_type.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+/// Most operations in one batched request.
+const MAX_BATCH: usize = 16;
+
+/// One request of a POST body (an object).
+fn params_of(value: serde_json::Value) -> Result<GraphqlParams, Rejection> {
+    match value {
+        serde_json::Value::Object(map) => {
+            serde_json::from_value::<GraphqlParams>(serde_json::Value::Object(map))
+                .map_err(|e| Rejection::bad_request(format!("invalid request: {e}")))
+        }
+        _ => Err(Rejection::bad_request(
+            "the request body must be a JSON object (or an array of them)",
+        )),
+    }
+}
+
+/// A batch (a JSON array of requests, as Apollo's and urql's batching links send): each
+/// runs on its own, in order — authenticated, admitted and rate limited like a request of
+/// its own — and the answer is the array of their results, 200 whatever each says.
+async fn execute_batch(
+    state: &Endpoint,
+    headers: &HeaderMap,
+    batch: Vec<serde_json::Value>,
+    response_type: ResponseType,
+) -> Response {
+    if batch.is_empty() || batch.len() > MAX_BATCH {
+        let refused = Rejection::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH} operations, not {}",
+            batch.len()
+        ));
+        return refused.into_response(response_type);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for item in batch {
+        let result = match params_of(item) {
+            Ok(params) => execute(state, headers, params, Method::POST, response_type).await,
+            Err(refused) => Err(refused),
+        };
+        results.push(match result {
+            Ok((_, body)) => body,
+            Err(refused) => refused.body(),
+        });
+    }
+    typed(
+        StatusCode::OK,
+        format!("[{}]", results.join(",")),
+        response_type,
+    )
 }
 
 trait WithType {
@@ -270,7 +330,7 @@ async fn execute(
     params: GraphqlParams,
     method: Method,
     response_type: ResponseType,
-) -> Result<Response, Rejection> {
+) -> Result<(StatusCode, String), Rejection> {
     let query = match params.query {
         Some(q) if !q.trim().is_empty() => q,
         _ => return Err(Rejection::bad_request("the request has no `query`")),
@@ -327,12 +387,7 @@ async fn execute(
             let status = refused_status(&error);
             let body = serde_json::json!({ "errors": [error] });
             let status = status_unless_executed(status);
-            return Ok((
-                status,
-                [(header::CONTENT_TYPE, response_type.content_type())],
-                body.to_string(),
-            )
-                .into_response());
+            return Ok((status, body.to_string()));
         }
     };
     let checked = admitted
@@ -363,10 +418,5 @@ async fn execute(
         let body = graphql::response_text(&response, state.app.config().max_response_bytes);
         (StatusCode::OK, body)
     };
-    Ok((
-        status,
-        [(header::CONTENT_TYPE, response_type.content_type())],
-        body,
-    )
-        .into_response())
+    Ok((status, body))
 }

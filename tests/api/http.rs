@@ -229,3 +229,76 @@ async fn a_refused_credential_is_an_error_without_a_location() -> TestResult {
     );
     Ok(())
 }
+
+/// POSTs a batch (a JSON array of requests) as `user`.
+async fn post_batch(
+    server: &TestServer,
+    token: &str,
+    batch: serde_json::Value,
+) -> TestResult<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .post(server.url())
+        .header("accept", "application/graphql-response+json")
+        .bearer_auth(token)
+        .json(&batch)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_runs_each_operation_on_its_own() -> TestResult {
+    let server = TestServer::start_with(&["--mutations-per-minute", "3"]).await?;
+    let alice = server.user("alice").await?;
+    let chat = group(&server, &alice, &[]).await?; // 1 of 3 mutations
+    let send = |text: &str| {
+        json!({
+            "query": "mutation($c: ID!, $t: String!) { sendMessage(input: {chatId: $c, content: $t}) { content } }",
+            "variables": { "c": chat, "t": text },
+        })
+    };
+    let (status, results) = post_batch(
+        &server,
+        &alice.token,
+        json!([
+            { "query": "{ me { username } }" },
+            send("one"),
+            { "query": "{ nope }" },
+            { "variables": {} },
+            send("two"),
+            send("three"),
+        ]),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let results = results.as_array().ok_or("not an array")?;
+    assert_eq!(results.len(), 6);
+    assert_eq!(results[0]["data"]["me"]["username"], "alice");
+    assert_eq!(results[1]["data"]["sendMessage"]["content"], "one");
+    // A bad operation fails alone.
+    assert_eq!(
+        results[2]["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        results[3]["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    // Each mutation counts against the rate limit: 3 per minute, one used by createChat.
+    assert_eq!(results[4]["data"]["sendMessage"]["content"], "two");
+    assert_eq!(
+        results[5]["errors"][0]["extensions"]["code"],
+        "RATE_LIMITED"
+    );
+
+    // A batch is bounded.
+    let many: Vec<serde_json::Value> = (0..17)
+        .map(|_| json!({ "query": "{ __typename }" }))
+        .collect();
+    let (status, body) = post_batch(&server, &alice.token, json!(many)).await?;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let (status, _) = post_batch(&server, &alice.token, json!([])).await?;
+    assert_eq!(status, 400);
+    Ok(())
+}
