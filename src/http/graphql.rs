@@ -127,15 +127,11 @@ pub async fn graphql_get(
         Ok(Query(raw)) => raw.parse(),
         Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
     };
-    let result = match params {
-        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type)
-            .await
-            .map(|(status, body)| typed(status, body, response_type)),
+    let outcome = match params {
+        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
         Err(rejection) => Err(rejection),
     };
-    result
-        .unwrap_or_else(|rejection| rejection.into_response(response_type))
-        .with_type(response_type)
+    respond(outcome, response_type)
 }
 
 pub async fn graphql_post(
@@ -170,15 +166,22 @@ pub async fn graphql_post(
         Ok(value) => params_of(value),
         Err(e) => Err(Rejection::bad_request(format!("invalid JSON body: {e}"))),
     };
-    let result = match params {
-        Ok(params) => execute(&state, &headers, params, Method::POST, response_type)
-            .await
-            .map(|(status, body)| typed(status, body, response_type)),
+    let outcome = match params {
+        Ok(params) => execute(&state, &headers, params, Method::POST, response_type).await,
         Err(rejection) => Err(rejection),
     };
-    result
-        .unwrap_or_else(|rejection| rejection.into_response(response_type))
-        .with_type(response_type)
+    respond(outcome, response_type)
+}
+
+/// The HTTP response of one request's outcome, in the negotiated media type.
+fn respond(
+    outcome: Result<(StatusCode, String), Rejection>,
+    response_type: ResponseType,
+) -> Response {
+    match outcome {
+        Ok((status, body)) => typed(status, body, response_type),
+        Err(rejection) => rejection.into_response(response_type),
+    }
 }
 
 /// A response with the negotiated GraphQL media type.
@@ -239,23 +242,6 @@ async fn execute_batch(
         format!("[{}]", results.join(",")),
         response_type,
     )
-}
-
-trait WithType {
-    fn with_type(self, response_type: ResponseType) -> Response;
-}
-
-impl WithType for Response {
-    /// Sets the negotiated content type on successful GraphQL responses.
-    fn with_type(mut self, response_type: ResponseType) -> Response {
-        if self.headers().get(header::CONTENT_TYPE).is_none() {
-            self.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(response_type.content_type()),
-            );
-        }
-        self
-    }
 }
 
 fn not_acceptable() -> Response {
