@@ -65,27 +65,13 @@ impl WsClient {
         Ok(())
     }
 
-    /// The next protocol message, answering and skipping keep-alive pings.
+    /// The next protocol message, answering and skipping keep-alive pings; the socket
+    /// closing instead is an error.
     pub async fn recv(&mut self) -> TestResult<Value> {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.socket.next())
-                .await
-                .map_err(|_| "timed out waiting for a message")?;
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str())?;
-                    match value["type"].as_str() {
-                        Some("ping") => self.send(json!({"type": "pong"})).await?,
-                        Some("ka") => {}
-                        _ => return Ok(value),
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(format!("socket closed: {frame:?}").into());
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err("socket ended".into()),
+        match self.recv_or_closed().await? {
+            Incoming::Message(value) => Ok(value),
+            Incoming::Closed(closed) => {
+                Err(format!("socket closed: {} {}", closed.code, closed.reason).into())
             }
         }
     }
