@@ -153,6 +153,28 @@ impl From<InvalidInput> for AppError {
 /// Result of domain and resolver code.
 pub type AppResult<T> = Result<T, AppError>;
 
+/// An error about a request as a whole (no place in its document, so no location), with
+/// its `extensions.code`: refusals before execution, limits, the transports' own checks.
+pub fn request_error(message: impl Into<String>, code: ErrorCode) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(message, None);
+    set_code(&mut error, code);
+    error
+}
+
+impl AppError {
+    /// This error as a [`request_error`]: its public message and its code.
+    pub fn into_request_error(self) -> async_graphql::ServerError {
+        request_error(self.public_message(), self.code())
+    }
+}
+
+fn set_code(error: &mut async_graphql::ServerError, code: ErrorCode) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+}
+
 /// Gives every error of a GraphQL response its `extensions.code`, once, for HTTP and
 /// WebSocket alike. Resolver errors are `AppError`s (kept as the error's source by
 /// async-graphql's blanket conversion); internal ones are logged here with their detail and
@@ -169,10 +191,7 @@ pub fn assign_code(error: &mut async_graphql::ServerError) {
     if let Some(invalid) = error.source::<InvalidInput>() {
         // A resolver passed a vocabulary error on with `?`.
         let code = AppError::from(invalid.clone()).code();
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code.as_str());
+        set_code(error, code);
         return;
     }
     let code = match error.source::<AppError>() {
@@ -186,10 +205,7 @@ pub fn assign_code(error: &mut async_graphql::ServerError) {
         }
         None => classify_engine_error(&error.message),
     };
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code.as_str());
+    set_code(error, code);
 }
 
 /// The code of an error async-graphql raised itself, which arrives without one: its four

@@ -12,7 +12,7 @@ use async_graphql_value::{ConstValue, Value};
 
 use super::documents::ParsedDocuments;
 use crate::config::Config;
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, request_error};
 
 /// The operation a request selects, as far as admission needs it.
 #[derive(Clone, Copy, Debug)]
@@ -35,12 +35,12 @@ pub fn admit(
     config: &Config,
 ) -> Result<Option<Operation>, ServerError> {
     if exceeds_tokens(&request.query, config.max_query_tokens) {
-        return Err(refusal(
-            ErrorCode::LimitExceeded,
+        return Err(request_error(
             format!(
                 "the document has more than {} tokens",
                 config.max_query_tokens
             ),
+            ErrorCode::LimitExceeded,
         ));
     }
     if request.variables.values().any(const_holds_nul) {
@@ -70,12 +70,12 @@ pub fn admit(
         OperationType::Query | OperationType::Subscription => 0,
     };
     if mutation_fields > config.max_mutations_per_request {
-        return Err(refusal(
-            ErrorCode::LimitExceeded,
+        return Err(request_error(
             format!(
                 "at most {} mutation fields per request",
                 config.max_mutations_per_request
             ),
+            ErrorCode::LimitExceeded,
         ));
     }
     Ok(Some(Operation {
@@ -84,19 +84,10 @@ pub fn admit(
     }))
 }
 
-fn refusal(code: ErrorCode, message: String) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code.as_str());
-    error
-}
-
 fn nul_refusal() -> ServerError {
-    refusal(
+    request_error(
+        "strings may not contain the NUL character (U+0000)",
         ErrorCode::BadUserInput,
-        "strings may not contain the NUL character (U+0000)".into(),
     )
 }
 

@@ -24,7 +24,7 @@ use crate::db;
 use crate::domain::access::CheckedMemberships;
 use crate::domain::sending::SendQueues;
 use crate::domain::{chats as chat_service, messages as message_service, users as user_service};
-use crate::error::{AppError, AppResult, ErrorCode, assign_code};
+use crate::error::{AppError, AppResult, ErrorCode, assign_code, request_error};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId, decode_global};
 use admission::Operation;
 use documents::ParsedDocuments;
@@ -84,14 +84,9 @@ pub fn check_rate_limit(
     else {
         return Ok(());
     };
-    app.rate().check(id.0, mutations).map_err(|limited| {
-        let mut error = ServerError::new(limited.public_message(), None);
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", limited.code().as_str());
-        error
-    })
+    app.rate()
+        .check(id.0, mutations)
+        .map_err(AppError::into_request_error)
 }
 
 /// The JSON text of an executed response, or of a `LIMIT_EXCEEDED` error in its place when
@@ -101,17 +96,13 @@ pub fn response_text(response: &Response, max_bytes: usize) -> String {
     if text.len() <= max_bytes {
         return text;
     }
-    let mut error = ServerError::new(
+    let error = request_error(
         format!(
             "the response is {} bytes, over the limit of {max_bytes}: ask for fewer items",
             text.len()
         ),
-        None,
+        ErrorCode::LimitExceeded,
     );
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", crate::error::ErrorCode::LimitExceeded.as_str());
     serde_json::json!({ "data": null, "errors": [error] }).to_string()
 }
 
@@ -128,12 +119,10 @@ pub fn with_codes(mut response: Response) -> Response {
     if omitted > 0 {
         // Summed up under the code of the last one listed.
         let code = response.errors.last().and_then(ErrorCode::of);
-        let mut summary = ServerError::new(format!("… and {omitted} more errors"), None);
-        summary
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code.unwrap_or(ErrorCode::BadUserInput).as_str());
-        response.errors.push(summary);
+        response.errors.push(request_error(
+            format!("… and {omitted} more errors"),
+            code.unwrap_or(ErrorCode::BadUserInput),
+        ));
     }
     response
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, request_error};
 use crate::graphql::{self, Endpoint};
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
@@ -89,8 +89,8 @@ impl Rejection {
 
     /// The GraphQL response body telling why.
     fn body(&self) -> String {
-        let error = ServerError::new(self.message.clone(), None);
-        serde_json::json!({ "errors": [error_with_code(error, "BAD_USER_INPUT")] }).to_string()
+        let error = request_error(self.message.clone(), ErrorCode::BadUserInput);
+        serde_json::json!({ "errors": [error] }).to_string()
     }
 
     fn into_response(self, response_type: ResponseType) -> Response {
@@ -102,14 +102,6 @@ impl Rejection {
         }
         response
     }
-}
-
-fn error_with_code(mut error: ServerError, code: &str) -> ServerError {
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
 }
 
 pub async fn graphql_get(
@@ -365,11 +357,7 @@ async fn execute(
             if e.code() == ErrorCode::Internal {
                 tracing::error!(error = ?e, "checking a request's credentials failed");
             }
-            let mut error = ServerError::new(e.public_message(), None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", e.code().as_str());
+            let error = e.into_request_error();
             let status = refused_status(&error);
             let body = serde_json::json!({ "errors": [error] });
             let status = status_unless_executed(status);

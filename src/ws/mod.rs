@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::app::App;
 use crate::auth::Caller;
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, request_error};
 use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema, Endpoint};
@@ -369,12 +369,10 @@ impl Connection {
             _ => None,
         };
         let Some(guard) = guard else {
-            let mut error =
-                ServerError::new(format!("at most {max} open subscriptions per user"), None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", ErrorCode::LimitExceeded.as_str());
+            let error = request_error(
+                format!("at most {max} open subscriptions per user"),
+                ErrorCode::LimitExceeded,
+            );
             self.send(self.error_message(&id, vec![error]));
             return None;
         };
