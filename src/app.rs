@@ -11,6 +11,7 @@ use crate::error::AppResult;
 use crate::events::presence::Presence;
 use crate::events::typing::TypingTimers;
 use crate::events::{Broker, Tx};
+use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,7 @@ struct AppInner {
     typing: TypingTimers,
     shutdown: CancellationToken,
     rate: RateLimiter,
+    metrics: Metrics,
 }
 
 impl App {
@@ -39,9 +41,10 @@ impl App {
         config: Config,
         auth: Authenticator,
         broker: Broker,
+        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
-        let rate = RateLimiter::new(config.mutations_per_minute);
+        let rate = RateLimiter::new(config.mutations_per_minute, metrics.clone());
         Self {
             inner: Arc::new(AppInner {
                 db,
@@ -53,6 +56,7 @@ impl App {
                 typing: TypingTimers::default(),
                 shutdown,
                 rate,
+                metrics,
             }),
         }
     }
@@ -112,6 +116,11 @@ impl App {
     /// bridge) watches it, since axum's graceful shutdown does not end them.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// This server's metrics (what `/metrics` shows).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The per-user mutation rate limit.

@@ -36,13 +36,34 @@ impl SqliteSynchronous {
     }
 }
 
-/// Everything the server needs to run. Every field is a flag and an environment variable.
-#[derive(Clone, Debug, Args)]
-pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "CHATQL_BIND", default_value = "127.0.0.1:8000")]
-    pub bind: SocketAddr,
+/// Where `/metrics` is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// On the API's own listener (`--bind`), next to `/graphql`.
+    Api,
+    /// Nowhere.
+    Off,
+    /// Only on a listener of its own at this address (not on the API's).
+    Bind(SocketAddr),
+}
 
+impl std::str::FromStr for MetricsAt {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "api" => Ok(MetricsAt::Api),
+            "off" => Ok(MetricsAt::Off),
+            address => address.parse().map(MetricsAt::Bind).map_err(|_| {
+                format!("`{address}` is neither `api`, `off` nor an address like 127.0.0.1:9100")
+            }),
+        }
+    }
+}
+
+/// Where the data lives: what every command that opens the database needs.
+#[derive(Clone, Debug, Args)]
+pub struct StorageArgs {
     /// Database: a SQLite file path (or `sqlite://path`) or a `postgres://` URL.
     /// Default: `chatql.db` in the data directory.
     #[arg(long, env = "DATABASE_URL")]
@@ -51,6 +72,63 @@ pub struct Config {
     /// Directory for the default SQLite file and generated secrets.
     #[arg(long, env = "CHATQL_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+
+    /// When SQLite acknowledges a commit: `full` (on disk, survives power loss; the
+    /// default) or `normal` (in the write-ahead log: faster, the newest commits may be
+    /// lost on power loss). No effect on PostgreSQL.
+    #[arg(
+        long,
+        env = "CHATQL_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+impl StorageArgs {
+    /// The database to use: `DATABASE_URL` or the default SQLite file in the data dir.
+    pub fn database(&self) -> DatabaseTarget {
+        match self.database_url.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseTarget::Postgres(url.to_owned())
+            }
+            Some(url) => DatabaseTarget::Sqlite(
+                PathBuf::from(
+                    url.strip_prefix("sqlite://")
+                        .or_else(|| url.strip_prefix("sqlite:"))
+                        .unwrap_or(url),
+                ),
+                self.sqlite_synchronous,
+            ),
+            None => {
+                DatabaseTarget::Sqlite(self.data_dir.join("chatql.db"), self.sqlite_synchronous)
+            }
+        }
+    }
+}
+
+/// How the process logs: what every command needs.
+#[derive(Clone, Debug, Args)]
+pub struct LogArgs {
+    /// Log format (levels via `RUST_LOG`).
+    #[arg(long, env = "CHATQL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Everything the server needs to run. Every field is a flag and an environment variable.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CHATQL_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Where `/metrics` (Prometheus) is served: `api` (on `--bind`, next to `/graphql`),
+    /// `off`, or an address (then only on a listener of its own there).
+    #[arg(long, env = "CHATQL_METRICS", default_value = "api")]
+    pub metrics: MetricsAt,
 
     /// Maximum number of pooled database connections.
     #[arg(long, env = "CHATQL_POOL_SIZE", default_value_t = 16)]
@@ -86,9 +164,8 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
-    /// Log format.
-    #[arg(long, env = "CHATQL_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Largest accepted HTTP request body, in bytes.
     #[arg(long, env = "CHATQL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
@@ -165,17 +242,6 @@ pub struct Config {
     /// Events buffered per subscriber before it is told to resync (`ResyncRequired`).
     #[arg(long, env = "CHATQL_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,
-
-    /// When SQLite acknowledges a commit: `full` (on disk, survives power loss; the
-    /// default) or `normal` (in the write-ahead log: faster, the newest commits may be
-    /// lost on power loss). No effect on PostgreSQL.
-    #[arg(
-        long,
-        env = "CHATQL_SQLITE_SYNCHRONOUS",
-        value_enum,
-        default_value = "full"
-    )]
-    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 /// Which database a URL points at.
@@ -202,6 +268,18 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         ConfigOnly::try_parse_from(args).map(|only| only.config)
+    }
+
+    /// The configuration of a command that takes only `storage` and a JWT secret on its
+    /// command line (`token`): everything else from the environment and the defaults.
+    pub fn for_storage(
+        storage: StorageArgs,
+        jwt_secret: Option<String>,
+    ) -> Result<Self, clap::Error> {
+        let mut config = Self::from_args(["chatql"])?;
+        config.storage = storage;
+        config.jwt_secret = jwt_secret.or(config.jwt_secret);
+        Ok(config)
     }
 
     /// Checks values that clap cannot; called once at start.
@@ -233,22 +311,7 @@ impl Config {
 
     /// The database to use: `DATABASE_URL` or the default SQLite file in the data dir.
     pub fn database(&self) -> DatabaseTarget {
-        match self.database_url.as_deref() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                DatabaseTarget::Postgres(url.to_owned())
-            }
-            Some(url) => DatabaseTarget::Sqlite(
-                PathBuf::from(
-                    url.strip_prefix("sqlite://")
-                        .or_else(|| url.strip_prefix("sqlite:"))
-                        .unwrap_or(url),
-                ),
-                self.sqlite_synchronous,
-            ),
-            None => {
-                DatabaseTarget::Sqlite(self.data_dir.join("chatql.db"), self.sqlite_synchronous)
-            }
-        }
+        self.storage.database()
     }
 
     /// The edit window; `None` means unlimited.
@@ -258,7 +321,7 @@ impl Config {
 
     /// Path of a secret file kept in the data dir.
     pub fn secret_path(&self, name: &str) -> PathBuf {
-        self.data_dir.join(name)
+        self.storage.data_dir.join(name)
     }
 }
 

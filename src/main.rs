@@ -1,12 +1,13 @@
 //! The `chatql` command line: serve, migrate, mint a token, print the schema.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use chatql::config::{Config, LogFormat};
+use chatql::config::{Config, LogArgs, LogFormat, MetricsAt, StorageArgs};
 use chatql::error::AppError;
 use chatql::server::StartError;
 use chatql::vocabulary::ids::UserId;
@@ -30,7 +31,12 @@ enum Command {
     /// Run the server (the default when no command is given).
     Serve(Config),
     /// Apply pending database migrations and exit.
-    Migrate(Config),
+    Migrate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Mint a JWT for a user, for local use.
     Token {
         /// The user: a username or a user id.
@@ -43,20 +49,27 @@ enum Command {
         #[arg(long, default_value_t = 30 * 24 * 3600)]
         ttl: u64,
         #[command(flatten)]
-        config: Config,
+        storage: StorageArgs,
+        /// Secret for signing JWTs (HS256): the server's. Generated and stored in the data
+        /// dir when absent.
+        #[arg(long, env = "CHATQL_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+fn init_tracing(log: &LogArgs) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
+    match log.log_format {
+        // Colours only for a person at a terminal: escapes in a file or a log shipper's
+        // pipe are noise.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
     }
 }
@@ -67,9 +80,6 @@ enum CommandError {
     /// The server (or the state a command needs) could not start.
     #[error(transparent)]
     Start(#[from] StartError),
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
     /// A database call failed.
     #[error("database: {0}")]
     Db(#[from] db::DbError),
@@ -97,21 +107,26 @@ async fn main() -> ExitCode {
     };
     let result = match command {
         Command::Serve(config) => {
-            init_tracing(config.log_format);
+            init_tracing(&config.log);
             serve(config).await
         }
-        Command::Migrate(config) => {
-            init_tracing(config.log_format);
-            migrate(config).await
+        Command::Migrate { storage, log } => {
+            init_tracing(&log);
+            migrate(&storage).await
         }
         Command::Token {
             user,
             create,
             ttl,
-            config,
+            storage,
+            jwt_secret,
+            log,
         } => {
-            init_tracing(config.log_format);
-            token(config, &user, create, ttl).await
+            init_tracing(&log);
+            match Config::for_storage(storage, jwt_secret) {
+                Ok(config) => token(config, &user, create, ttl).await,
+                Err(e) => e.exit(),
+            }
         }
         Command::PrintSchema => {
             print!("{}", graphql::sdl());
@@ -130,6 +145,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), CommandError> {
     let bind = config.bind;
+    let config_metrics = config.metrics;
     let database = config.database();
     let app = server::build_app(config).await?;
     let listener = server::bind(bind).await?;
@@ -138,8 +154,12 @@ async fn serve(config: Config) -> Result<(), CommandError> {
     tracing::info!(
         "chatql listening on http://{addr} — GraphiQL at http://{addr}/ , API at http://{addr}/graphql"
     );
+    if let MetricsAt::Bind(metrics) = config_metrics {
+        tracing::info!("metrics at http://{metrics}/metrics");
+    }
     tracing::info!(
-        "get a token: `cargo run --release -- token --user <name> --create`, then send `Authorization: Bearer <token>`"
+        "get a token: `{} token --user <name> --create`, then send `Authorization: Bearer <token>`",
+        this_command()
     );
     let trigger = app.shutdown().clone();
     tokio::spawn(async move {
@@ -151,9 +171,24 @@ async fn serve(config: Config) -> Result<(), CommandError> {
         .map_err(CommandError::Serve)
 }
 
-async fn migrate(config: Config) -> Result<(), CommandError> {
-    config.validate().map_err(CommandError::Config)?;
-    let pool = db::DbPool::connect(&config.database(), 1)?;
+/// How the person reading the log runs chatql again: through cargo when cargo started
+/// this process (it sets `CARGO` and `CARGO_MANIFEST_DIR` for what it runs), else the
+/// program as it was invoked (an installed binary's name or path).
+fn this_command() -> String {
+    let by_cargo =
+        std::env::var_os("CARGO").is_some() || std::env::var_os("CARGO_MANIFEST_DIR").is_some();
+    if by_cargo {
+        return "cargo run --release --".to_owned();
+    }
+    std::env::args_os()
+        .next()
+        .map(|program| program.to_string_lossy().into_owned())
+        .filter(|program| !program.is_empty())
+        .unwrap_or_else(|| "chatql".to_owned())
+}
+
+async fn migrate(storage: &StorageArgs) -> Result<(), CommandError> {
+    let pool = db::DbPool::connect(&storage.database(), 1)?;
     let applied = pool.run_migrations().await?;
     tracing::info!(applied, "migrations applied");
     Ok(())

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppError;
+use crate::metrics::{Limit, Metrics};
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -14,14 +15,48 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct RateLimiter {
     per_minute: u32,
     windows: Mutex<HashMap<i64, (Instant, u32)>>,
+    metrics: Metrics,
+}
+
+/// A request the limit refused, and when the user's window frees.
+#[derive(Debug)]
+pub struct Limited {
+    per_minute: u32,
+    retry_after: Duration,
+}
+
+impl Limited {
+    /// Whole seconds until the window frees, rounded up and at least 1: what
+    /// `Retry-After` and `extensions.retryAfterSeconds` say.
+    pub fn retry_after_secs(&self) -> u64 {
+        retry_after_secs(self.retry_after)
+    }
+}
+
+/// `wait` in whole seconds, rounded up, at least 1 (a client told 0 would retry at once).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+impl From<Limited> for AppError {
+    fn from(limited: Limited) -> Self {
+        AppError::RateLimited(format!(
+            "at most {} mutations per minute; retry in {} s",
+            limited.per_minute,
+            limited.retry_after_secs()
+        ))
+    }
 }
 
 impl RateLimiter {
-    /// A limiter allowing `per_minute` mutations per user (0 = unlimited).
-    pub fn new(per_minute: u32) -> Self {
+    /// A limiter allowing `per_minute` mutations per user (0 = unlimited), counting its
+    /// refusals in `metrics`.
+    pub fn new(per_minute: u32, metrics: Metrics) -> Self {
         Self {
             per_minute,
             windows: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -32,9 +67,9 @@ impl RateLimiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts `mutations` (the fields of one request) for `user_id`, or `RATE_LIMITED`
-    /// when they do not all fit in what is left of the window (then none is counted).
-    pub fn check(&self, user_id: i64, mutations: u32) -> AppResult<()> {
+    /// Counts `mutations` (the fields of one request) for `user_id`, or refuses when they
+    /// do not all fit in what is left of the window (then none is counted).
+    pub fn check(&self, user_id: i64, mutations: u32) -> Result<(), Limited> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -50,14 +85,11 @@ impl RateLimiter {
             *count = 0;
         }
         if count.saturating_add(mutations) > self.per_minute {
-            let retry = WINDOW
-                .saturating_sub(now.duration_since(*start))
-                .as_secs()
-                .max(1);
-            return Err(AppError::RateLimited(format!(
-                "at most {} mutations per minute; retry in {retry} s",
-                self.per_minute
-            )));
+            self.metrics.rate_limited(Limit::Mutations);
+            return Err(Limited {
+                per_minute: self.per_minute,
+                retry_after: WINDOW.saturating_sub(now.duration_since(*start)),
+            });
         }
         *count += mutations;
         Ok(())
@@ -70,7 +102,7 @@ mod tests {
 
     #[test]
     fn the_window_allows_the_limit_then_refuses() {
-        let limiter = RateLimiter::new(3);
+        let limiter = RateLimiter::new(3, Metrics::new());
         assert!((0..3).all(|_| limiter.check(1, 1).is_ok()));
         assert!(limiter.check(1, 1).is_err());
         assert!(limiter.check(2, 1).is_ok(), "users are counted apart");
@@ -82,6 +114,17 @@ mod tests {
             limiter.check(2, 2).is_ok(),
             "a refused request counted nothing"
         );
-        assert!(RateLimiter::new(0).check(1, 1).is_ok());
+        assert!(RateLimiter::new(0, Metrics::new()).check(1, 1).is_ok());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::from_millis(59_001)), 60);
+        assert_eq!(retry_after_secs(Duration::from_secs(12)), 12);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        let limiter = RateLimiter::new(1, Metrics::new());
+        assert!(limiter.check(1, 1).is_ok());
+        let refused = limiter.check(1, 1).err();
+        assert!(refused.is_some_and(|r| (59..=60).contains(&r.retry_after_secs())));
     }
 }

@@ -6,9 +6,10 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::auth::Authenticator;
-use crate::config::{Config, DatabaseTarget, load_or_create_secret};
+use crate::config::{Config, DatabaseTarget, MetricsAt, load_or_create_secret};
 use crate::db::DbPool;
 use crate::events::Broker;
+use crate::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start.
@@ -74,18 +75,20 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
         tracing::info!(applied, "applied database migrations");
     }
     let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
     let broker = match config.database() {
         // Instances share one PostgreSQL and fan events out to each other through it.
         DatabaseTarget::Postgres(url) => crate::events::pg::bridged_broker(
             config.event_buffer,
+            metrics.clone(),
             db.clone(),
             url,
             shutdown.clone(),
         ),
-        DatabaseTarget::Sqlite(..) => Broker::new(config.event_buffer),
+        DatabaseTarget::Sqlite(..) => Broker::new(config.event_buffer, metrics.clone()),
     };
     let auth = Authenticator::new(&jwt_secret, &admin_key);
-    let app = App::new(db, config, auth, broker, shutdown);
+    let app = App::new(db, config, auth, broker, metrics, shutdown);
     tokio::spawn(crate::domain::users::follow_revocations(app.clone()));
     Ok(app)
 }
@@ -95,6 +98,20 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
 pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let shutdown = app.shutdown().clone();
+    if let MetricsAt::Bind(address) = app.config().metrics {
+        // Bound before the API serves, so a taken port fails the start.
+        let metrics = TcpListener::bind(address).await?;
+        let router = crate::http::metrics_router(app.clone());
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(metrics, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "serving /metrics failed");
+            }
+        });
+    }
     let router = crate::http::router(app);
     // Live events are small writes that must leave at once, not wait for Nagle.
     let listener = listener.tap_io(|tcp| {

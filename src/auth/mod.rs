@@ -32,6 +32,16 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// Who calls, as the request log shows it: the user's global id, `admin` or
+    /// `anonymous`.
+    pub fn log_label(&self) -> String {
+        match self {
+            Caller::User { id, .. } => id.to_global(),
+            Caller::Admin => "admin".to_owned(),
+            Caller::Anonymous => "anonymous".to_owned(),
+        }
+    }
+
     /// The acting user, or `UNAUTHENTICATED` (the admin key acts as no user).
     pub fn user_id(&self) -> AppResult<UserId> {
         match self {

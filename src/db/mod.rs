@@ -32,6 +32,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
 
 use crate::config::{DatabaseTarget, SqliteSynchronous};
+use crate::metrics::PoolStatus;
 
 /// The SQLite connection type diesel-async drives on a blocking thread.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -223,6 +224,20 @@ impl DbPool {
         self.statements.load(Ordering::Relaxed)
     }
 
+    /// What the pool holds right now (for `/metrics`).
+    pub fn status(&self) -> PoolStatus {
+        let status = match &self.pools {
+            Pools::Pg(pool) => pool.status(),
+            Pools::Sqlite(pool) => pool.status(),
+        };
+        PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     /// The backend this pool talks to.
     pub fn backend(&self) -> Backend {
         match self.pools {
@@ -379,7 +394,7 @@ mod tests {
         assert_eq!(synchronous_of(SqliteSynchronous::Normal).await?, 1);
         // The default is FULL.
         let config = crate::config::Config::from_args(["chatql"])?;
-        assert_eq!(config.sqlite_synchronous, SqliteSynchronous::Full);
+        assert_eq!(config.storage.sqlite_synchronous, SqliteSynchronous::Full);
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::db::messages::Message;
 use crate::db::{DbConn, DbError, DbPool};
+use crate::metrics::Metrics;
 use crate::vocabulary::enums::MemberRole;
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
@@ -132,6 +133,29 @@ pub enum EventKind {
     TokensRevoked,
 }
 
+impl EventKind {
+    /// The kind's name in metrics (`chatql_events_published_total{kind}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            EventKind::MessageAdded { .. } => "message_added",
+            EventKind::MessageEdited { .. } => "message_edited",
+            EventKind::MessageRetracted { .. } => "message_retracted",
+            EventKind::MessageDeleted { .. } => "message_deleted",
+            EventKind::MessageDelta { .. } => "message_delta",
+            EventKind::ReadReceipt { .. } => "read_receipt",
+            EventKind::DeliveryReceipt { .. } => "delivery_receipt",
+            EventKind::Typing { .. } => "typing",
+            EventKind::MemberJoined { .. } => "member_joined",
+            EventKind::MemberLeft { .. } => "member_left",
+            EventKind::MemberUpdated { .. } => "member_updated",
+            EventKind::ChatUpdated => "chat_updated",
+            EventKind::ChatDeleted => "chat_deleted",
+            EventKind::ResyncRequired => "resync_required",
+            EventKind::TokensRevoked => "tokens_revoked",
+        }
+    }
+}
+
 /// A transaction whose events are published when, and only when, it commits: the only
 /// way to publish a stored change (see [`Broker::transaction`]). It dereferences to its
 /// connection, so database functions take it where they take a `DbConn`.
@@ -212,16 +236,18 @@ pub struct Broker {
     sender: broadcast::Sender<Arc<Delivered>>,
     /// The other instances (PostgreSQL only).
     remote: Option<Arc<dyn Remote>>,
+    metrics: Metrics,
 }
 
 impl Broker {
     /// A broker whose subscribers may fall `capacity` events behind before they are told
-    /// to resync.
-    pub fn new(capacity: usize) -> Self {
+    /// to resync; it counts what it publishes in `metrics`.
+    pub fn new(capacity: usize, metrics: Metrics) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
         Self {
             sender,
             remote: None,
+            metrics,
         }
     }
 
@@ -234,6 +260,7 @@ impl Broker {
     /// Delivers an event to this process's subscribers only (used for events that
     /// arrived from other instances).
     pub fn publish_local(&self, event: Event) {
+        self.metrics.event_published(event.kind.label());
         // An error only means nobody is subscribed right now.
         let _ = self.sender.send(Arc::new(Delivered::new(event)));
     }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Broker, Event, EventKind, Remote};
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 use crate::vocabulary::ids::{ChatId, UserId};
 
 /// PostgreSQL rejects NOTIFY payloads of 8,000 bytes or more.
@@ -130,6 +131,7 @@ impl Remote for Bridge {
 /// instances are delivered locally. Both tasks stop when `shutdown` is cancelled.
 pub fn bridged_broker(
     capacity: usize,
+    metrics: Metrics,
     db: DbPool,
     url: String,
     shutdown: CancellationToken,
@@ -147,7 +149,7 @@ pub fn bridged_broker(
         typing: Mutex::new(TypingQueue::default()),
         wake: Notify::new(),
     });
-    let broker = Broker::new(capacity).with_remote(bridge.clone());
+    let broker = Broker::new(capacity, metrics).with_remote(bridge.clone());
     tokio::spawn(typing_loop(db, bridge, shutdown.clone()));
     tokio::spawn(listen_loop(broker.clone(), url, origin, shutdown));
     broker

@@ -84,10 +84,20 @@ pub fn check_rate_limit(
     else {
         return Ok(());
     };
-    app.rate()
-        .check(id.0, mutations)
-        .map_err(AppError::into_request_error)
+    app.rate().check(id.0, mutations).map_err(|limited| {
+        // The wait in seconds, for WebSocket clients too (HTTP repeats it as `Retry-After`).
+        let retry_after = limited.retry_after_secs();
+        let mut error = AppError::from(limited).into_request_error();
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set(RETRY_AFTER_EXTENSION, retry_after);
+        error
+    })
 }
+
+/// The `extensions` entry of a `RATE_LIMITED` error giving the seconds to wait.
+pub const RETRY_AFTER_EXTENSION: &str = "retryAfterSeconds";
 
 /// The JSON text of an executed response, or of a `LIMIT_EXCEEDED` error in its place when
 /// it is larger than `max_bytes` (the work is done, but the bytes are not sent).

@@ -12,6 +12,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::observe::Observed;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{ErrorCode, request_error};
@@ -171,9 +172,29 @@ fn respond(
     response_type: ResponseType,
 ) -> Response {
     match outcome {
+        Ok((status, body)) if status == StatusCode::TOO_MANY_REQUESTS => {
+            let retry_after = retry_after_of(&body);
+            let mut response = typed(status, body, response_type);
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
         Ok((status, body)) => typed(status, body, response_type),
         Err(rejection) => rejection.into_response(response_type),
     }
+}
+
+/// The seconds a refused request's error tells the client to wait
+/// (`extensions.retryAfterSeconds`, see `graphql::check_rate_limit`): `Retry-After` says
+/// the same. Read back from the (short) body of a 429, the only answer that has it.
+fn retry_after_of(body: &str) -> Option<u64> {
+    let body: serde_json::Value = serde_json::from_str(body).ok()?;
+    body.pointer("/errors/0/extensions")?
+        .get(graphql::RETRY_AFTER_EXTENSION)?
+        .as_u64()
 }
 
 /// A response with the negotiated GraphQL media type.
@@ -302,12 +323,31 @@ fn refused_status(error: &ServerError) -> StatusCode {
         .unwrap_or(StatusCode::BAD_REQUEST)
 }
 
+/// Runs one operation, recorded in the metrics and logged on one line (see `observe`).
 async fn execute(
     state: &Endpoint,
     headers: &HeaderMap,
     params: GraphqlParams,
     method: Method,
     response_type: ResponseType,
+) -> Result<(StatusCode, String), Rejection> {
+    let mut observed = Observed::start(params.operation_name.as_deref());
+    let outcome = run(state, headers, params, method, response_type, &mut observed).await;
+    let status = match &outcome {
+        Ok((status, _)) => *status,
+        Err(rejection) => rejection.status,
+    };
+    observed.finish(state.app.metrics(), status);
+    outcome
+}
+
+async fn run(
+    state: &Endpoint,
+    headers: &HeaderMap,
+    params: GraphqlParams,
+    method: Method,
+    response_type: ResponseType,
+    observed: &mut Observed,
 ) -> Result<(StatusCode, String), Rejection> {
     let query = match params.query {
         Some(q) if !q.trim().is_empty() => q,
@@ -330,6 +370,7 @@ async fn execute(
     }
     let admitted = graphql::admission::admit(&mut request, &state.documents, state.app.config());
     let operation = admitted.as_ref().ok().copied().flatten();
+    observed.operation(operation.map(|op| op.ty));
     // GET is for queries only: a mutation over GET could be triggered by a link.
     if method == Method::GET
         && matches!(
@@ -358,12 +399,14 @@ async fn execute(
                 tracing::error!(error = ?e, "checking a request's credentials failed");
             }
             let error = e.into_request_error();
+            observed.refused(ErrorCode::of(&error));
             let status = refused_status(&error);
             let body = serde_json::json!({ "errors": [error] });
             let status = status_unless_executed(status);
             return Ok((status, body.to_string()));
         }
     };
+    observed.caller(&caller);
     let checked = admitted
         .and_then(|op| graphql::check_rate_limit(&state.app, &caller, op.as_ref()).map(|()| op));
     let response = match checked {
@@ -378,7 +421,9 @@ async fn execute(
     let not_executed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
+    let first_error = response.errors.first().and_then(ErrorCode::of);
     let (status, body) = if not_executed {
+        observed.refused(first_error);
         let status = response
             .errors
             .first()
@@ -388,6 +433,7 @@ async fn execute(
         let body = serde_json::json!({ "errors": response.errors });
         (status, body.to_string())
     } else {
+        observed.executed(first_error);
         // Serialised straight to text: no intermediate JSON tree on the hot path.
         let body = graphql::response_text(&response, state.app.config().max_response_bytes);
         (StatusCode::OK, body)

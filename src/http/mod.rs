@@ -1,5 +1,6 @@
 //! The axum router: GraphQL over HTTP at `/graphql` (GET for queries, POST for everything),
-//! GraphQL over WebSocket at the same path, GraphiQL at `/`, `/healthz` and `/readyz`.
+//! GraphQL over WebSocket at the same path, GraphiQL at `/`, `/healthz`, `/readyz` and
+//! (unless configured elsewhere or off) `/metrics`.
 
 use std::time::Duration;
 
@@ -12,34 +13,54 @@ use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::app::App;
+use crate::config::MetricsAt;
 use crate::graphql::Endpoint;
 
 mod graphql;
+mod observe;
 
 use graphql::{graphql_get, graphql_post};
 
-/// Builds the router with CORS, compression, body limit and request tracing.
+/// Builds the router with CORS, compression (gzip, brotli, zstd, as the client accepts)
+/// and the body limit. Each GraphQL operation logs one line of its own (see `observe`),
+/// so there is no per-request tracing layer.
 pub fn router(app: App) -> Router {
     let config = app.config();
     let cors = cors_layer(&config.cors_origins);
     let body_limit = config.max_body_bytes;
-    let state = Endpoint::new(app);
-    Router::new()
+    let metrics_here = config.metrics == MetricsAt::Api;
+    let mut router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state)
+        .route("/readyz", get(readyz));
+    if metrics_here {
+        router = router.route("/metrics", get(metrics).with_state(app.clone()));
+    }
+    router
+        .with_state(Endpoint::new(app))
         // The WebSocket upgrade counts sockets awaiting connection_init (per router, i.e.
         // per server).
         .layer(axum::Extension(crate::ws::PendingSockets::default()))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CompressionLayer::new())
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+}
+
+/// The router of a listener of `/metrics` alone (`--metrics <address>`).
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(app)
+        .layer(CompressionLayer::new())
+}
+
+/// The Prometheus exposition, with the database pool read now.
+async fn metrics(State(app): State<App>) -> Response {
+    let text = app.metrics().encode(app.db().status());
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {

@@ -29,6 +29,7 @@ use crate::error::{ErrorCode, request_error};
 use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::{self, ChatSchema, Endpoint};
+use crate::metrics::{GaugeGuard, OperationKind};
 
 mod outgoing;
 mod pending;
@@ -40,7 +41,7 @@ use outgoing::{Outgoing, Queued};
 use pending::PendingGuard;
 pub use pending::PendingSockets;
 use protocol::{ClientMessage, Protocol, SubscribePayload, close, close_message, error_message};
-use subscription::{Delivery, run_subscription};
+use subscription::{Delivery, Running, run_subscription};
 pub use upgrade::upgrade;
 
 /// How long the close frame (and the frames queued before it) may take to leave before the
@@ -69,6 +70,8 @@ struct Connection {
     /// Subscription tasks report their ids here when they finish on their own.
     finished_tx: mpsc::UnboundedSender<String>,
     finished_rx: mpsc::UnboundedReceiver<String>,
+    /// Counts the socket in `chatql_ws_connections` while it lives.
+    _open: GaugeGuard,
 }
 
 /// Subscription frames buffered per connection; a full buffer holds subscription tasks
@@ -81,6 +84,7 @@ impl Connection {
         let (outgoing, outgoing_rx) =
             Outgoing::channel(OUTGOING_BUFFER, state.app.config().ws_max_outgoing_bytes);
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let open = state.app.metrics().ws_connection();
         Self {
             app: state.app,
             schema: state.schema,
@@ -95,6 +99,7 @@ impl Connection {
             outgoing_rx: Some(outgoing_rx),
             finished_tx,
             finished_rx,
+            _open: open,
         }
     }
 
@@ -388,10 +393,24 @@ impl Connection {
         let operation = match admitted {
             Ok(operation) => operation.map(|op| op.ty),
             Err(refused) => {
+                tracing::info!(
+                    target: "chatql::request",
+                    id,
+                    user = caller.log_label(),
+                    code = ErrorCode::of(&refused).map_or("-", ErrorCode::as_str),
+                    "subscription refused"
+                );
                 self.send(self.error_message(&id, vec![refused]));
                 return None;
             }
         };
+        let running = Running::start(
+            self.app.metrics().subscription(),
+            &id,
+            OperationKind::from(operation),
+            request.operation_name.as_deref(),
+            caller.log_label(),
+        );
         let task = tokio::spawn(run_subscription(
             self.schema.clone(),
             graphql::with_request_data(request, &self.app, caller, operation),
@@ -402,6 +421,7 @@ impl Connection {
                 finished: self.finished_tx.clone(),
                 max_message_bytes: self.app.config().max_response_bytes,
                 guard,
+                running,
             },
         ));
         self.subscriptions.insert(id, task);

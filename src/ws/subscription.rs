@@ -8,8 +8,69 @@ use tokio::sync::mpsc;
 
 use super::outgoing::Outgoing;
 use super::protocol::{Protocol, error_message};
+use crate::error::ErrorCode;
 use crate::events::presence::CountGuard;
 use crate::graphql::{self, ChatSchema};
+use crate::metrics::{GaugeGuard, OperationKind};
+
+/// One operation on a socket as the log and `/metrics` see it: counted in
+/// `chatql_subscriptions_active` and logged when it starts and when it ends, however it
+/// ends (a task aborted by the client's `complete` or the socket's close ends as `stopped`).
+pub struct Running {
+    _active: GaugeGuard,
+    started: std::time::Instant,
+    id: String,
+    operation: OperationKind,
+    user: String,
+    outcome: &'static str,
+    code: Option<ErrorCode>,
+}
+
+impl Running {
+    /// Logs the start of operation `id` (named `name` by the client) of `user`.
+    pub fn start(
+        active: GaugeGuard,
+        id: &str,
+        operation: OperationKind,
+        name: Option<&str>,
+        user: String,
+    ) -> Self {
+        tracing::info!(
+            target: "chatql::request",
+            id,
+            operation = operation.as_str(),
+            name = ?name.unwrap_or(""),
+            user,
+            "subscription started"
+        );
+        Self {
+            _active: active,
+            started: std::time::Instant::now(),
+            id: id.to_owned(),
+            operation,
+            user,
+            outcome: "stopped",
+            code: None,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let took = self.started.elapsed();
+        let duration_ms = (took.as_secs_f64() * 100_000.0).round() / 100.0;
+        tracing::info!(
+            target: "chatql::request",
+            id = self.id,
+            operation = self.operation.as_str(),
+            user = self.user,
+            outcome = self.outcome,
+            code = self.code.map_or("-", ErrorCode::as_str),
+            duration_ms,
+            "subscription ended"
+        );
+    }
+}
 
 /// Where one operation's results go, and what it holds while it runs.
 pub struct Delivery {
@@ -25,6 +86,8 @@ pub struct Delivery {
     pub max_message_bytes: usize,
     /// The caller's subscription count, released when the operation ends.
     pub guard: CountGuard,
+    /// Logs the end, and counts the operation as running until then.
+    pub running: Running,
 }
 
 /// Runs one operation and streams its results as `next`/`data` messages, then `complete`.
@@ -36,6 +99,7 @@ pub async fn run_subscription(schema: ChatSchema, request: async_graphql::Reques
         finished,
         max_message_bytes,
         guard: _guard,
+        mut running,
     } = to;
     let mut results = schema.execute_stream(request);
     let mut first = true;
@@ -44,6 +108,8 @@ pub async fn run_subscription(schema: ChatSchema, request: async_graphql::Reques
         // A request refused before execution (invalid, unauthorised) is an `error`
         // message, after which the operation is over.
         if first && never_executed(&response) {
+            running.outcome = "error";
+            running.code = response.errors.first().and_then(ErrorCode::of);
             let message = error_message(protocol, &id, response.errors);
             let _ = outgoing
                 .send(Message::Text(message.to_string().into()))
@@ -64,6 +130,7 @@ pub async fn run_subscription(schema: ChatSchema, request: async_graphql::Reques
             return;
         }
     }
+    running.outcome = "complete";
     let complete = json!({"type": "complete", "id": id});
     let _ = outgoing
         .send(Message::Text(complete.to_string().into()))

@@ -2,16 +2,20 @@
 //! `connection_init` (429 past the caps), and the socket's buffer and size limits.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, WebSocketUpgrade};
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::Connection;
-use super::pending::{PendingGuard, PendingSockets, Refused};
+use super::pending::{PendingGuard, PendingSockets, Refusal};
 use super::protocol::Protocol;
 use crate::graphql::Endpoint;
+use crate::metrics::Limit;
+use crate::rate::retry_after_secs;
 
 /// Read and write buffer of one socket.
 const SOCKET_BUFFER: usize = 8 * 1024;
@@ -27,8 +31,15 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
     };
     let pending = match admit_pending(&state, parts) {
         Ok(pending) => pending,
-        Err(NotAdmitted::Full(refused)) => {
-            return (StatusCode::TOO_MANY_REQUESTS, refused.message()).into_response();
+        Err(NotAdmitted::Full(refusal)) => {
+            state.app.metrics().rate_limited(Limit::WsPending);
+            let retry_after = retry_after_secs(refusal.retry_after);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, HeaderValue::from(retry_after))],
+                refusal.refused.message(),
+            )
+                .into_response();
         }
         Err(NotAdmitted::Unwired) => {
             tracing::error!("the router has no PendingSockets extension: WebSockets refused");
@@ -55,7 +66,7 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
 /// Why a socket is refused before the upgrade.
 enum NotAdmitted {
     /// Its peer address or the server already has the most sockets awaiting init.
-    Full(Refused),
+    Full(Refusal),
     /// The router was served without the counts (a wiring bug, see `http::router`).
     Unwired,
 }
@@ -75,10 +86,16 @@ fn admit_pending(state: &Endpoint, parts: &Parts) -> Result<PendingGuard, NotAdm
             peer.ip()
         });
     let config = state.app.config();
+    let init_timeout = Duration::from_secs(config.ws_init_timeout_secs);
     pending
-        .admit(address, config.ws_max_pending_per_ip, config.ws_max_pending)
-        .map_err(|refused| {
-            tracing::debug!(%address, ?refused, "WebSocket refused before connection_init");
-            NotAdmitted::Full(refused)
+        .admit(
+            address,
+            config.ws_max_pending_per_ip,
+            config.ws_max_pending,
+            init_timeout,
+        )
+        .map_err(|refusal| {
+            tracing::debug!(%address, ?refusal, "WebSocket refused before connection_init");
+            NotAdmitted::Full(refusal)
         })
 }

@@ -11,6 +11,8 @@ use crate::common::TestResult;
 const LAYERS: &[&[&str]] = &[
     // What every layer speaks: configuration, ids, enums, cursors.
     &["config", "vocabulary"],
+    // The metrics registry every layer above records into.
+    &["metrics"],
     &["db"],
     // Errors (they map database errors), credentials, the rate limit.
     &["error", "auth", "rate"],

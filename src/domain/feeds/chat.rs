@@ -131,6 +131,7 @@ impl ChatFeed {
             if let EventKind::MessageAdded { message_id, .. } = &event.kind {
                 self.last_message_id = self.last_message_id.max(Some(*message_id));
             }
+            self.app.metrics().event_delivered();
             return Some(Ok(ChatFeedItem::Live(event)));
         }
     }
@@ -192,6 +193,7 @@ impl ChatFeed {
         if let Some(ended) = self.end_unless_member().await {
             return ended;
         }
+        self.app.metrics().resync_sent();
         Ok(ChatFeedItem::Resync {
             last_message_id: self.last_message_id,
         })

@@ -85,7 +85,7 @@ impl InboxFeed {
                 Err(RecvError::Lagged(_)) => {
                     // A removal may be among what was missed: read the chats again.
                     self.reload_chats().await;
-                    return Some(InboxItem::Resync);
+                    return Some(self.resync());
                 }
                 Err(RecvError::Closed) => return None,
             };
@@ -93,7 +93,7 @@ impl InboxFeed {
                 Scope::Chat(chat) => chat,
                 Scope::Everywhere => {
                     self.reload_chats().await;
-                    return Some(InboxItem::Resync);
+                    return Some(self.resync());
                 }
                 // A revocation: the user's socket closes on its own.
                 Scope::User(_) => continue,
@@ -102,9 +102,10 @@ impl InboxFeed {
                 InboxStep::Skip => {}
                 InboxStep::Resync => {
                     self.reload_chats().await;
-                    return Some(InboxItem::Resync);
+                    return Some(self.resync());
                 }
                 InboxStep::Deliver(change) => {
+                    self.app.metrics().event_delivered();
                     return Some(InboxItem::Live {
                         chat,
                         change,
@@ -176,6 +177,12 @@ impl InboxFeed {
             // Never in a chat's scope (handled above).
             EventKind::TokensRevoked => InboxStep::Skip,
         }
+    }
+
+    /// Tells the subscriber to resync (counted in the metrics).
+    fn resync(&self) -> InboxItem {
+        self.app.metrics().resync_sent();
+        InboxItem::Resync
     }
 
     /// The user is no longer in `chat`: delivered if the feed knew the chat.
