@@ -27,6 +27,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value, parsed once at start; `serve` takes the whole configuration"
+)]
 enum Command {
     /// Run the server (the default when no command is given).
     Serve(Config),

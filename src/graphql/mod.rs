@@ -96,6 +96,19 @@ pub fn check_rate_limit(
     })
 }
 
+/// The name of the operation an admitted request runs, for the request log: the one the
+/// client named, else the name of the document's first operation (the one selected then).
+/// Only for a request [`admission::admit`] returned an operation for: its document is
+/// parsed already, so nothing is parsed here.
+pub fn operation_name(request: &mut Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    let document = request.parsed_query().ok()?;
+    let (name, _) = document.operations.iter().next()?;
+    name.map(|name| name.to_string())
+}
+
 /// The `extensions` entry of a `RATE_LIMITED` error giving the seconds to wait.
 pub const RETRY_AFTER_EXTENSION: &str = "retryAfterSeconds";
 

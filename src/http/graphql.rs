@@ -331,7 +331,7 @@ async fn execute(
     method: Method,
     response_type: ResponseType,
 ) -> Result<(StatusCode, String), Rejection> {
-    let mut observed = Observed::start(params.operation_name.as_deref());
+    let mut observed = Observed::start();
     let outcome = run(state, headers, params, method, response_type, &mut observed).await;
     let status = match &outcome {
         Ok((status, _)) => *status,
@@ -370,7 +370,7 @@ async fn run(
     }
     let admitted = graphql::admission::admit(&mut request, &state.documents, state.app.config());
     let operation = admitted.as_ref().ok().copied().flatten();
-    observed.operation(operation.map(|op| op.ty));
+    observed.operation(operation.map(|op| op.ty), &mut request);
     // GET is for queries only: a mutation over GET could be triggered by a link.
     if method == Method::GET
         && matches!(

@@ -8,18 +8,20 @@
 
 use std::time::Instant;
 
+use async_graphql::Request;
 use async_graphql::parser::types::OperationType;
 use axum::http::StatusCode;
 
 use crate::auth::Caller;
 use crate::error::ErrorCode;
+use crate::graphql;
 use crate::metrics::{Metrics, OperationKind, Outcome};
 
 /// One operation, observed from its arrival until its answer is ready.
 pub struct Observed {
     started: Instant,
     operation: OperationKind,
-    /// `operationName` as the client sent it.
+    /// `operationName` as sent, else the name in the document.
     name: Option<String>,
     /// Who called, once the credentials were checked.
     user: Option<String>,
@@ -30,21 +32,27 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Starts the clock for an operation named `name` by the client.
-    pub fn start(name: Option<&str>) -> Self {
+    /// Starts the clock for an operation.
+    pub fn start() -> Self {
         Self {
             started: Instant::now(),
             operation: OperationKind::Unknown,
-            name: name.map(str::to_owned),
+            name: None,
             user: None,
             outcome: Outcome::BadRequest,
             code: None,
         }
     }
 
-    /// The operation the document selects (`None`: it does not parse, or selects none).
-    pub fn operation(&mut self, ty: Option<OperationType>) {
+    /// The operation the document selects (`None`: it does not parse, or selects none)
+    /// and its name, for a request past `admission::admit`.
+    pub fn operation(&mut self, ty: Option<OperationType>, request: &mut Request) {
         self.operation = OperationKind::from(ty);
+        self.name = match ty {
+            Some(_) => graphql::operation_name(request),
+            // Not admitted: the document may not even parse, so only the name sent.
+            None => request.operation_name.clone(),
+        };
     }
 
     /// Who calls: their global id, `admin` or `anonymous`.
@@ -89,11 +97,11 @@ impl Observed {
         // forge a line or a field.
         tracing::info!(
             target: "chatql::request",
-            operation = self.operation.as_str(),
+            operation = %self.operation.as_str(),
             name = ?self.name.as_deref().unwrap_or(""),
-            user = self.user.as_deref().unwrap_or("-"),
-            outcome = self.outcome.as_str(),
-            code = self.code.map_or("-", ErrorCode::as_str),
+            user = %self.user.as_deref().unwrap_or("-"),
+            outcome = %self.outcome.as_str(),
+            code = %self.code.map_or("-", ErrorCode::as_str),
             status = status.as_u16(),
             duration_ms,
             "graphql"

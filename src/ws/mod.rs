@@ -395,20 +395,25 @@ impl Connection {
             Err(refused) => {
                 tracing::info!(
                     target: "chatql::request",
-                    id,
-                    user = caller.log_label(),
-                    code = ErrorCode::of(&refused).map_or("-", ErrorCode::as_str),
+                    id = ?id,
+                    user = %caller.log_label(),
+                    code = %ErrorCode::of(&refused).map_or("-", ErrorCode::as_str),
                     "subscription refused"
                 );
                 self.send(self.error_message(&id, vec![refused]));
                 return None;
             }
         };
+        // Named from the document only when admitted (then it is parsed already).
+        let name = match operation {
+            Some(_) => graphql::operation_name(&mut request),
+            None => request.operation_name.clone(),
+        };
         let running = Running::start(
             self.app.metrics().subscription(),
             &id,
             OperationKind::from(operation),
-            request.operation_name.as_deref(),
+            name.as_deref(),
             caller.log_label(),
         );
         let task = tokio::spawn(run_subscription(

@@ -37,10 +37,10 @@ impl Running {
     ) -> Self {
         tracing::info!(
             target: "chatql::request",
-            id,
-            operation = operation.as_str(),
+            id = ?id,
+            operation = %operation.as_str(),
             name = ?name.unwrap_or(""),
-            user,
+            user = %user,
             "subscription started"
         );
         Self {
@@ -61,11 +61,11 @@ impl Drop for Running {
         let duration_ms = (took.as_secs_f64() * 100_000.0).round() / 100.0;
         tracing::info!(
             target: "chatql::request",
-            id = self.id,
-            operation = self.operation.as_str(),
-            user = self.user,
-            outcome = self.outcome,
-            code = self.code.map_or("-", ErrorCode::as_str),
+            id = ?self.id,
+            operation = %self.operation.as_str(),
+            user = %self.user,
+            outcome = %self.outcome,
+            code = %self.code.map_or("-", ErrorCode::as_str),
             duration_ms,
             "subscription ended"
         );

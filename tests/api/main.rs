@@ -10,5 +10,6 @@ mod http;
 mod layers;
 mod limits;
 mod messages;
+mod operations;
 mod subscriptions;
 mod users;

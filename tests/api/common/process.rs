@@ -23,10 +23,59 @@ impl ServerProcess {
         data_dir: &std::path::Path,
         extra: &[&str],
     ) -> TestResult<Self> {
+        Self::spawn(database_url, data_dir, extra, |command| {
+            command.env("RUST_LOG", "warn");
+        })
+        .await
+    }
+
+    /// Starts a process whose standard error is read into [`Logs`], with its environment
+    /// as `environment` leaves it (the test's own, less `RUST_LOG` and `NO_COLOR`: the
+    /// process logs as it does by default).
+    pub async fn start_logged(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        environment: impl FnOnce(&mut std::process::Command),
+    ) -> TestResult<(Self, Logs)> {
+        let mut process = Self::spawn(database_url, data_dir, &[], |command| {
+            command
+                .env_remove("RUST_LOG")
+                .env_remove("NO_COLOR")
+                .stderr(std::process::Stdio::piped());
+            environment(command);
+        })
+        .await?;
+        let pipe = process.child.stderr.take().ok_or("no stderr pipe")?;
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((
+            process,
+            Logs {
+                lines,
+                seen: Vec::new(),
+            },
+        ))
+    }
+
+    async fn spawn(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> TestResult<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatql"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chatql"));
+        command
             .args([
                 "serve",
                 "--bind",
@@ -38,9 +87,9 @@ impl ServerProcess {
             .arg(data_dir)
             .args(["--jwt-secret", JWT_SECRET, "--admin-key", ADMIN_KEY])
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
+            .stdout(std::process::Stdio::null());
+        configure(&mut command);
+        let child = command.spawn()?;
         let mut process = Self {
             child,
             base: format!("127.0.0.1:{port}"),
@@ -106,6 +155,36 @@ impl ServerProcess {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+}
+
+/// What a [`ServerProcess::start_logged`] process wrote to standard error, line by line.
+pub struct Logs {
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl Logs {
+    /// The first line (read so far or arriving within the bound) that `wanted` accepts.
+    pub fn wait_for(&mut self, wanted: impl Fn(&str) -> bool) -> TestResult<String> {
+        if let Some(line) = self.seen.iter().find(|l| wanted(l)) {
+            return Ok(line.clone());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).map_err(|_| {
+                format!(
+                    "no such log line; the log so far:\n{}",
+                    self.seen.join("\n")
+                )
+            })?;
+            self.seen.push(line.clone());
+            if wanted(&line) {
+                return Ok(line);
+            }
+        }
     }
 }
 

@@ -1,0 +1,158 @@
+//! `/metrics`: series move with what the server does, and it is where the config says.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use crate::common::ws::WsClient;
+use crate::common::*;
+
+/// The samples of an exposition text, by series (name and labels as written).
+fn samples(text: &str) -> TestResult<HashMap<String, f64>> {
+    let mut found = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("not a sample: {line}"))?;
+        found.insert(series.to_owned(), value.parse::<f64>()?);
+    }
+    Ok(found)
+}
+
+async fn scrape(url: &str) -> TestResult<HashMap<String, f64>> {
+    let response = reqwest::get(url).await?;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str()?.to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await?;
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    samples(&text)
+}
+
+fn value(samples: &HashMap<String, f64>, series: &str) -> TestResult<f64> {
+    samples
+        .get(series)
+        .copied()
+        .ok_or_else(|| format!("no series {series}").into())
+}
+
+fn metrics_url(server: &TestServer) -> String {
+    format!("http://{}/metrics", server.addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_move_with_requests_sockets_and_events() -> TestResult {
+    let server = TestServer::start_with(&["--mutations-per-minute", "20"]).await?;
+    let (alice, bob, carol) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("carol").await?,
+    );
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let before = scrape(&metrics_url(&server)).await?;
+
+    // A query, a mutation, and a request over the rate limit (21 mutations at once).
+    server.client(&bob).ok("{ me { id } }", json!({})).await?;
+    send(&server, &alice, &chat, "hello").await?;
+    let too_many: String = (0..21)
+        .map(|i| format!("m{i}: setTyping(chatId: $c, typing: true) "))
+        .collect();
+    let limited = server
+        .client(&carol)
+        .send(
+            &format!("mutation($c: ID!) {{ {too_many} }}"),
+            json!({"c": chat}),
+        )
+        .await?;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    // A socket with a live subscription that receives an event.
+    let mut ws = WsClient::user(&server, &bob).await?;
+    ws.subscribe(
+        "feed",
+        "subscription($c: ID!) { chatEvents(chatId: $c) { ... on MessageAdded { message { content } } } }",
+        json!({"c": chat}),
+    )
+    .await?;
+    ws.until_live("feed", async |marker| {
+        send(&server, &alice, &chat, &marker).await.map(drop)
+    })
+    .await?;
+
+    let after = scrape(&metrics_url(&server)).await?;
+    let grew = |series: &str| -> TestResult<f64> {
+        Ok(value(&after, series)? - value(&before, series).unwrap_or(0.0))
+    };
+    assert!(grew(r#"chatql_http_requests_total{operation="query",outcome="ok"}"#)? >= 1.0);
+    assert!(grew(r#"chatql_http_requests_total{operation="mutation",outcome="ok"}"#)? >= 2.0);
+    assert_eq!(
+        grew(r#"chatql_http_requests_total{operation="mutation",outcome="rate_limited"}"#)?,
+        1.0
+    );
+    assert_eq!(
+        grew(r#"chatql_rate_limited_total{limit="mutations"}"#)?,
+        1.0
+    );
+    assert!(grew(r#"chatql_http_request_duration_seconds_count{operation="query"}"#)? >= 1.0);
+    assert!(
+        grew(r#"chatql_http_request_duration_seconds_bucket{le="+Inf",operation="mutation"}"#)?
+            >= 2.0
+    );
+    assert_eq!(grew("chatql_ws_connections")?, 1.0);
+    assert_eq!(grew("chatql_subscriptions_active")?, 1.0);
+    assert!(grew(r#"chatql_events_published_total{kind="message_added"}"#)? >= 2.0);
+    assert!(grew("chatql_events_delivered_total")? >= 1.0);
+    assert!(after.contains_key("chatql_resyncs_total"));
+    // The pool, read at the scrape (the test server's pool has 8 connections).
+    assert_eq!(value(&after, "chatql_db_pool_max")?, 8.0);
+    assert!(value(&after, r#"chatql_db_pool_connections{state="idle"}"#)? >= 1.0);
+    assert!(after.contains_key(r#"chatql_db_pool_connections{state="in_use"}"#));
+    assert!(after.contains_key("chatql_db_pool_waiting"));
+
+    // The socket and its subscription are given back when it goes.
+    ws.send(json!({"type": "complete", "id": "feed"})).await?;
+    drop(ws);
+    let deadline = std::time::Instant::now() + crate::common::ws::WAIT;
+    loop {
+        let now = scrape(&metrics_url(&server)).await?;
+        let gone = value(&now, "chatql_ws_connections")?
+            == value(&before, "chatql_ws_connections")?
+            && value(&now, "chatql_subscriptions_active")? == 0.0;
+        if gone {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("the closed socket is still counted".into());
+        }
+        // The server notices a closed socket asynchronously: poll, bounded.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_be_off_or_on_a_listener_of_their_own() -> TestResult {
+    let off = TestServer::start_with(&["--metrics", "off"]).await?;
+    assert_eq!(reqwest::get(metrics_url(&off)).await?.status(), 404);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let apart = TestServer::start_with(&["--metrics", &address]).await?;
+    assert_eq!(reqwest::get(metrics_url(&apart)).await?.status(), 404);
+    apart.anonymous().ok("{ __typename }", json!({})).await?;
+    let own = scrape(&format!("http://{address}/metrics")).await?;
+    assert!(
+        value(
+            &own,
+            r#"chatql_http_requests_total{operation="query",outcome="ok"}"#
+        )? >= 1.0
+    );
+    Ok(())
+}
