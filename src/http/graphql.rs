@@ -341,6 +341,8 @@ async fn execute(
     outcome
 }
 
+/// The operation itself; what it learns on the way (type, caller, outcome) goes into
+/// `observed`.
 async fn run(
     state: &Endpoint,
     headers: &HeaderMap,

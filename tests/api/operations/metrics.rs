@@ -156,3 +156,53 @@ async fn metrics_can_be_off_or_on_a_listener_of_their_own() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resync_sent_to_a_lagging_subscriber_is_counted() -> TestResult {
+    let server = TestServer::start_with(&["--event-buffer", "4"]).await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut ws = WsClient::user(&server, &bob).await?;
+    ws.subscribe(
+        "feed",
+        "subscription($c: ID!) { chatEvents(chatId: $c) { __typename ... on MessageAdded { message { content } } } }",
+        json!({"c": chat}),
+    )
+    .await?;
+    ws.until_live("feed", async |marker| {
+        send(&server, &alice, &chat, &marker).await.map(drop)
+    })
+    .await?;
+    let before = scrape(&metrics_url(&server)).await?;
+
+    // A burst far larger than the buffer, published faster than any subscriber reads.
+    let chat_key =
+        chatql::vocabulary::ids::ChatId::from_global(&chat).map_err(|e| e.to_string())?;
+    let alice_key =
+        chatql::vocabulary::ids::UserId::from_global(&alice.id).map_err(|e| e.to_string())?;
+    for i in 0..2000 {
+        server
+            .app
+            .broker()
+            .publish_typing(chat_key, alice_key, i % 2 == 0);
+    }
+    send(&server, &alice, &chat, "after").await?;
+    let mut resyncs_seen = 0.0;
+    loop {
+        let event = ws.next("feed").await?;
+        match event["chatEvents"]["__typename"].as_str() {
+            Some("ResyncRequired") => resyncs_seen += 1.0,
+            Some("MessageAdded") if event["chatEvents"]["message"]["content"] == "after" => break,
+            _ => {}
+        }
+    }
+    assert!(resyncs_seen >= 1.0, "the burst made no resync");
+
+    let after = scrape(&metrics_url(&server)).await?;
+    let grew = |series: &str| -> TestResult<f64> {
+        Ok(value(&after, series)? - value(&before, series).unwrap_or(0.0))
+    };
+    assert_eq!(grew("chatql_resyncs_total")?, resyncs_seen);
+    assert!(grew(r#"chatql_events_published_total{kind="typing"}"#)? >= 2000.0);
+    Ok(())
+}
