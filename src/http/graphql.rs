@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{ErrorCode, request_error};
+use crate::graphql::persisted::PersistedQueryError;
 use crate::graphql::{self, Endpoint};
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
@@ -75,6 +76,7 @@ struct GraphqlParams {
 struct Rejection {
     status: StatusCode,
     message: String,
+    code: ErrorCode,
     allow: Option<&'static str>,
 }
 
@@ -83,13 +85,14 @@ impl Rejection {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            code: ErrorCode::BadUserInput,
             allow: None,
         }
     }
 
     /// The GraphQL response body telling why.
     fn body(&self) -> String {
-        let error = request_error(self.message.clone(), ErrorCode::BadUserInput);
+        let error = request_error(self.message.clone(), self.code);
         serde_json::json!({ "errors": [error] }).to_string()
     }
 
@@ -309,21 +312,33 @@ async fn execute(
     method: Method,
     response_type: ResponseType,
 ) -> Result<(StatusCode, String), Rejection> {
-    let query = match params.query {
-        Some(q) if !q.trim().is_empty() => q,
-        _ => return Err(Rejection::bad_request("the request has no `query`")),
-    };
-    let variables = match params.variables {
-        None | Some(serde_json::Value::Null) => Variables::default(),
-        Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
-        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
-    };
     if !matches!(
         params.extensions,
         None | Some(serde_json::Value::Null | serde_json::Value::Object(_))
     ) {
         return Err(Rejection::bad_request("`extensions` must be an object"));
     }
+    let query = match state
+        .persisted
+        .resolve(params.query, params.extensions.as_ref())
+    {
+        Ok(Some(q)) if !q.trim().is_empty() => q,
+        Ok(_) => return Err(Rejection::bad_request("the request has no `query`")),
+        Err(PersistedQueryError::NotFound) => {
+            // Apollo's link recognises the message as well as the code, and then resends
+            // the request with its query.
+            return Err(Rejection {
+                code: ErrorCode::PersistedQueryNotFound,
+                ..Rejection::bad_request(PersistedQueryError::NotFound.to_string())
+            });
+        }
+        Err(invalid) => return Err(Rejection::bad_request(invalid.to_string())),
+    };
+    let variables = match params.variables {
+        None | Some(serde_json::Value::Null) => Variables::default(),
+        Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
+        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
+    };
     let mut request = async_graphql::Request::new(query).variables(variables);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
@@ -340,6 +355,7 @@ async fn execute(
         return Err(Rejection {
             status: StatusCode::METHOD_NOT_ALLOWED,
             message: "only queries may be sent with GET; use POST".into(),
+            code: ErrorCode::BadUserInput,
             allow: Some("POST"),
         });
     }

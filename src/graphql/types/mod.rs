@@ -73,6 +73,8 @@ pub enum Node {
     Chat(ChatNode),
     /// A message.
     Message(MessageNode),
+    /// A membership.
+    Member(MemberNode),
 }
 
 /// Defines an entity backed by a row that loads lazily: the row, or only the id until a
