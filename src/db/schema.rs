@@ -62,6 +62,7 @@ diesel::table! {
         created_at -> Timestamp,
         edited_at -> Nullable<Timestamp>,
         retracted_at -> Nullable<Timestamp>,
+        trace_id -> Nullable<Text>,
     }
 }
 

@@ -99,6 +99,14 @@ pub enum EventKind {
         /// Character offset of the delta in the full content, for ordering checks.
         offset: i64,
     },
+    /// A member stopped a streaming reply: it ended `INTERRUPTED`.
+    ReplyInterrupted {
+        message_id: MessageId,
+        /// The reply's sender (the bot that should stop generating).
+        sender_id: Option<UserId>,
+        /// The member who interrupted it.
+        by: UserId,
+    },
     /// A member's read watermark moved.
     ReadReceipt {
         user_id: UserId,
