@@ -12,6 +12,13 @@ use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
+/// A window of time over messages: at or after `since`, before `until`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TimeRange {
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+}
+
 /// A stored message.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = messages)]
@@ -164,6 +171,7 @@ pub async fn page(
     conn: &mut DbConn,
     chat_id: ChatId,
     boundary: Option<MessageId>,
+    range: TimeRange,
     page: &PageRequest,
 ) -> DbResult<Page<Message>> {
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
@@ -182,6 +190,13 @@ pub async fn page(
             Direction::Forward => query.order(messages::id.asc()),
             Direction::Backward => query.order(messages::id.desc()),
         };
+        // Served by the (chat_id, created_at) index when the range is narrow.
+        if let Some(since) = range.since {
+            query = query.filter(messages::created_at.ge(since));
+        }
+        if let Some(until) = range.until {
+            query = query.filter(messages::created_at.lt(until));
+        }
         query.load(c).await
     })?;
     Ok(Page::from_rows(rows, page))

@@ -30,6 +30,15 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_activity_at -> Timestamp,
+        external_key -> Nullable<Text>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    chat_tags (chat_id, tag) {
+        chat_id -> BigInt,
+        tag -> Text,
     }
 }
 
@@ -69,4 +78,5 @@ diesel::table! {
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
-diesel::allow_tables_to_appear_in_same_query!(users, chats, members, messages);
+diesel::joinable!(chat_tags -> chats (chat_id));
+diesel::allow_tables_to_appear_in_same_query!(users, chats, members, messages, chat_tags);

@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::db::chats::Chat;
 use crate::db::members::Member;
-use crate::db::messages::Message;
+use crate::db::messages::{Message, TimeRange};
 use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, hidden_message, member_of};
 use crate::domain::{check_trace_id, now};
@@ -130,6 +130,7 @@ pub async fn list(
     app: &App,
     caller: UserId,
     chat: ChatId,
+    range: TimeRange,
     page: &PageRequest,
     checked: &CheckedMemberships,
 ) -> AppResult<Page<Message>> {
@@ -140,7 +141,7 @@ pub async fn list(
         .transpose()?;
     let mut conn = app.db().conn().await?;
     checked.member_of(&mut conn, chat, caller).await?;
-    Ok(db::messages::page(&mut conn, chat, boundary, page).await?)
+    Ok(db::messages::page(&mut conn, chat, boundary, range, page).await?)
 }
 
 /// The caller's unread messages in a chat, oldest first.

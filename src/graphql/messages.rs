@@ -3,7 +3,10 @@
 use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
 
 use super::loaders::UserKey;
-use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
+use super::scalars::DateTime;
+use super::types::{
+    MemberNode, MessageConnection, MessageNode, MessagePageArgs, connection, message_page,
+};
 use super::{absent_unless_visible, app, caller_id, loaders};
 use crate::db::messages::HistoryFilter;
 use crate::domain::sending::{SendMessage, SendQueues};
@@ -26,7 +29,7 @@ impl MessageQuery {
     }
 
     /// A chat's messages: `first/after` reads oldest→newest, `last/before` reads back from
-    /// the newest.
+    /// the newest. `since`/`until` keep only messages created at or after / before then.
     #[graphql(
         complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
     )]
@@ -38,8 +41,18 @@ impl MessageQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
     ) -> Result<MessageConnection> {
-        message_page(ctx, chat_id, first, after, last, before).await
+        let args = MessagePageArgs {
+            first,
+            after,
+            last,
+            before,
+            since,
+            until,
+        };
+        message_page(ctx, chat_id, args).await
     }
 
     /// The caller's unread messages in a chat, oldest first.

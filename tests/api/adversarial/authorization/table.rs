@@ -131,6 +131,12 @@ pub(super) fn ops() -> Vec<Op> {
             vars: |_| json!({}),
             ids: vec![],
             expect: [OK, OK, OK, OK, OK, F] },
+        Op { name: "chatByExternalKey", transport: HTTP, by: Outsider, changes: false,
+            document: "{ chatByExternalKey(externalKey: \"conv\") { id name } }",
+            vars: |_| json!({}),
+            ids: vec![],
+            // The owner created the chat with this key; anyone else's lookup is their own.
+            expect: [NULL, NULL, NULL, NULL, OK, F] },
         Op { name: "message", transport: HTTP, by: Member, changes: false,
             document: "query($id: ID!) { message(id: $id) { id content chat { name } } }",
             vars: |w| json!({"id": w.owner_message}),
