@@ -33,6 +33,7 @@ impl MessageQuery {
     #[graphql(
         complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn messages(
         &self,
         ctx: &Context<'_>,
