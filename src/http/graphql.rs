@@ -17,6 +17,9 @@ use crate::auth::Caller;
 use crate::error::{ErrorCode, request_error};
 use crate::graphql::{self, Endpoint};
 
+use super::accept::Accept;
+use super::graphiql;
+
 /// The media type the GraphQL-over-HTTP spec defines for responses.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -36,29 +39,48 @@ impl ResponseType {
         }
     }
 
-    /// Picks the first acceptable type in `Accept` order; a missing header means the legacy
-    /// `application/json`. `None` when nothing the server speaks is acceptable.
+    /// Picks the acceptable type of highest quality (`q`; `q=0` is "not acceptable"), ties
+    /// going to the one listed first. Wildcards (`*/*`, `application/*`) give the legacy
+    /// `application/json`, which every client understands, as does a missing header. `None`
+    /// when nothing the server speaks is acceptable.
     fn negotiate(headers: &HeaderMap) -> Option<Self> {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        let Some(accept) = accept_header(headers) else {
             return Some(ResponseType::Json);
         };
-        for item in accept.split(',') {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                GRAPHQL_RESPONSE_JSON => return Some(ResponseType::GraphqlResponseJson),
-                APPLICATION_JSON => return Some(ResponseType::Json),
-                // Wildcards get the legacy type, which every client understands.
-                "*/*" | "application/*" => return Some(ResponseType::Json),
-                _ => {}
-            }
+        let json = accept.acceptability(APPLICATION_JSON, true);
+        let graphql_response = accept.acceptability(GRAPHQL_RESPONSE_JSON, true);
+        match (graphql_response, json) {
+            // Both from one wildcard range: neither beats the other, JSON it is.
+            (Some(preferred), _) if preferred.beats(json) => Some(ResponseType::GraphqlResponseJson),
+            (_, Some(_)) => Some(ResponseType::Json),
+            _ => None,
         }
-        None
     }
+
+    /// Whether a GET is a browser opening the page: `text/html` named (not just through
+    /// `*/*`) and preferred, by quality then order, to both JSON types. Programs (curl,
+    /// GraphQL clients, the graphql-http audits) never ask for HTML first.
+    fn prefers_html(headers: &HeaderMap) -> bool {
+        let Some(accept) = accept_header(headers) else {
+            return false;
+        };
+        let Some(html) = accept.acceptability("text/html", false) else {
+            return false;
+        };
+        [GRAPHQL_RESPONSE_JSON, APPLICATION_JSON]
+            .iter()
+            .all(|media| html.beats(accept.acceptability(media, true)))
+    }
+}
+
+/// Every `Accept` header of the request, as one list; `None` without one.
+fn accept_header(headers: &HeaderMap) -> Option<Accept> {
+    let values: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| Accept::parse(&values.join(",")))
 }
 
 /// The request parameters of GraphQL over HTTP.
@@ -112,18 +134,30 @@ pub async fn graphql_get(
     if is_websocket_upgrade(&parts.headers) {
         return crate::ws::upgrade(state, &mut parts).await;
     }
-    let Some(response_type) = ResponseType::negotiate(&parts.headers) else {
-        return not_acceptable();
+    let mut response = if ResponseType::prefers_html(&parts.headers) {
+        // A browser opening the endpoint gets GraphiQL, with a `query` of the URL in its
+        // editor rather than run: a link cannot run anything on the viewer's behalf.
+        graphiql::page()
+    } else if let Some(response_type) = ResponseType::negotiate(&parts.headers) {
+        let params = match Query::<RawParams>::from_request_parts(&mut parts, &()).await {
+            Ok(Query(raw)) => raw.parse(),
+            Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
+        };
+        let outcome = match params {
+            Ok(params) => {
+                execute(&state, &parts.headers, params, Method::GET, response_type).await
+            }
+            Err(rejection) => Err(rejection),
+        };
+        respond(outcome, response_type)
+    } else {
+        not_acceptable()
     };
-    let params = match Query::<RawParams>::from_request_parts(&mut parts, &()).await {
-        Ok(Query(raw)) => raw.parse(),
-        Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
-    };
-    let outcome = match params {
-        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
-        Err(rejection) => Err(rejection),
-    };
-    respond(outcome, response_type)
+    // The same URL answers HTML or JSON by `Accept`: caches must keep them apart.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
 }
 
 pub async fn graphql_post(
