@@ -146,10 +146,16 @@ mod tests {
     fn the_most_specific_range_decides() {
         let header = "*/*;q=0.1, application/*;q=0.5, application/json;q=0.9";
         assert_eq!(quality(header, "application/json"), Some(900));
-        assert_eq!(quality(header, "application/graphql-response+json"), Some(500));
+        assert_eq!(
+            quality(header, "application/graphql-response+json"),
+            Some(500)
+        );
         assert_eq!(quality(header, "text/html"), Some(100));
         // q=0 on the exact type refuses it whatever the wildcards say.
-        assert_eq!(quality("application/json;q=0, */*", "application/json"), None);
+        assert_eq!(
+            quality("application/json;q=0, */*", "application/json"),
+            None
+        );
         assert_eq!(quality("text/html", "application/json"), None);
     }
 

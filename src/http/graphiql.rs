@@ -158,10 +158,7 @@ pub async fn asset(uri: Uri) -> Response {
     let mut response = (
         [
             (header::CONTENT_TYPE, asset.content_type),
-            (
-                header::CACHE_CONTROL,
-                "public, max-age=31536000, immutable",
-            ),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         asset.bytes,
@@ -183,7 +180,11 @@ mod tests {
     fn every_placeholder_of_the_page_is_filled() {
         assert!(!SITE.page.contains("{{"), "{}", SITE.page);
         for asset in &SITE.assets {
-            assert!(SITE.page.contains(&asset.path), "{} not on the page", asset.path);
+            assert!(
+                SITE.page.contains(&asset.path),
+                "{} not on the page",
+                asset.path
+            );
         }
     }
 

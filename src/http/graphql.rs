@@ -51,7 +51,9 @@ impl ResponseType {
         let graphql_response = accept.acceptability(GRAPHQL_RESPONSE_JSON, true);
         match (graphql_response, json) {
             // Both from one wildcard range: neither beats the other, JSON it is.
-            (Some(preferred), _) if preferred.beats(json) => Some(ResponseType::GraphqlResponseJson),
+            (Some(preferred), _) if preferred.beats(json) => {
+                Some(ResponseType::GraphqlResponseJson)
+            }
             (_, Some(_)) => Some(ResponseType::Json),
             _ => None,
         }
@@ -144,9 +146,7 @@ pub async fn graphql_get(
             Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
         };
         let outcome = match params {
-            Ok(params) => {
-                execute(&state, &parts.headers, params, Method::GET, response_type).await
-            }
+            Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
             Err(rejection) => Err(rejection),
         };
         respond(outcome, response_type)
@@ -427,4 +427,79 @@ async fn execute(
         (StatusCode::OK, body)
     };
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negotiated(accept: &str) -> Option<ResponseType> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(accept).ok()?);
+        ResponseType::negotiate(&headers)
+    }
+
+    fn page_for(accept: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(accept) {
+            headers.insert(header::ACCEPT, value);
+        }
+        ResponseType::prefers_html(&headers)
+    }
+
+    #[test]
+    fn the_highest_quality_type_wins_then_the_first_listed() {
+        use ResponseType::{GraphqlResponseJson as Gql, Json};
+        let cases = [
+            (
+                "application/json;q=0.5, application/graphql-response+json",
+                Some(Gql),
+            ),
+            (
+                "application/graphql-response+json;q=0, application/json",
+                Some(Json),
+            ),
+            ("text/html;q=0.9, application/json", Some(Json)),
+            ("application/json;q=0", None),
+            (
+                "application/json, application/graphql-response+json",
+                Some(Json),
+            ),
+            (
+                "application/graphql-response+json, application/json",
+                Some(Gql),
+            ),
+            (
+                "application/graphql-response+json;q=0.9, application/json;q=0.9",
+                Some(Gql),
+            ),
+            ("*/*", Some(Json)),
+            ("application/*", Some(Json)),
+            ("*/*;q=0.5, application/graphql-response+json", Some(Gql)),
+            ("application/json;q=0, */*", Some(Gql)),
+            ("application/*;q=0", None),
+            ("text/html", None),
+            ("", None),
+        ];
+        for (accept, expected) in cases {
+            assert!(negotiated(accept) == expected, "{accept}");
+        }
+        // No header at all: the legacy type.
+        assert!(ResponseType::negotiate(&HeaderMap::new()) == Some(Json));
+    }
+
+    #[test]
+    fn only_a_request_preferring_html_gets_the_page() {
+        assert!(page_for(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(page_for("text/html, application/json"));
+        assert!(page_for("application/json;q=0.5, text/html"));
+        assert!(!page_for("application/json, text/html"));
+        assert!(!page_for("text/html;q=0.9, application/json"));
+        assert!(!page_for("*/*"));
+        assert!(!page_for("text/html;q=0"));
+        assert!(!page_for("application/graphql-response+json"));
+        assert!(!page_for(""));
+    }
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod adversarial;
 mod chats;
+mod graphiql;
 mod http;
 mod layers;
 mod limits;
