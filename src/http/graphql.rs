@@ -1,5 +1,6 @@
 //! GraphQL over HTTP at `/graphql`, following the GraphQL-over-HTTP spec: the response
-//! media type follows `Accept` (`application/graphql-response+json` or `application/json`),
+//! media type follows `Accept` and its `q` values (`application/graphql-response+json` or
+//! `application/json`; a GET preferring `text/html` is a browser and gets GraphiQL),
 //! requests that never reach execution (unparsable, invalid) are 400 under the former,
 //! mutations over GET are 405. A WebSocket upgrade on the same path goes to [`crate::ws`].
 
@@ -50,10 +51,10 @@ impl ResponseType {
         let json = accept.acceptability(APPLICATION_JSON, true);
         let graphql_response = accept.acceptability(GRAPHQL_RESPONSE_JSON, true);
         match (graphql_response, json) {
-            // Both from one wildcard range: neither beats the other, JSON it is.
             (Some(preferred), _) if preferred.beats(json) => {
                 Some(ResponseType::GraphqlResponseJson)
             }
+            // Including both from one wildcard range (neither beats the other).
             (_, Some(_)) => Some(ResponseType::Json),
             _ => None,
         }

@@ -22,6 +22,8 @@ const isLoopback = (url) => {
   return loopback.has(hostname);
 };
 
+// The page's Content-Security-Policy refuses off-origin loads before they reach the route
+// below; a refusal is a console error, and the check requires there be none.
 const offLoopback = [];
 const requests = [];
 const consoleErrors = [];
