@@ -6,11 +6,8 @@ mod common;
 
 mod adversarial;
 mod chats;
-<<<<<<< HEAD
 mod clients;
-=======
 mod graphiql;
->>>>>>> graphiql
 mod http;
 mod layers;
 mod limits;
