@@ -26,6 +26,8 @@ pub enum ErrorCode {
     LimitExceeded,
     /// A server fault; details only in the log.
     Internal,
+    /// An automatic persisted query's hash is not known: send the query with it.
+    PersistedQueryNotFound,
 }
 
 impl ErrorCode {
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
         }
     }
 
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::RateLimited,
             ErrorCode::LimitExceeded,
             ErrorCode::Internal,
+            ErrorCode::PersistedQueryNotFound,
         ]
         .into_iter()
         .find(|code| code.as_str() == text)
@@ -70,7 +74,8 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::BadUserInput
             | ErrorCode::Conflict
-            | ErrorCode::LimitExceeded => 400,
+            | ErrorCode::LimitExceeded
+            | ErrorCode::PersistedQueryNotFound => 400,
         }
     }
 

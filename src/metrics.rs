@@ -84,10 +84,13 @@ pub enum Outcome {
     RateLimited,
     /// Refused because the server failed (e.g. the database was unreachable).
     Internal,
+    /// An automatic persisted query whose hash was not known yet: the client resends it
+    /// with its query (a normal step of the protocol, not a failure).
+    PersistedQueryNotFound,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::BadRequest,
@@ -95,6 +98,7 @@ impl Outcome {
         Outcome::Unauthenticated,
         Outcome::RateLimited,
         Outcome::Internal,
+        Outcome::PersistedQueryNotFound,
     ];
 
     /// The label value (and what the request log shows).
@@ -107,6 +111,7 @@ impl Outcome {
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::RateLimited => "rate_limited",
             Outcome::Internal => "internal",
+            Outcome::PersistedQueryNotFound => "persisted_query_not_found",
         }
     }
 

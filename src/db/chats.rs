@@ -4,11 +4,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::{chats, members, messages, users};
+use super::schema::{chat_tags, chats, members, messages, users};
 use super::{DbConn, DbResult};
 use crate::db::members::Member;
 use crate::vocabulary::cursor::{Page, PageRequest};
-use crate::vocabulary::enums::ChatKind;
+use crate::vocabulary::enums::{ChatKind, ChatOrderField, ChatStatus};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
@@ -29,6 +29,8 @@ pub struct Chat {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_activity_at: NaiveDateTime,
+    pub external_key: Option<String>,
+    pub status: ChatStatus,
 }
 
 /// Fields of a new chat.
@@ -46,6 +48,7 @@ pub struct NewChat<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_activity_at: NaiveDateTime,
+    pub external_key: Option<&'a str>,
 }
 
 /// A partial update; `Some(None)` clears a column.
@@ -57,22 +60,59 @@ pub struct ChatChanges {
     pub avatar_url: Option<Option<String>>,
     pub category: Option<Option<String>>,
     pub metadata: Option<Option<String>>,
+    pub status: Option<ChatStatus>,
     pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Which of a user's chats to list.
+/// Which of a user's chats to list, in which order.
 #[derive(Clone, Debug, Default)]
 pub struct ChatListFilter {
     pub kind: Option<ChatKind>,
     pub category: Option<String>,
     pub unread_only: bool,
+    pub status: Option<ChatStatus>,
+    /// Only chats with this tag.
+    pub tag: Option<String>,
+    /// Only chats whose ordering time is at or after this.
+    pub since: Option<NaiveDateTime>,
+    /// Only chats whose ordering time is before this.
+    pub until: Option<NaiveDateTime>,
+    pub order: ChatOrder,
 }
 
-/// Position in the chat list order (pinned first, then most recent activity, then id).
+/// The chat list's order: pinned chats first, then by `field` (ties by id, the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatOrder {
+    pub field: ChatOrderField,
+    pub ascending: bool,
+}
+
+impl Default for ChatOrder {
+    /// Most recent activity first: the usual chat list.
+    fn default() -> Self {
+        Self {
+            field: ChatOrderField::LastActivity,
+            ascending: false,
+        }
+    }
+}
+
+impl ChatOrder {
+    /// The chat's time this order sorts by.
+    pub fn time_of(self, chat: &Chat) -> NaiveDateTime {
+        match self.field {
+            ChatOrderField::LastActivity => chat.last_activity_at,
+            ChatOrderField::Created => chat.created_at,
+            ChatOrderField::Updated => chat.updated_at,
+        }
+    }
+}
+
+/// Position in a chat list order (pinned first, then the order's time, then id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatListKey {
     pub pinned: bool,
-    pub last_activity_at: NaiveDateTime,
+    pub at: NaiveDateTime,
     pub id: ChatId,
 }
 
@@ -164,8 +204,8 @@ pub async fn delete(conn: &mut DbConn, id: ChatId) -> DbResult<bool> {
     Ok(deleted > 0)
 }
 
-/// A page of `user_id`'s chats with their membership rows: pinned first, then by
-/// `last_activity_at` descending, then id descending; `after` is the last key seen.
+/// A page of `user_id`'s chats with their membership rows: pinned first, then by the
+/// filter's order (its time, then id, both the same way); `after` is the last key seen.
 pub async fn list_for_user(
     conn: &mut DbConn,
     user_id: UserId,
@@ -174,16 +214,52 @@ pub async fn list_for_user(
     page: &PageRequest,
 ) -> DbResult<Page<(Chat, Member)>> {
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
+    // The ordering column is picked at run time; each arm of this macro is the same query
+    // over another column (diesel's columns are distinct types).
+    macro_rules! ordered {
+        ($query:ident, $column:expr) => {{
+            let ascending = filter.order.ascending;
+            $query = if ascending {
+                $query.order((members::pinned.desc(), $column.asc(), chats::id.asc()))
+            } else {
+                $query.order((members::pinned.desc(), $column.desc(), chats::id.desc()))
+            };
+            if let Some(since) = filter.since {
+                $query = $query.filter($column.ge(since));
+            }
+            if let Some(until) = filter.until {
+                $query = $query.filter($column.lt(until));
+            }
+            if let Some(key) = after {
+                // After `key` in this order: a later pinned group, or the same group and
+                // further along the time (then the id), in the order's direction.
+                let later_group = members::pinned.lt(key.pinned);
+                let same_group = members::pinned.eq(key.pinned);
+                $query = if ascending {
+                    $query.filter(
+                        later_group.or(same_group.and(
+                            $column
+                                .gt(key.at)
+                                .or($column.eq(key.at).and(chats::id.gt(key.id))),
+                        )),
+                    )
+                } else {
+                    $query.filter(
+                        later_group.or(same_group.and(
+                            $column
+                                .lt(key.at)
+                                .or($column.eq(key.at).and(chats::id.lt(key.id))),
+                        )),
+                    )
+                };
+            }
+        }};
+    }
     let rows = with_conn!(conn, |c| {
         let mut query = chats::table
             .inner_join(members::table)
             .filter(members::user_id.eq(user_id))
             .select((Chat::as_select(), Member::as_select()))
-            .order((
-                members::pinned.desc(),
-                chats::last_activity_at.desc(),
-                chats::id.desc(),
-            ))
             .limit(limit)
             .into_boxed();
         if let Some(kind) = filter.kind {
@@ -192,28 +268,81 @@ pub async fn list_for_user(
         if let Some(category) = &filter.category {
             query = query.filter(chats::category.eq(category.clone()));
         }
+        if let Some(status) = filter.status {
+            query = query.filter(chats::status.eq(status));
+        }
+        if let Some(tag) = &filter.tag {
+            let tagged = chat_tags::table
+                .filter(chat_tags::chat_id.eq(chats::id))
+                .filter(chat_tags::tag.eq(tag.clone()));
+            query = query.filter(diesel::dsl::exists(tagged));
+        }
         if filter.unread_only {
             let unread = messages::table
                 .filter(messages::chat_id.eq(chats::id))
                 .filter(super::messages::unread_for_member());
             query = query.filter(diesel::dsl::exists(unread));
         }
-        if let Some(key) = after {
-            query = query.filter(
-                members::pinned
-                    .lt(key.pinned)
-                    .or(members::pinned.eq(key.pinned).and(
-                        chats::last_activity_at.lt(key.last_activity_at).or(
-                            chats::last_activity_at
-                                .eq(key.last_activity_at)
-                                .and(chats::id.lt(key.id)),
-                        ),
-                    )),
-            );
+        match filter.order.field {
+            ChatOrderField::LastActivity => ordered!(query, chats::last_activity_at),
+            ChatOrderField::Created => ordered!(query, chats::created_at),
+            ChatOrderField::Updated => ordered!(query, chats::updated_at),
         }
         query.load(c).await
     })?;
     Ok(Page::from_rows(rows, page))
+}
+
+/// The chat `creator` created with this application key, if any.
+pub async fn find_by_external_key(
+    conn: &mut DbConn,
+    creator: UserId,
+    key: &str,
+) -> DbResult<Option<Chat>> {
+    Ok(with_conn!(conn, |c| chats::table
+        .filter(chats::created_by.eq(creator))
+        .filter(chats::external_key.eq(key))
+        .select(Chat::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// The tags of these chats, as `(chat, tag)` pairs in tag order.
+pub async fn tags_of(conn: &mut DbConn, chat_ids: &[ChatId]) -> DbResult<Vec<(ChatId, String)>> {
+    Ok(with_conn!(conn, |c| chat_tags::table
+        .filter(chat_tags::chat_id.eq_any(chat_ids))
+        .select((chat_tags::chat_id, chat_tags::tag))
+        .order((chat_tags::chat_id, chat_tags::tag))
+        .load(c)
+        .await)?)
+}
+
+/// Replaces a chat's tags.
+pub async fn set_tags(conn: &mut DbConn, chat_id: ChatId, tags: &[String]) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::delete(
+        chat_tags::table.filter(chat_tags::chat_id.eq(chat_id))
+    )
+    .execute(c)
+    .await)?;
+    // One insert per tag (a chat has a handful): diesel's multi-row insert has no SQLite
+    // form for these values.
+    for tag in tags {
+        with_conn!(conn, |c| diesel::insert_into(chat_tags::table)
+            .values((chat_tags::chat_id.eq(chat_id), chat_tags::tag.eq(tag)))
+            .execute(c)
+            .await)?;
+    }
+    Ok(())
+}
+
+/// Moves a chat's `updated_at` (its settings or contents changed).
+pub async fn touch(conn: &mut DbConn, id: ChatId, at: NaiveDateTime) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(chats::table.find(id))
+        .set(chats::updated_at.eq(at))
+        .execute(c)
+        .await)?;
+    Ok(())
 }
 
 /// Chat `chat_id` and `user_id`'s membership in it, in one query; `None` when the chat or

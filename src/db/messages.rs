@@ -12,6 +12,13 @@ use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
+/// A window of time over messages: at or after `since`, before `until`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TimeRange {
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+}
+
 /// A stored message.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = messages)]
@@ -29,6 +36,7 @@ pub struct Message {
     pub created_at: NaiveDateTime,
     pub edited_at: Option<NaiveDateTime>,
     pub retracted_at: Option<NaiveDateTime>,
+    pub trace_id: Option<String>,
 }
 
 /// Fields of a new message. `None` is stored as NULL (what the columns default to anyway):
@@ -47,6 +55,7 @@ pub struct NewMessage<'a> {
     pub client_id: Option<&'a str>,
     pub stream_state: Option<StreamState>,
     pub created_at: NaiveDateTime,
+    pub trace_id: Option<&'a str>,
 }
 
 /// Inserts a message as its chat's newest, in a transaction that holds the chat's lock
@@ -162,6 +171,7 @@ pub async fn page(
     conn: &mut DbConn,
     chat_id: ChatId,
     boundary: Option<MessageId>,
+    range: TimeRange,
     page: &PageRequest,
 ) -> DbResult<Page<Message>> {
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
@@ -180,6 +190,13 @@ pub async fn page(
             Direction::Forward => query.order(messages::id.asc()),
             Direction::Backward => query.order(messages::id.desc()),
         };
+        // Served by the (chat_id, created_at) index when the range is narrow.
+        if let Some(since) = range.since {
+            query = query.filter(messages::created_at.ge(since));
+        }
+        if let Some(until) = range.until {
+            query = query.filter(messages::created_at.lt(until));
+        }
         query.load(c).await
     })?;
     Ok(Page::from_rows(rows, page))
@@ -239,11 +256,47 @@ pub async fn unread(
         .await)?)
 }
 
-/// The newest `limit` live (not retracted) messages of a chat, oldest first.
-pub async fn latest_live(conn: &mut DbConn, chat_id: ChatId, limit: i64) -> DbResult<Vec<Message>> {
+/// Which messages a chat's history for an LLM keeps besides finished ones (see
+/// [`history`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistoryFilter {
+    /// Keep replies that ended `FAILED`.
+    pub include_failed: bool,
+    /// Keep replies still `STREAMING`.
+    pub include_streaming: bool,
+    /// Start at this message (inclusive).
+    pub from: Option<MessageId>,
+}
+
+/// The newest `limit` messages of a chat for an LLM's context, oldest first: without
+/// retracted messages (their content is erased), `FAILED` or still-`STREAMING` replies
+/// (unless `filter` keeps them), and without messages whose content is empty (an
+/// interrupted reply that never got a word, a message that only carries `data`), which a
+/// model cannot use.
+pub async fn history(
+    conn: &mut DbConn,
+    chat_id: ChatId,
+    filter: HistoryFilter,
+    limit: i64,
+) -> DbResult<Vec<Message>> {
+    let mut left_out = Vec::new();
+    if !filter.include_failed {
+        left_out.push(StreamState::Failed);
+    }
+    if !filter.include_streaming {
+        left_out.push(StreamState::Streaming);
+    }
+    let from = filter.from.unwrap_or(MessageId(i64::MIN));
     let mut rows = with_conn!(conn, |c| messages::table
         .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::id.ge(from))
         .filter(messages::retracted_at.is_null())
+        .filter(messages::content.ne(""))
+        .filter(
+            messages::stream_state
+                .is_null()
+                .or(messages::stream_state.ne_all(&left_out)),
+        )
         .select(Message::as_select())
         .order(messages::id.desc())
         .limit(limit)
@@ -366,28 +419,48 @@ pub async fn unread_counts(
     .await)?)
 }
 
-/// Appends `delta` to a message's content (SQL `||`, the same on both backends).
-pub async fn append_content(conn: &mut DbConn, id: MessageId, delta: &str) -> DbResult<Message> {
+/// Appends `delta` to a message's content (SQL `||`, the same on both backends) and sets
+/// its trace id, if it is still streaming; `None` when it is not (any more).
+///
+/// The state is tested by the UPDATE itself, not only by an earlier read: on PostgreSQL an
+/// interrupt committing in between would otherwise let the append land on a finished
+/// reply (the UPDATE re-checks its WHERE on the row once the other writer committed).
+pub async fn append_content(
+    conn: &mut DbConn,
+    id: MessageId,
+    delta: &str,
+    trace_id: Option<&str>,
+) -> DbResult<Option<Message>> {
     Ok(with_conn!(conn, |c| diesel::update(
-        messages::table.find(id)
+        messages::table
+            .find(id)
+            .filter(messages::stream_state.eq(StreamState::Streaming))
     )
-    .set(messages::content.eq(messages::content.concat(delta)))
+    .set((
+        messages::content.eq(messages::content.concat(delta)),
+        messages::trace_id.eq(trace_id),
+    ))
     .returning(Message::as_returning())
     .get_result(c)
-    .await)?)
+    .await
+    .optional())?)
 }
 
-/// Sets a streamed message's final state.
-pub async fn set_stream_state(
+/// Ends a streamed message in `state` if it is still streaming; `None` when it is not
+/// (any more). Tested in the UPDATE for the reason given at [`append_content`].
+pub async fn finish_stream(
     conn: &mut DbConn,
     id: MessageId,
     state: StreamState,
-) -> DbResult<Message> {
+) -> DbResult<Option<Message>> {
     Ok(with_conn!(conn, |c| diesel::update(
-        messages::table.find(id)
+        messages::table
+            .find(id)
+            .filter(messages::stream_state.eq(StreamState::Streaming))
     )
     .set(messages::stream_state.eq(state))
     .returning(Message::as_returning())
     .get_result(c)
-    .await)?)
+    .await
+    .optional())?)
 }

@@ -30,6 +30,15 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_activity_at -> Timestamp,
+        external_key -> Nullable<Text>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    chat_tags (chat_id, tag) {
+        chat_id -> BigInt,
+        tag -> Text,
     }
 }
 
@@ -62,10 +71,12 @@ diesel::table! {
         created_at -> Timestamp,
         edited_at -> Nullable<Timestamp>,
         retracted_at -> Nullable<Timestamp>,
+        trace_id -> Nullable<Text>,
     }
 }
 
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
-diesel::allow_tables_to_appear_in_same_query!(users, chats, members, messages);
+diesel::joinable!(chat_tags -> chats (chat_id));
+diesel::allow_tables_to_appear_in_same_query!(users, chats, members, messages, chat_tags);

@@ -2,7 +2,7 @@
 //! settings. Only members see a chat; only OWNER/ADMIN manage it.
 
 use crate::app::App;
-use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, NewChat};
+use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, ChatOrder, NewChat};
 use crate::db::members::Member;
 use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, member_of};
@@ -11,7 +11,7 @@ use crate::domain::{check_text, json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
-use crate::vocabulary::enums::{ChatKind, MemberRole};
+use crate::vocabulary::enums::{ChatKind, ChatStatus, MemberRole};
 use crate::vocabulary::ids::{ChatId, UserId};
 use async_graphql::{InputObject, MaybeUndefined};
 
@@ -43,6 +43,12 @@ pub struct CreateChat {
     pub member_ids: Option<Vec<UserId>>,
     /// Free-form data.
     pub metadata: Option<serde_json::Value>,
+    /// The application's own id for this conversation, unique among the chats the caller
+    /// created: creating again with the same key returns that chat instead of a new one
+    /// (also when two calls race). Not for DIRECT chats.
+    pub external_key: Option<String>,
+    /// Labels to filter the chat list by (at most 20, each 1–50 characters).
+    pub tags: Option<Vec<String>>,
 }
 
 /// Changes to a chat; an omitted field stays, `null` clears it.
@@ -59,6 +65,41 @@ pub struct UpdateChat {
     pub category: MaybeUndefined<String>,
     /// Free-form data.
     pub metadata: MaybeUndefined<serde_json::Value>,
+    /// ACTIVE or ARCHIVED.
+    pub status: Option<ChatStatus>,
+    /// Replaces the chat's tags.
+    pub tags: Option<Vec<String>>,
+}
+
+/// Most tags a chat has.
+pub const MAX_TAGS: usize = 20;
+/// Longest tag.
+pub const MAX_TAG: usize = 50;
+/// Longest application key of a chat.
+pub const MAX_EXTERNAL_KEY: usize = 200;
+
+/// Tags as stored: trimmed, each 1–[`MAX_TAG`] characters, sorted, without repeats.
+fn normalized_tags(tags: Option<&[String]>) -> AppResult<Option<Vec<String>>> {
+    let Some(tags) = tags else {
+        return Ok(None);
+    };
+    let mut normalized: Vec<String> = tags.iter().map(|t| t.trim().to_owned()).collect();
+    if normalized
+        .iter()
+        .any(|t| t.is_empty() || t.chars().count() > MAX_TAG)
+    {
+        return Err(AppError::BadInput(format!(
+            "each tag must be 1–{MAX_TAG} characters"
+        )));
+    }
+    normalized.sort();
+    normalized.dedup();
+    if normalized.len() > MAX_TAGS {
+        return Err(AppError::BadInput(format!(
+            "a chat has at most {MAX_TAGS} tags"
+        )));
+    }
+    Ok(Some(normalized))
 }
 
 fn check_chat_texts(
@@ -107,6 +148,23 @@ pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<C
             "at most {MAX_MEMBERS_PER_CALL} members per call"
         )));
     }
+    let tags = normalized_tags(input.tags.as_deref())?;
+    let external_key = input.external_key.as_deref();
+    if let Some(key) = external_key {
+        if key.is_empty() || key.chars().count() > MAX_EXTERNAL_KEY {
+            return Err(AppError::BadInput(format!(
+                "`externalKey` must be 1–{MAX_EXTERNAL_KEY} characters"
+            )));
+        }
+        if kind == ChatKind::Direct {
+            return Err(AppError::BadInput(
+                "a DIRECT chat has no `externalKey`: it is already one per pair".into(),
+            ));
+        }
+        if let Some(existing) = chat_by_external_key(app, caller, key).await? {
+            return Ok(existing);
+        }
+    }
     if kind == ChatKind::Direct {
         return match others.as_slice() {
             [other] => open_direct(app, caller, *other).await,
@@ -116,36 +174,65 @@ pub async fn create(app: &App, caller: UserId, input: CreateChat) -> AppResult<C
             )),
         };
     }
-    app.write(async |conn| {
-        require_caller_exists(conn, caller).await?;
-        require_users_exist(conn, &others).await?;
-        let at = now();
-        let chat = db::chats::insert(
-            conn,
-            &NewChat {
-                kind,
-                category: input.category.as_deref(),
-                name: input.name.as_deref(),
-                description: input.description.as_deref(),
-                avatar_url: input.avatar_url.as_deref(),
-                metadata: json_to_text("metadata", input.metadata.as_ref())?,
-                created_by: Some(caller),
-                direct_key: None,
-                created_at: at,
-                updated_at: at,
-                last_activity_at: at,
-            },
-        )
-        .await?;
-        for (user, role) in std::iter::once((caller, MemberRole::Owner))
-            .chain(others.iter().map(|u| (*u, MemberRole::Member)))
-        {
-            insert_member(conn, chat.id, user, role, None).await?;
-            conn.emit(joined(&chat, user));
+    let created = app
+        .write(async |conn| {
+            require_caller_exists(conn, caller).await?;
+            require_users_exist(conn, &others).await?;
+            let at = now();
+            let chat = db::chats::insert(
+                conn,
+                &NewChat {
+                    kind,
+                    category: input.category.as_deref(),
+                    name: input.name.as_deref(),
+                    description: input.description.as_deref(),
+                    avatar_url: input.avatar_url.as_deref(),
+                    metadata: json_to_text("metadata", input.metadata.as_ref())?,
+                    created_by: Some(caller),
+                    direct_key: None,
+                    created_at: at,
+                    updated_at: at,
+                    last_activity_at: at,
+                    external_key,
+                },
+            )
+            .await?;
+            if let Some(tags) = &tags {
+                db::chats::set_tags(conn, chat.id, tags).await?;
+            }
+            for (user, role) in std::iter::once((caller, MemberRole::Owner))
+                .chain(others.iter().map(|u| (*u, MemberRole::Member)))
+            {
+                insert_member(conn, chat.id, user, role, None).await?;
+                conn.emit(joined(&chat, user));
+            }
+            Ok(chat)
+        })
+        .await;
+    match (created, external_key) {
+        // A concurrent call with the same key created it first: that one is the chat.
+        (Err(AppError::Db(e)), Some(key)) if e.is_unique_violation() => {
+            chat_by_external_key(app, caller, key)
+                .await?
+                .ok_or(AppError::Db(e))
         }
-        Ok(chat)
-    })
-    .await
+        (created, _) => created,
+    }
+}
+
+/// The chat `caller` created with this application key, if they are still in it. One
+/// they left is a `CONFLICT`: the key is taken, and the chat is no longer theirs to see.
+pub async fn chat_by_external_key(app: &App, caller: UserId, key: &str) -> AppResult<Option<Chat>> {
+    let mut conn = app.db().conn().await?;
+    let Some(chat) = db::chats::find_by_external_key(&mut conn, caller, key).await? else {
+        return Ok(None);
+    };
+    match db::members::find(&mut conn, chat.id, caller).await? {
+        Some(_) => Ok(Some(chat)),
+        None => Err(AppError::Conflict(
+            "you left the chat created with this `externalKey`".into(),
+        )),
+    }
 }
 
 /// Gets or creates the DIRECT chat between the caller and `other` (idempotent, also when
@@ -196,6 +283,7 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
                     created_at: at,
                     updated_at: at,
                     last_activity_at: at,
+                    external_key: None,
                 },
             )
             .await?;
@@ -228,8 +316,12 @@ pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) 
         input.avatar_url.value().map(String::as_str),
         input.category.value().map(String::as_str),
     )?;
+    let tags = normalized_tags(input.tags.as_deref())?;
     app.write(async |conn| {
         require_settings_right(conn, chat, caller).await?;
+        if let Some(tags) = &tags {
+            db::chats::set_tags(conn, chat, tags).await?;
+        }
         let changes = ChatChanges {
             name: input.name.into(),
             description: input.description.into(),
@@ -238,6 +330,7 @@ pub async fn update(app: &App, caller: UserId, chat: ChatId, input: UpdateChat) 
             metadata: Option::<Option<_>>::from(input.metadata)
                 .map(|m| json_to_text("metadata", m.as_ref()))
                 .transpose()?,
+            status: input.status,
             updated_at: Some(now()),
         };
         let updated = db::chats::update(conn, chat, &changes).await?;
@@ -287,6 +380,7 @@ pub async fn clear(app: &App, caller: UserId, chat: ChatId) -> AppResult<i32> {
             require_settings_right(conn, chat, caller).await?;
             let deleted = db::messages::delete_all_in_chat(conn, chat).await?;
             db::chats::set_last_message(conn, chat, None).await?;
+            db::chats::touch(conn, chat, now()).await?;
             conn.emit(Event::in_chat(chat, EventKind::ChatUpdated));
             Ok(deleted)
         })
@@ -305,16 +399,25 @@ pub async fn get(
     Ok(checked.member_of(&mut conn, chat, caller).await?.0)
 }
 
-/// Cursor kind of the chat list.
+/// Cursor kind of the chat list in its usual order (most recent activity first); other
+/// orders add theirs to it, so a cursor of one order is refused by another.
 pub const CHAT_CURSOR: &str = "chat";
 
-/// The cursor of a chat in the caller's chat list.
-pub fn chat_list_cursor(chat: &Chat, member: &Member) -> String {
+fn chat_cursor_kind(order: ChatOrder) -> String {
+    if order == ChatOrder::default() {
+        return CHAT_CURSOR.to_owned();
+    }
+    let direction = if order.ascending { "asc" } else { "desc" };
+    format!("{CHAT_CURSOR}.{}.{direction}", order.field.as_str())
+}
+
+/// The cursor of a chat in the caller's chat list in `order`.
+pub fn chat_list_cursor(order: ChatOrder, chat: &Chat, member: &Member) -> String {
     cursor::encode(
-        CHAT_CURSOR,
+        &chat_cursor_kind(order),
         &[
             i64::from(member.pinned),
-            chat.last_activity_at.and_utc().timestamp_micros(),
+            order.time_of(chat).and_utc().timestamp_micros(),
             chat.id.0,
         ],
     )
@@ -330,13 +433,13 @@ pub async fn list(
     let after = match page.cursor.as_deref() {
         None => None,
         Some(c) => {
-            let fields = cursor::decode(CHAT_CURSOR, c, 3)?;
-            let last_activity_at = chrono::DateTime::from_timestamp_micros(fields[1])
+            let fields = cursor::decode(&chat_cursor_kind(filter.order), c, 3)?;
+            let at = chrono::DateTime::from_timestamp_micros(fields[1])
                 .ok_or_else(|| AppError::BadInput(format!("invalid cursor `{c}`")))?
                 .naive_utc();
             Some(ChatListKey {
                 pinned: fields[0] != 0,
-                last_activity_at,
+                at,
                 id: ChatId(fields[2]),
             })
         }

@@ -5,13 +5,13 @@ use crate::app::App;
 use crate::db::chats::Chat;
 use crate::db::members::{Member, MemberSettings, NewMember};
 use crate::db::{self, DbConn};
-use crate::domain::access::member_of;
+use crate::domain::access::{CheckedMemberships, member_of};
 use crate::domain::now;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::enums::{ChatKind, MemberRole};
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MemberId, MessageId, UserId};
 
 /// Most users one `createChat`/`addMembers` call may add.
 pub const MAX_MEMBERS_PER_CALL: usize = 500;
@@ -49,6 +49,21 @@ pub(crate) async fn insert_member(
         },
     )
     .await?)
+}
+
+/// A membership of a chat the caller is a member of (checked once per operation through
+/// `checked`); `NOT_FOUND` when that user is not (or no longer) a member.
+pub async fn get(
+    app: &App,
+    caller: UserId,
+    id: MemberId,
+    checked: &CheckedMemberships,
+) -> AppResult<Member> {
+    let mut conn = app.db().conn().await?;
+    checked.member_of(&mut conn, id.chat, caller).await?;
+    db::members::find(&mut conn, id.chat, id.user)
+        .await?
+        .ok_or(AppError::NotFound("member"))
 }
 
 /// Cursor kind of member lists.

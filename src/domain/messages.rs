@@ -4,10 +4,10 @@
 use crate::app::App;
 use crate::db::chats::Chat;
 use crate::db::members::Member;
-use crate::db::messages::Message;
+use crate::db::messages::{Message, TimeRange};
 use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, hidden_message, member_of};
-use crate::domain::now;
+use crate::domain::{check_trace_id, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
@@ -130,6 +130,7 @@ pub async fn list(
     app: &App,
     caller: UserId,
     chat: ChatId,
+    range: TimeRange,
     page: &PageRequest,
     checked: &CheckedMemberships,
 ) -> AppResult<Page<Message>> {
@@ -140,7 +141,7 @@ pub async fn list(
         .transpose()?;
     let mut conn = app.db().conn().await?;
     checked.member_of(&mut conn, chat, caller).await?;
-    Ok(db::messages::page(&mut conn, chat, boundary, page).await?)
+    Ok(db::messages::page(&mut conn, chat, boundary, range, page).await?)
 }
 
 /// The caller's unread messages in a chat, oldest first.
@@ -258,15 +259,35 @@ pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool>
 /// How many messages `history` returns without `last`.
 pub const DEFAULT_HISTORY: usize = 50;
 
-/// The newest `last` live messages as `(role, content)` pairs, oldest first, in the shape
-/// LLM chat-completion APIs take.
+/// What a chat's history for an LLM holds (see [`history`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistoryRequest {
+    /// At most this many messages (default [`DEFAULT_HISTORY`], at most [`MAX_HISTORY`]).
+    pub last: Option<i32>,
+    /// At most this many tokens, estimated by [`estimated_tokens`]: the newest messages
+    /// that fit are kept.
+    pub max_tokens: Option<i32>,
+    /// Which messages besides finished ones, and where to start.
+    pub filter: db::messages::HistoryFilter,
+}
+
+/// A message's estimated token count in a chat-completion request: about 4 characters
+/// per token for English text plus ~4 tokens of per-message framing (OpenAI's rule of
+/// thumb). Good for a context budget; the model's own tokenizer is the exact count.
+pub fn estimated_tokens(content: &str) -> usize {
+    content.chars().count().div_ceil(4) + 4
+}
+
+/// The newest messages of a chat a model should see, oldest first, in the shape LLM
+/// chat-completion APIs take: no retracted, failed or still-streaming messages (unless
+/// asked for), at most `last` of them, within `max_tokens`.
 pub async fn history(
     app: &App,
     caller: UserId,
     chat: ChatId,
-    last: Option<i32>,
+    request: HistoryRequest,
 ) -> AppResult<Vec<Message>> {
-    let limit = match last {
+    let limit = match request.last {
         None => DEFAULT_HISTORY as i64,
         Some(n) if n < 0 => return Err(AppError::BadInput("`last` must not be negative".into())),
         Some(n) if usize::try_from(n).unwrap_or(usize::MAX) > MAX_HISTORY => {
@@ -276,9 +297,32 @@ pub async fn history(
         }
         Some(n) => i64::from(n),
     };
+    let budget = match request.max_tokens {
+        Some(n) if n < 0 => {
+            return Err(AppError::BadInput(
+                "`maxTokens` must not be negative".into(),
+            ));
+        }
+        Some(n) => Some(usize::try_from(n).unwrap_or(0)),
+        None => None,
+    };
     let mut conn = app.db().conn().await?;
     member_of(&mut conn, chat, caller).await?;
-    Ok(db::messages::latest_live(&mut conn, chat, limit).await?)
+    let mut rows = db::messages::history(&mut conn, chat, request.filter, limit).await?;
+    if let Some(budget) = budget {
+        // Newest first until the budget is spent; the older rest is left out.
+        let mut spent = 0;
+        let fitting = rows
+            .iter()
+            .rev()
+            .take_while(|m| {
+                spent += estimated_tokens(&m.content);
+                spent <= budget
+            })
+            .count();
+        rows.drain(..rows.len() - fitting);
+    }
+    Ok(rows)
 }
 
 /// Longest delta one `appendMessageContent` call may add (keeps every live event small
@@ -298,14 +342,33 @@ async fn own_streaming_message(
         ));
     }
     if message.stream_state != Some(StreamState::Streaming) {
-        return Err(AppError::Conflict("the message is not streaming".into()));
+        return Err(not_streaming(message.stream_state));
     }
     Ok(message)
 }
 
+/// Why a message that is not streaming cannot be streamed to or finished: a bot learns
+/// from the message that a member stopped its reply.
+fn not_streaming(state: Option<StreamState>) -> AppError {
+    match state {
+        Some(StreamState::Interrupted) => {
+            AppError::Conflict("the reply was interrupted: stop generating it".into())
+        }
+        _ => AppError::Conflict("the message is not streaming".into()),
+    }
+}
+
 /// Appends a chunk to a streaming assistant reply (its sender only). Subscribers get a
-/// `MessageDelta`; the stored content is the concatenation of all deltas.
-pub async fn append(app: &App, caller: UserId, id: MessageId, delta: &str) -> AppResult<Message> {
+/// `MessageDelta`; the stored content is the concatenation of all deltas. A `trace_id`
+/// replaces the message's (none keeps it).
+pub async fn append(
+    app: &App,
+    caller: UserId,
+    id: MessageId,
+    delta: &str,
+    trace_id: Option<&str>,
+) -> AppResult<Message> {
+    check_trace_id(trace_id)?;
     let delta_length = delta.chars().count();
     if delta_length == 0 || delta_length > MAX_DELTA {
         return Err(AppError::BadInput(format!(
@@ -320,7 +383,20 @@ pub async fn append(app: &App, caller: UserId, id: MessageId, delta: &str) -> Ap
                 "the message would exceed {max} characters"
             )));
         }
-        let appended = db::messages::append_content(conn, id, delta).await?;
+        let trace_id = trace_id.or(current.trace_id.as_deref());
+        let Some(appended) = db::messages::append_content(conn, id, delta, trace_id).await? else {
+            // Interrupted (or finished) since it was read above.
+            let now = db::messages::find(conn, id).await?;
+            return Err(not_streaming(now.and_then(|m| m.stream_state)));
+        };
+        if let Some(trace_id) = trace_id {
+            tracing::info!(
+                trace_id = %trace_id,
+                message = %id.to_global(),
+                delta_chars = delta_length,
+                "reply content appended"
+            );
+        }
         let offset = appended.content.chars().count() - delta_length;
         conn.emit(Event::in_chat(
             appended.chat_id,
@@ -349,12 +425,46 @@ pub async fn finish(
     }
     app.write(async |conn| {
         own_streaming_message(conn, caller, id).await?;
-        let finished = db::messages::set_stream_state(conn, id, state).await?;
+        let Some(finished) = db::messages::finish_stream(conn, id, state).await? else {
+            let now = db::messages::find(conn, id).await?;
+            return Err(not_streaming(now.and_then(|m| m.stream_state)));
+        };
         conn.emit(Event::in_chat(
             finished.chat_id,
             EventKind::MessageEdited { message_id: id },
         ));
         Ok(finished)
+    })
+    .await
+}
+
+/// Stops a streaming reply on behalf of a member of its chat (a human asking the bot to
+/// stop, or the bot itself): it ends `INTERRUPTED` with what was streamed so far kept,
+/// and the chat (the bot's `myEvents` too) gets `ReplyInterrupted`. A reply that is no
+/// longer streaming is returned as it is, without an event: a second interrupt, or one
+/// racing the bot's own finish, is a no-op.
+pub async fn interrupt(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
+    app.write(async |conn| {
+        let (message, _, _) = visible_message(conn, caller, id).await?;
+        if message.stream_state.is_none() {
+            return Err(AppError::Conflict(
+                "the message is not a streamed reply".into(),
+            ));
+        }
+        let Some(interrupted) =
+            db::messages::finish_stream(conn, id, StreamState::Interrupted).await?
+        else {
+            return Ok(db::messages::find(conn, id).await?.unwrap_or(message));
+        };
+        conn.emit(Event::in_chat(
+            interrupted.chat_id,
+            EventKind::ReplyInterrupted {
+                message_id: id,
+                sender_id: interrupted.sender_id,
+                by: caller,
+            },
+        ));
+        Ok(interrupted)
     })
     .await
 }

@@ -38,6 +38,26 @@ pub fn json_to_text(field: &str, value: Option<&serde_json::Value>) -> AppResult
 /// may hold, this bounds what a request can store.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
+/// Longest trace id a message keeps.
+pub const MAX_TRACE_ID: usize = 128;
+
+/// A trace id is 1–[`MAX_TRACE_ID`] printable ASCII characters (W3C `traceparent`, hex
+/// trace ids, UUIDs all are): it goes into log lines as it is.
+pub fn check_trace_id(trace_id: Option<&str>) -> AppResult<()> {
+    match trace_id {
+        Some(id)
+            if id.is_empty()
+                || id.len() > MAX_TRACE_ID
+                || !id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Err(AppError::BadInput(format!(
+                "`traceId` must be 1–{MAX_TRACE_ID} printable ASCII characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks an optional text field: trimmed length at most `max` characters.
 pub fn check_text(field: &str, value: Option<&str>, max: usize) -> AppResult<()> {
     match value {

@@ -27,7 +27,7 @@ use crate::db::messages::NewMessage;
 use crate::db::{self, DbConn};
 use crate::domain::access::{not_a_member, senders_locked};
 use crate::domain::messages::check_content;
-use crate::domain::{json_to_text, now};
+use crate::domain::{check_trace_id, json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
@@ -59,6 +59,10 @@ pub struct SendMessage {
     pub data: Option<serde_json::Value>,
     /// True starts an assistant reply in STREAMING state (bot users only).
     pub stream: Option<bool>,
+    /// The caller's trace id (e.g. an assistant pipeline's W3C trace id), stored with the
+    /// message and logged, so a trace can be followed through chatql: at most 128
+    /// printable ASCII characters.
+    pub trace_id: Option<String>,
 }
 
 impl SendMessage {
@@ -155,10 +159,20 @@ async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppRes
             "`clientId` must be 1–{MAX_CLIENT_ID} characters"
         )));
     }
+    check_trace_id(input.trace_id.as_deref())?;
     // Checked before the send joins a batch: a refusal inside the batch's transaction
     // would fail the others' sends too.
     json_to_text("data", input.data.as_ref())?;
-    submit(queues, caller, input).await
+    let sent = submit(queues, caller, input).await?;
+    if let Some(trace_id) = &sent.trace_id {
+        tracing::info!(
+            trace_id = %trace_id,
+            message = %sent.id.to_global(),
+            chat = %sent.chat_id.to_global(),
+            "message sent"
+        );
+    }
+    Ok(sent)
 }
 
 /// What a send was: its message, and whether this send stored it (false: a repeated
@@ -315,6 +329,7 @@ async fn insert(
             client_id: input.client_id.as_deref(),
             stream_state: input.stream().then_some(StreamState::Streaming),
             created_at: now(),
+            trace_id: input.trace_id.as_deref(),
         },
     )
     .await?)

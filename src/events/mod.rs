@@ -100,6 +100,14 @@ pub enum EventKind {
         /// Character offset of the delta in the full content, for ordering checks.
         offset: i64,
     },
+    /// A member stopped a streaming reply: it ended `INTERRUPTED`.
+    ReplyInterrupted {
+        message_id: MessageId,
+        /// The reply's sender (the bot that should stop generating).
+        sender_id: Option<UserId>,
+        /// The member who interrupted it.
+        by: UserId,
+    },
     /// A member's read watermark moved.
     ReadReceipt {
         user_id: UserId,
@@ -142,6 +150,7 @@ impl EventKind {
             EventKind::MessageRetracted { .. } => "message_retracted",
             EventKind::MessageDeleted { .. } => "message_deleted",
             EventKind::MessageDelta { .. } => "message_delta",
+            EventKind::ReplyInterrupted { .. } => "reply_interrupted",
             EventKind::ReadReceipt { .. } => "read_receipt",
             EventKind::DeliveryReceipt { .. } => "delivery_receipt",
             EventKind::Typing { .. } => "typing",

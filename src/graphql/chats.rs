@@ -5,11 +5,12 @@ use async_graphql::{Context, InputObject, Object, Result};
 
 use super::types::{ChatConnection, ChatNode, MemberNode, connection};
 use super::{absent_unless_visible, app, caller_id, with_checked_memberships};
-use crate::db::chats::ChatListFilter;
+use crate::db::chats::{ChatListFilter, ChatOrder};
 use crate::domain::chats::{self, CreateChat, UpdateChat};
 use crate::domain::members::{self, MemberFlag};
+use crate::graphql::scalars::DateTime;
 use crate::vocabulary::cursor::PageRequest;
-use crate::vocabulary::enums::{ChatKind, MemberRole};
+use crate::vocabulary::enums::{ChatKind, ChatOrderField, ChatStatus, MemberRole, SortDirection};
 use crate::vocabulary::ids::{ChatId, UserId};
 
 /// Which of my chats to list.
@@ -21,6 +22,25 @@ pub struct ChatFilter {
     pub category: Option<String>,
     /// Only chats with unread messages.
     pub unread_only: Option<bool>,
+    /// Only ACTIVE (or only ARCHIVED) chats.
+    pub status: Option<ChatStatus>,
+    /// Only chats with this tag.
+    pub tag: Option<String>,
+    /// Only chats whose ordering time (`orderBy.field`: last activity by default) is at or
+    /// after this.
+    pub since: Option<DateTime>,
+    /// Only chats whose ordering time is before this.
+    pub until: Option<DateTime>,
+}
+
+/// How to order the chat list (pinned chats always come first).
+#[derive(InputObject)]
+pub struct ChatOrderInput {
+    /// The time to order by.
+    pub field: ChatOrderField,
+    /// Newest (DESC, the default) or oldest first.
+    #[graphql(default_with = "SortDirection::Desc")]
+    pub direction: SortDirection,
 }
 
 /// Chat queries.
@@ -40,7 +60,19 @@ impl ChatQuery {
         Ok(absent_unless_visible(chat)?.map(ChatNode::loaded))
     }
 
-    /// The caller's chats: pinned first, then by `lastActivityAt`, newest first.
+    /// The caller's chat whose `externalKey` this is (it created it with the key); null
+    /// when there is none. A chat the caller left is a `CONFLICT`.
+    async fn chat_by_external_key(
+        &self,
+        ctx: &Context<'_>,
+        external_key: String,
+    ) -> Result<Option<ChatNode>> {
+        let chat = chats::chat_by_external_key(app(ctx)?, caller_id(ctx)?, &external_key).await?;
+        Ok(chat.map(ChatNode::loaded))
+    }
+
+    /// The caller's chats: pinned first, then by `orderBy` (default: `lastActivityAt`,
+    /// newest first). A cursor belongs to its order.
     #[graphql(
         complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
     )]
@@ -50,19 +82,29 @@ impl ChatQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<ChatFilter>,
+        order_by: Option<ChatOrderInput>,
     ) -> Result<ChatConnection> {
         let app = app(ctx)?;
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let filter = filter.unwrap_or_default();
+        let order = order_by.map_or_else(ChatOrder::default, |o| ChatOrder {
+            field: o.field,
+            ascending: o.direction == SortDirection::Asc,
+        });
         let filter = ChatListFilter {
             kind: filter.kind,
             category: filter.category,
             unread_only: filter.unread_only.unwrap_or(false),
+            status: filter.status,
+            tag: filter.tag,
+            since: filter.since.map(|t| t.0),
+            until: filter.until.map(|t| t.0),
+            order,
         };
         let rows = chats::list(app, caller_id(ctx)?, &filter, &page).await?;
         Ok(connection(
             rows,
-            |(chat, member)| chats::chat_list_cursor(chat, member),
+            |(chat, member)| chats::chat_list_cursor(order, chat, member),
             |(chat, _)| ChatNode::loaded(chat),
         ))
     }

@@ -40,6 +40,9 @@ pub struct MessageKey(pub MessageId);
 /// The number of replies to a message.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct ReplyCountKey(pub MessageId);
+/// A chat's tags.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct TagsKey(pub ChatId);
 /// The number of members of a chat.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct MemberCountKey(pub ChatId);
@@ -96,6 +99,22 @@ impl Loader<ChatKey> for DbLoader {
             .await
             .map_err(failed)?;
         Ok(rows.into_iter().map(|r| (ChatKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<TagsKey> for DbLoader {
+    type Value = Vec<String>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[TagsKey]) -> LoadResult<TagsKey, Vec<String>> {
+        let rows = db::chats::tags_of(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        let mut tags: HashMap<TagsKey, Vec<String>> = HashMap::new();
+        for (chat, tag) in rows {
+            tags.entry(TagsKey(chat)).or_default().push(tag);
+        }
+        Ok(tags)
     }
 }
 

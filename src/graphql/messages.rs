@@ -1,10 +1,14 @@
 //! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
 
-use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
 
 use super::loaders::UserKey;
-use super::types::{MemberNode, MessageConnection, MessageNode, connection, message_page};
+use super::scalars::DateTime;
+use super::types::{
+    MemberNode, MessageConnection, MessageNode, MessagePageArgs, connection, message_page,
+};
 use super::{absent_unless_visible, app, caller_id, loaders};
+use crate::db::messages::HistoryFilter;
 use crate::domain::sending::{SendMessage, SendQueues};
 use crate::domain::{messages, receipts};
 use crate::vocabulary::cursor::PageRequest;
@@ -25,10 +29,11 @@ impl MessageQuery {
     }
 
     /// A chat's messages: `first/after` reads oldest→newest, `last/before` reads back from
-    /// the newest.
+    /// the newest. `since`/`until` keep only messages created at or after / before then.
     #[graphql(
         complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -37,8 +42,18 @@ impl MessageQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
     ) -> Result<MessageConnection> {
-        message_page(ctx, chat_id, first, after, last, before).await
+        let args = MessagePageArgs {
+            first,
+            after,
+            last,
+            before,
+            since,
+            until,
+        };
+        message_page(ctx, chat_id, args).await
     }
 
     /// The caller's unread messages in a chat, oldest first.
@@ -61,21 +76,41 @@ impl MessageQuery {
         ))
     }
 
-    /// The newest `last` (default 50) live messages, oldest first, as `{role, content}`
-    /// entries ready for an LLM chat-completion request.
+    /// The conversation as the next LLM turn should see it: the newest `last` (default
+    /// 50, at most 1000) messages, oldest first, as `{role, content}` entries ready for a
+    /// chat-completion request. Left out: retracted messages, messages without content,
+    /// replies that `FAILED` or are still `STREAMING` (unless `includeFailed` /
+    /// `includeStreaming`); an `INTERRUPTED` reply keeps what was streamed. `maxTokens`
+    /// keeps the newest messages whose estimated tokens (4 characters a token, plus 4 per
+    /// message) fit; `from` starts at that message (inclusive).
     #[graphql(
         complexity = "crate::graphql::connection::page_cost(None, last, crate::domain::messages::DEFAULT_HISTORY, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn history(
         &self,
         ctx: &Context<'_>,
         chat_id: ChatId,
         last: Option<i32>,
+        max_tokens: Option<i32>,
+        from: Option<MessageId>,
+        include_failed: Option<bool>,
+        include_streaming: Option<bool>,
     ) -> Result<Vec<HistoryEntry>> {
-        let rows = messages::history(app(ctx)?, caller_id(ctx)?, chat_id, last).await?;
+        let request = messages::HistoryRequest {
+            last,
+            max_tokens,
+            filter: HistoryFilter {
+                include_failed: include_failed.unwrap_or(false),
+                include_streaming: include_streaming.unwrap_or(false),
+                from,
+            },
+        };
+        let rows = messages::history(app(ctx)?, caller_id(ctx)?, chat_id, request).await?;
         Ok(rows
             .into_iter()
             .map(|m| HistoryEntry {
+                message_id: m.id,
                 role: m.role,
                 content: m.content,
                 sender_id: m.sender_id,
@@ -150,16 +185,19 @@ impl MessageMutation {
     }
 
     /// Appends a chunk to a streaming assistant reply (its sender only); subscribers get
-    /// a `MessageDelta`. Appending to a finished message is a `CONFLICT`.
+    /// a `MessageDelta`. Appending to a finished or interrupted message is a `CONFLICT`.
+    /// `traceId` (at most 128 printable ASCII characters) replaces the message's trace id
+    /// and is logged.
     async fn append_message_content(
         &self,
         ctx: &Context<'_>,
         id: MessageId,
         delta: String,
+        trace_id: Option<String>,
     ) -> Result<MessageNode> {
-        Ok(MessageNode::loaded(
-            messages::append(app(ctx)?, caller_id(ctx)?, id, &delta).await?,
-        ))
+        let caller = caller_id(ctx)?;
+        let appended = messages::append(app(ctx)?, caller, id, &delta, trace_id.as_deref()).await?;
+        Ok(MessageNode::loaded(appended))
     }
 
     /// Ends a streaming reply as COMPLETE, INTERRUPTED or FAILED (its sender only).
@@ -171,6 +209,20 @@ impl MessageMutation {
     ) -> Result<MessageNode> {
         Ok(MessageNode::loaded(
             messages::finish(app(ctx)?, caller_id(ctx)?, id, state).await?,
+        ))
+    }
+
+    /// Stops a streaming reply (any member of its chat): it ends `INTERRUPTED` with what
+    /// was streamed so far kept, and its bot gets `ReplyInterrupted` (in `chatEvents` and
+    /// its `myEvents`); the bot's later `appendMessageContent` is a `CONFLICT`. A reply
+    /// that is no longer streaming is returned unchanged (interrupting twice is a no-op).
+    async fn interrupt_reply(
+        &self,
+        ctx: &Context<'_>,
+        message_id: MessageId,
+    ) -> Result<MessageNode> {
+        Ok(MessageNode::loaded(
+            messages::interrupt(app(ctx)?, caller_id(ctx)?, message_id).await?,
         ))
     }
 
@@ -196,11 +248,25 @@ pub struct HistoryEntry {
     /// The message text.
     pub content: String,
     #[graphql(skip)]
+    pub message_id: MessageId,
+    #[graphql(skip)]
     pub sender_id: Option<UserId>,
 }
 
 #[ComplexObject]
 impl HistoryEntry {
+    /// The role as chat-completion APIs spell it: `system`, `user` or `assistant`.
+    async fn api_role(&self) -> &'static str {
+        match self.role {
+            MessageRole::System => "system",
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+        }
+    }
+    /// The message's id (e.g. to pass as `from`).
+    async fn message_id(&self) -> ID {
+        self.message_id.into()
+    }
     /// Sender's display name, for multi-party prompts.
     async fn name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let Some(id) = self.sender_id else {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod lazy;
 pub mod loaders;
 pub mod messages;
+pub mod persisted;
 pub mod scalars;
 pub mod subscription;
 pub mod types;
@@ -23,13 +24,17 @@ use crate::auth::Caller;
 use crate::db;
 use crate::domain::access::CheckedMemberships;
 use crate::domain::sending::SendQueues;
-use crate::domain::{chats as chat_service, messages as message_service, users as user_service};
+use crate::domain::{
+    chats as chat_service, members as member_service, messages as message_service,
+    users as user_service,
+};
 use crate::error::{AppError, AppResult, ErrorCode, assign_code, request_error};
-use crate::vocabulary::ids::{ChatId, MessageId, UserId, decode_global};
+use crate::vocabulary::ids::{ChatId, MemberId, MessageId, UserId, decode_global};
 use admission::Operation;
 use documents::ParsedDocuments;
 use loaders::Loaders;
-use types::{ChatNode, MessageNode, Node, UserNode};
+use persisted::PersistedQueries;
+use types::{ChatNode, MemberNode, MessageNode, Node, UserNode};
 
 /// The root query type.
 #[derive(MergedObject, Default)]
@@ -171,6 +176,8 @@ pub struct Endpoint {
     pub schema: ChatSchema,
     /// Parsed queries by their text.
     pub documents: ParsedDocuments,
+    /// Automatic persisted queries: document texts by their hash.
+    pub persisted: PersistedQueries,
 }
 
 impl Endpoint {
@@ -180,6 +187,7 @@ impl Endpoint {
             schema: build_schema(&app),
             app,
             documents: ParsedDocuments::default(),
+            persisted: PersistedQueries::default(),
         }
     }
 }
@@ -220,6 +228,14 @@ impl NodeQuery {
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         let app = app(ctx)?;
         let caller = caller(ctx);
+        if let Some(member) = MemberId::from_global(&id) {
+            let user = caller.user_id()?;
+            let member = with_checked_memberships(ctx, async |checked| {
+                member_service::get(app, user, member, checked).await
+            })
+            .await;
+            return Ok(absent_unless_visible(member)?.map(|m| Node::Member(MemberNode(m))));
+        }
         let Some((type_name, key)) = decode_global(&id) else {
             return Err(AppError::BadInput(format!("`{}` is not a valid id", id.as_str())).into());
         };

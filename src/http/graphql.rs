@@ -1,5 +1,6 @@
 //! GraphQL over HTTP at `/graphql`, following the GraphQL-over-HTTP spec: the response
-//! media type follows `Accept` (`application/graphql-response+json` or `application/json`),
+//! media type follows `Accept` and its `q` values (`application/graphql-response+json` or
+//! `application/json`; a GET preferring `text/html` is a browser and gets GraphiQL),
 //! requests that never reach execution (unparsable, invalid) are 400 under the former,
 //! mutations over GET are 405. A WebSocket upgrade on the same path goes to [`crate::ws`].
 
@@ -16,7 +17,11 @@ use super::observe::Observed;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{ErrorCode, request_error};
+use crate::graphql::persisted::PersistedQueryError;
 use crate::graphql::{self, Endpoint};
+
+use super::accept::Accept;
+use super::graphiql;
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -37,29 +42,50 @@ impl ResponseType {
         }
     }
 
-    /// Picks the first acceptable type in `Accept` order; a missing header means the legacy
-    /// `application/json`. `None` when nothing the server speaks is acceptable.
+    /// Picks the acceptable type of highest quality (`q`; `q=0` is "not acceptable"), ties
+    /// going to the one listed first. Wildcards (`*/*`, `application/*`) give the legacy
+    /// `application/json`, which every client understands, as does a missing header. `None`
+    /// when nothing the server speaks is acceptable.
     fn negotiate(headers: &HeaderMap) -> Option<Self> {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        let Some(accept) = accept_header(headers) else {
             return Some(ResponseType::Json);
         };
-        for item in accept.split(',') {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                GRAPHQL_RESPONSE_JSON => return Some(ResponseType::GraphqlResponseJson),
-                APPLICATION_JSON => return Some(ResponseType::Json),
-                // Wildcards get the legacy type, which every client understands.
-                "*/*" | "application/*" => return Some(ResponseType::Json),
-                _ => {}
+        let json = accept.acceptability(APPLICATION_JSON, true);
+        let graphql_response = accept.acceptability(GRAPHQL_RESPONSE_JSON, true);
+        match (graphql_response, json) {
+            (Some(preferred), _) if preferred.beats(json) => {
+                Some(ResponseType::GraphqlResponseJson)
             }
+            // Including both from one wildcard range (neither beats the other).
+            (_, Some(_)) => Some(ResponseType::Json),
+            _ => None,
         }
-        None
     }
+
+    /// Whether a GET is a browser opening the page: `text/html` named (not just through
+    /// `*/*`) and preferred, by quality then order, to both JSON types. Programs (curl,
+    /// GraphQL clients, the graphql-http audits) never ask for HTML first.
+    fn prefers_html(headers: &HeaderMap) -> bool {
+        let Some(accept) = accept_header(headers) else {
+            return false;
+        };
+        let Some(html) = accept.acceptability("text/html", false) else {
+            return false;
+        };
+        [GRAPHQL_RESPONSE_JSON, APPLICATION_JSON]
+            .iter()
+            .all(|media| html.beats(accept.acceptability(media, true)))
+    }
+}
+
+/// Every `Accept` header of the request, as one list; `None` without one.
+fn accept_header(headers: &HeaderMap) -> Option<Accept> {
+    let values: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| Accept::parse(&values.join(",")))
 }
 
 /// The request parameters of GraphQL over HTTP.
@@ -76,6 +102,7 @@ struct GraphqlParams {
 struct Rejection {
     status: StatusCode,
     message: String,
+    code: ErrorCode,
     allow: Option<&'static str>,
 }
 
@@ -84,13 +111,14 @@ impl Rejection {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            code: ErrorCode::BadUserInput,
             allow: None,
         }
     }
 
     /// The GraphQL response body telling why.
     fn body(&self) -> String {
-        let error = request_error(self.message.clone(), ErrorCode::BadUserInput);
+        let error = request_error(self.message.clone(), self.code);
         serde_json::json!({ "errors": [error] }).to_string()
     }
 
@@ -113,18 +141,28 @@ pub async fn graphql_get(
     if is_websocket_upgrade(&parts.headers) {
         return crate::ws::upgrade(state, &mut parts).await;
     }
-    let Some(response_type) = ResponseType::negotiate(&parts.headers) else {
-        return not_acceptable();
+    let mut response = if ResponseType::prefers_html(&parts.headers) {
+        // A browser opening the endpoint gets GraphiQL, with a `query` of the URL in its
+        // editor rather than run: a link cannot run anything on the viewer's behalf.
+        graphiql::page()
+    } else if let Some(response_type) = ResponseType::negotiate(&parts.headers) {
+        let params = match Query::<RawParams>::from_request_parts(&mut parts, &()).await {
+            Ok(Query(raw)) => raw.parse(),
+            Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
+        };
+        let outcome = match params {
+            Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
+            Err(rejection) => Err(rejection),
+        };
+        respond(outcome, response_type)
+    } else {
+        not_acceptable()
     };
-    let params = match Query::<RawParams>::from_request_parts(&mut parts, &()).await {
-        Ok(Query(raw)) => raw.parse(),
-        Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
-    };
-    let outcome = match params {
-        Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
-        Err(rejection) => Err(rejection),
-    };
-    respond(outcome, response_type)
+    // The same URL answers HTML or JSON by `Accept`: caches must keep them apart.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
 }
 
 pub async fn graphql_post(
@@ -351,21 +389,33 @@ async fn run(
     response_type: ResponseType,
     observed: &mut Observed,
 ) -> Result<(StatusCode, String), Rejection> {
-    let query = match params.query {
-        Some(q) if !q.trim().is_empty() => q,
-        _ => return Err(Rejection::bad_request("the request has no `query`")),
-    };
-    let variables = match params.variables {
-        None | Some(serde_json::Value::Null) => Variables::default(),
-        Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
-        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
-    };
     if !matches!(
         params.extensions,
         None | Some(serde_json::Value::Null | serde_json::Value::Object(_))
     ) {
         return Err(Rejection::bad_request("`extensions` must be an object"));
     }
+    let query = match state
+        .persisted
+        .resolve(params.query, params.extensions.as_ref())
+    {
+        Ok(Some(q)) if !q.trim().is_empty() => q,
+        Ok(_) => return Err(Rejection::bad_request("the request has no `query`")),
+        Err(PersistedQueryError::NotFound) => {
+            // Apollo's link recognises the message as well as the code, and then resends
+            // the request with its query.
+            return Err(Rejection {
+                code: ErrorCode::PersistedQueryNotFound,
+                ..Rejection::bad_request(PersistedQueryError::NotFound.to_string())
+            });
+        }
+        Err(invalid) => return Err(Rejection::bad_request(invalid.to_string())),
+    };
+    let variables = match params.variables {
+        None | Some(serde_json::Value::Null) => Variables::default(),
+        Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
+        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
+    };
     let mut request = async_graphql::Request::new(query).variables(variables);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
@@ -383,6 +433,7 @@ async fn run(
         return Err(Rejection {
             status: StatusCode::METHOD_NOT_ALLOWED,
             message: "only queries may be sent with GET; use POST".into(),
+            code: ErrorCode::BadUserInput,
             allow: Some("POST"),
         });
     }
@@ -441,4 +492,79 @@ async fn run(
         (StatusCode::OK, body)
     };
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negotiated(accept: &str) -> Option<ResponseType> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(accept).ok()?);
+        ResponseType::negotiate(&headers)
+    }
+
+    fn page_for(accept: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(accept) {
+            headers.insert(header::ACCEPT, value);
+        }
+        ResponseType::prefers_html(&headers)
+    }
+
+    #[test]
+    fn the_highest_quality_type_wins_then_the_first_listed() {
+        use ResponseType::{GraphqlResponseJson as Gql, Json};
+        let cases = [
+            (
+                "application/json;q=0.5, application/graphql-response+json",
+                Some(Gql),
+            ),
+            (
+                "application/graphql-response+json;q=0, application/json",
+                Some(Json),
+            ),
+            ("text/html;q=0.9, application/json", Some(Json)),
+            ("application/json;q=0", None),
+            (
+                "application/json, application/graphql-response+json",
+                Some(Json),
+            ),
+            (
+                "application/graphql-response+json, application/json",
+                Some(Gql),
+            ),
+            (
+                "application/graphql-response+json;q=0.9, application/json;q=0.9",
+                Some(Gql),
+            ),
+            ("*/*", Some(Json)),
+            ("application/*", Some(Json)),
+            ("*/*;q=0.5, application/graphql-response+json", Some(Gql)),
+            ("application/json;q=0, */*", Some(Gql)),
+            ("application/*;q=0", None),
+            ("text/html", None),
+            ("", None),
+        ];
+        for (accept, expected) in cases {
+            assert!(negotiated(accept) == expected, "{accept}");
+        }
+        // No header at all: the legacy type.
+        assert!(ResponseType::negotiate(&HeaderMap::new()) == Some(Json));
+    }
+
+    #[test]
+    fn only_a_request_preferring_html_gets_the_page() {
+        assert!(page_for(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(page_for("text/html, application/json"));
+        assert!(page_for("application/json;q=0.5, text/html"));
+        assert!(!page_for("application/json, text/html"));
+        assert!(!page_for("text/html;q=0.9, application/json"));
+        assert!(!page_for("*/*"));
+        assert!(!page_for("text/html;q=0"));
+        assert!(!page_for("application/graphql-response+json"));
+        assert!(!page_for(""));
+    }
 }

@@ -1,6 +1,6 @@
 //! The axum router: GraphQL over HTTP at `/graphql` (GET for queries, POST for everything),
-//! GraphQL over WebSocket at the same path, GraphiQL at `/`, `/healthz`, `/readyz` and
-//! (unless configured elsewhere or off) `/metrics`.
+//! GraphQL over WebSocket at the same path, GraphiQL at `/` (its assets under `/graphiql/`),
+//! `/healthz`, `/readyz` and (unless configured elsewhere or off) `/metrics`.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header::{self, HeaderValue};
 use axum::http::{Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -18,6 +18,8 @@ use crate::app::App;
 use crate::config::MetricsAt;
 use crate::graphql::Endpoint;
 
+mod accept;
+mod graphiql;
 mod graphql;
 mod observe;
 
@@ -32,7 +34,8 @@ pub fn router(app: App) -> Router {
     let body_limit = config.max_body_bytes;
     let metrics_here = config.metrics == MetricsAt::Api;
     let mut router = Router::new()
-        .route("/", get(graphiql))
+        .route("/", get(graphiql::index))
+        .route("/graphiql/{*asset}", get(graphiql::asset))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
@@ -92,16 +95,6 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
         .collect();
     layer.allow_origin(AllowOrigin::list(list))
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("chatql")
-            .finish(),
-    )
 }
 
 async fn healthz() -> &'static str {

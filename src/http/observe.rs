@@ -68,6 +68,7 @@ impl Observed {
             Some(ErrorCode::RateLimited) => Outcome::RateLimited,
             Some(ErrorCode::LimitExceeded) => Outcome::LimitExceeded,
             Some(ErrorCode::Internal) => Outcome::Internal,
+            Some(ErrorCode::PersistedQueryNotFound) => Outcome::PersistedQueryNotFound,
             Some(
                 ErrorCode::BadUserInput
                 | ErrorCode::Forbidden

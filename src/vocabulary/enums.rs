@@ -76,6 +76,39 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where a conversation is in its life.
+    ChatStatus {
+        /// In use.
+        Active = "ACTIVE",
+        /// Put away: still readable and writable, filtered out of lists that ask for
+        /// ACTIVE chats.
+        Archived = "ARCHIVED",
+    }
+);
+
+text_enum!(
+    /// Which time orders the chat list.
+    ChatOrderField {
+        /// The last message sent (or the chat's creation): the usual chat list.
+        LastActivity = "LAST_ACTIVITY",
+        /// When the chat was created.
+        Created = "CREATED",
+        /// When the chat's settings last changed.
+        Updated = "UPDATED",
+    }
+);
+
+text_enum!(
+    /// Which way a list is ordered.
+    SortDirection {
+        /// Oldest first.
+        Asc = "ASC",
+        /// Newest first.
+        Desc = "DESC",
+    }
+);
+
+text_enum!(
     /// A member's role in a chat; earlier roles may do more.
     MemberRole {
         /// Owns the chat; may do everything, including deleting it.

@@ -116,6 +116,50 @@ id_type!(UserId, "User");
 id_type!(ChatId, "Chat");
 id_type!(MessageId, "Message");
 
+/// Key of a membership: a chat and one of its members. Its global id is
+/// base64url("Member:<chat>:<user>"), so a normalized client cache (Apollo, urql, Relay)
+/// can tell memberships apart and update one in place when a mutation returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemberId {
+    /// The chat.
+    pub chat: ChatId,
+    /// The member.
+    pub user: UserId,
+}
+
+impl MemberId {
+    /// The GraphQL type name of memberships.
+    pub const TYPE_NAME: &'static str = "Member";
+
+    /// The opaque public id.
+    pub fn to_global(self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}:{}",
+            Self::TYPE_NAME,
+            self.chat.0,
+            self.user.0
+        ))
+    }
+
+    /// Parses a public membership id; `None` when `id` is not one.
+    pub fn from_global(id: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(id).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let keys = text.strip_prefix(Self::TYPE_NAME)?.strip_prefix(':')?;
+        let (chat, user) = keys.split_once(':')?;
+        Some(Self {
+            chat: ChatId(chat.parse().ok()?),
+            user: UserId(user.parse().ok()?),
+        })
+    }
+}
+
+impl From<MemberId> for async_graphql::ID {
+    fn from(id: MemberId) -> Self {
+        async_graphql::ID(id.to_global())
+    }
+}
+
 /// Encodes `<type>:<key>` as base64url.
 pub fn encode_global(type_name: &str, key: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{type_name}:{key}"))
@@ -143,5 +187,17 @@ mod tests {
         assert_eq!(MessageId::from_global(&id).ok(), Some(MessageId(42)));
         assert!(ChatId::from_global(&id).is_err());
         assert!(UserId::from_global("not an id").is_err());
+    }
+
+    #[test]
+    fn membership_ids_round_trip_and_are_no_other_id() {
+        let id = MemberId {
+            chat: ChatId(7),
+            user: UserId(9),
+        };
+        let global = id.to_global();
+        assert_eq!(MemberId::from_global(&global), Some(id));
+        assert_eq!(decode_global(&global), None);
+        assert_eq!(MemberId::from_global(&ChatId(7).to_global()), None);
     }
 }

@@ -82,6 +82,76 @@ async fn get_runs_queries_but_not_mutations() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn accept_q_values_choose_the_response_type() -> TestResult {
+    let server = TestServer::start().await?;
+    let http = reqwest::Client::new();
+    let cases = [
+        (
+            "application/json;q=0.5, application/graphql-response+json",
+            Some("application/graphql-response+json"),
+        ),
+        (
+            "application/graphql-response+json;q=0, application/json",
+            Some("application/json"),
+        ),
+        (
+            "text/html;q=0.9, application/json",
+            Some("application/json"),
+        ),
+        (
+            "application/json, application/graphql-response+json",
+            Some("application/json"),
+        ),
+        (
+            "application/graphql-response+json, application/json",
+            Some("application/graphql-response+json"),
+        ),
+        (
+            "application/json;q=0.8, application/graphql-response+json;q=0.9",
+            Some("application/graphql-response+json"),
+        ),
+        // Wildcards give the legacy type; a refused type stays refused under a wildcard.
+        ("*/*", Some("application/json")),
+        (
+            "application/*;q=0.5, application/graphql-response+json;q=0.4",
+            Some("application/json"),
+        ),
+        (
+            "application/json;q=0, */*",
+            Some("application/graphql-response+json"),
+        ),
+        ("application/json;q=0", None),
+        (
+            "application/json;q=0, application/graphql-response+json;q=0.0",
+            None,
+        ),
+        ("text/plain", None),
+    ];
+    for (accept, expected) in cases {
+        for post in [false, true] {
+            let request = if post {
+                http.post(server.url())
+                    .json(&json!({ "query": "{ __typename }" }))
+            } else {
+                http.get(server.url()).query(&[("query", "{ __typename }")])
+            };
+            let response = request.header("accept", accept).send().await?;
+            let content_type = response.headers()["content-type"].to_str()?.to_owned();
+            match expected {
+                Some(media) => {
+                    assert_eq!(response.status(), 200, "{accept}");
+                    assert!(content_type.starts_with(media), "{accept}: {content_type}");
+                    let body: serde_json::Value = response.json().await?;
+                    assert_eq!(body["data"]["__typename"], "Query");
+                }
+                None => assert_eq!(response.status(), 406, "{accept}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn credentials_are_checked_and_never_silently_ignored() -> TestResult {
     let server = TestServer::start().await?;
     let forged = server.anonymous().with_token("not.a.token");

@@ -6,6 +6,8 @@ mod common;
 
 mod adversarial;
 mod chats;
+mod clients;
+mod graphiql;
 mod http;
 mod layers;
 mod limits;

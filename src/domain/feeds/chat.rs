@@ -177,6 +177,7 @@ impl ChatFeed {
             | EventKind::MessageRetracted { .. }
             | EventKind::MessageDeleted { .. }
             | EventKind::MessageDelta { .. }
+            | EventKind::ReplyInterrupted { .. }
             | EventKind::ReadReceipt { .. }
             | EventKind::DeliveryReceipt { .. }
             | EventKind::Typing { .. }

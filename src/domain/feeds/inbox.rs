@@ -40,6 +40,8 @@ pub enum InboxChange {
     ChatAdded,
     /// The user left a chat, or it was deleted.
     ChatRemoved,
+    /// A member stopped a streaming reply the user (a bot) sends: stop generating it.
+    ReplyInterrupted { message: MessageId, by: UserId },
     /// A chat's settings, or the user's membership in it, changed.
     ChatUpdated,
 }
@@ -158,6 +160,14 @@ impl InboxFeed {
             EventKind::ReadReceipt { user_id, .. } if *user_id == me => {
                 InboxStep::Deliver(InboxChange::UnreadCountChanged)
             }
+            EventKind::ReplyInterrupted {
+                message_id,
+                sender_id: Some(sender),
+                by,
+            } if *sender == me => InboxStep::Deliver(InboxChange::ReplyInterrupted {
+                message: *message_id,
+                by: *by,
+            }),
             EventKind::ChatUpdated => InboxStep::Deliver(InboxChange::ChatUpdated),
             EventKind::MemberUpdated { user_id, .. } if *user_id == me => {
                 InboxStep::Deliver(InboxChange::ChatUpdated)
@@ -170,6 +180,8 @@ impl InboxFeed {
             // Nothing a chat list shows.
             EventKind::MessageEdited { .. }
             | EventKind::MessageDelta { .. }
+            // Only the interrupted reply's sender hears of it (above).
+            | EventKind::ReplyInterrupted { .. }
             | EventKind::ReadReceipt { .. }
             | EventKind::DeliveryReceipt { .. }
             | EventKind::Typing { .. }

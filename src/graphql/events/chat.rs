@@ -90,6 +90,26 @@ chat_event! {
 }
 
 chat_event! {
+    /// A member stopped a streaming reply: it ended `INTERRUPTED` with what was streamed so
+    /// far. The bot that sends it sees this in `chatEvents` and in its `myEvents`, and
+    /// should stop generating (further `appendMessageContent` calls are a `CONFLICT`).
+    ReplyInterrupted { message: MessageRef, by: UserId } {
+        /// The reply's id.
+        async fn message_id(&self) -> ID {
+            self.message.id.into()
+        }
+        /// The reply as it is now.
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
+        /// Who interrupted it.
+        async fn interrupted_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.by).await
+        }
+    }
+}
+
+chat_event! {
     /// A member read the chat up to a message.
     ReadReceipt { user_id: UserId, message_id: MessageId } {
         /// The reader's id.
@@ -193,6 +213,17 @@ chat_event! {
     }
 }
 
+impl ReplyInterrupted {
+    /// The event of `message` in `chat_id`, interrupted by `by` (for `myEvents` too).
+    pub(super) fn new(chat_id: ChatId, message: MessageRef, by: UserId) -> Self {
+        Self {
+            chat_id,
+            message,
+            by,
+        }
+    }
+}
+
 /// The chat was deleted. This is the feed's last event.
 pub struct ChatDeleted {
     chat_id: ChatId,
@@ -220,6 +251,8 @@ pub enum ChatEvent {
     MessageDeleted(MessageDeleted),
     /// A streaming reply grew.
     MessageDelta(MessageDelta),
+    /// A member stopped a streaming reply.
+    ReplyInterrupted(ReplyInterrupted),
     /// A member read up to a message.
     ReadReceipt(ReadReceipt),
     /// Messages reached a member.
@@ -292,6 +325,9 @@ impl ChatEvent {
                 delta: delta.clone(),
                 offset: *offset,
             }),
+            EventKind::ReplyInterrupted { message_id, by, .. } => ChatEvent::ReplyInterrupted(
+                ReplyInterrupted::new(chat_id, message(message_id), *by),
+            ),
             EventKind::ReadReceipt {
                 user_id,
                 message_id,

@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, ID, Object, Result, Union};
 
+use super::chat::ReplyInterrupted;
 use super::{ChatUpdated, MessageRef, ResyncRequired, load_chat, my_unread_count};
 use crate::domain::feeds::inbox::{InboxChange, InboxItem};
 use crate::graphql::types::{ChatNode, MessageNode};
@@ -92,6 +93,8 @@ pub enum UserEvent {
     ChatRemoved(ChatRemoved),
     /// One of my chats changed.
     ChatUpdated(ChatUpdated),
+    /// A member stopped a reply I (a bot) am streaming.
+    ReplyInterrupted(ReplyInterrupted),
     /// Events were missed: re-query the chat list.
     ResyncRequired(ResyncRequired),
 }
@@ -123,6 +126,9 @@ impl UserEvent {
             InboxChange::ChatAdded => UserEvent::ChatAdded(ChatAdded { chat_id }),
             InboxChange::ChatRemoved => UserEvent::ChatRemoved(ChatRemoved { chat_id }),
             InboxChange::ChatUpdated => UserEvent::ChatUpdated(ChatUpdated { chat_id }),
+            InboxChange::ReplyInterrupted { message, by } => UserEvent::ReplyInterrupted(
+                ReplyInterrupted::new(chat_id, MessageRef::live(message, &event), by),
+            ),
         }
     }
 }

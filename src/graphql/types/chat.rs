@@ -3,16 +3,16 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::{
-    ChatNode, MemberConnection, MemberNode, MessageConnection, MessageNode, UnreadCount, UserNode,
-    connection, message_page,
+    ChatNode, MemberConnection, MemberNode, MessageConnection, MessageNode, MessagePageArgs,
+    UnreadCount, UserNode, connection, message_page,
 };
 use crate::db;
 use crate::domain::members;
-use crate::graphql::loaders::{MemberCountKey, MembershipKey, MessageKey, UserKey};
+use crate::graphql::loaders::{MemberCountKey, MembershipKey, MessageKey, TagsKey, UserKey};
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, caller_id, loaders};
 use crate::vocabulary::cursor::PageRequest;
-use crate::vocabulary::enums::ChatKind;
+use crate::vocabulary::enums::{ChatKind, ChatStatus};
 
 impl ChatNode {
     async fn my_member(&self, ctx: &Context<'_>) -> Result<Option<db::members::Member>> {
@@ -66,6 +66,21 @@ impl ChatNode {
     async fn last_activity_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
         Ok(DateTime(self.row(ctx).await?.last_activity_at))
     }
+    /// The application's own id for this conversation (see `CreateChatInput.externalKey`).
+    async fn external_key(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.external_key.as_deref())
+    }
+    /// ACTIVE or ARCHIVED.
+    async fn status(&self, ctx: &Context<'_>) -> Result<ChatStatus> {
+        Ok(self.row(ctx).await?.status)
+    }
+    /// Labels to filter the chat list by, in alphabetical order.
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(loaders(ctx)?
+            .load_one(TagsKey(self.0.id))
+            .await?
+            .unwrap_or_default())
+    }
     /// The newest message.
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
         let Some(id) = self.row(ctx).await?.last_message_id else {
@@ -107,10 +122,12 @@ impl ChatNode {
         Ok(connection(page, members::member_cursor, MemberNode))
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
-    /// from the newest. With no arguments: the oldest 20.
+    /// from the newest. With no arguments: the oldest 20. `since`/`until` keep only
+    /// messages created at or after / before then.
     #[graphql(
         complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -118,8 +135,18 @@ impl ChatNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
     ) -> Result<MessageConnection> {
-        message_page(ctx, self.0.id, first, after, last, before).await
+        let args = MessagePageArgs {
+            first,
+            after,
+            last,
+            before,
+            since,
+            until,
+        };
+        message_page(ctx, self.0.id, args).await
     }
     /// The caller's membership (null for the admin key).
     async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {

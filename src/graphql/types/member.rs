@@ -8,10 +8,16 @@ use crate::graphql::loaders::UserKey;
 use crate::graphql::scalars::DateTime;
 use crate::graphql::{caller_id, loaders};
 use crate::vocabulary::enums::MemberRole;
+use crate::vocabulary::ids::MemberId;
 
 /// A user's membership in a chat, with their role and read state.
 #[Object(name = "Member")]
 impl MemberNode {
+    /// The globally unique, opaque id of this membership (chat and user).
+    // `pub(super)`: the `Node` interface in the parent module calls it.
+    pub(super) async fn id(&self) -> ID {
+        self.member_id().into()
+    }
     /// The member.
     async fn user(&self, ctx: &Context<'_>) -> Result<UserNode> {
         loaders(ctx)?
@@ -68,6 +74,14 @@ impl MemberNode {
 }
 
 impl MemberNode {
+    /// The key of this membership.
+    pub fn member_id(&self) -> MemberId {
+        MemberId {
+            chat: self.0.chat_id,
+            user: self.0.user_id,
+        }
+    }
+
     /// Whether this is the caller's own membership.
     fn is_callers(&self, ctx: &Context<'_>) -> bool {
         caller_id(ctx).ok() == Some(self.0.user_id)

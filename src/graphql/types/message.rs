@@ -136,4 +136,9 @@ impl MessageNode {
     async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.client_id.as_deref())
     }
+    /// The trace id the sender gave with `sendMessage` or its latest
+    /// `appendMessageContent`, to follow an assistant pipeline's trace through chatql.
+    async fn trace_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self.row(ctx).await?.trace_id.as_deref())
+    }
 }

@@ -12,7 +12,9 @@ use super::lazy::LazyRow;
 use super::loaders::{ChatKey, MessageKey, UnreadKey, UserKey};
 use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
+use crate::db::messages::TimeRange;
 use crate::domain::messages::{self, UNREAD_COUNT_CAP};
+use crate::graphql::scalars::DateTime;
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
@@ -73,6 +75,8 @@ pub enum Node {
     Chat(ChatNode),
     /// A message.
     Message(MessageNode),
+    /// A membership.
+    Member(MemberNode),
 }
 
 /// Defines an entity backed by a row that loads lazily: the row, or only the id until a
@@ -128,20 +132,39 @@ lazy_node!(
 #[derive(Clone)]
 pub struct MemberNode(pub db::members::Member);
 
+/// The arguments of `Chat.messages` and `Query.messages`.
+pub struct MessagePageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+    pub since: Option<DateTime>,
+    pub until: Option<DateTime>,
+}
+
 /// Resolves a page of a chat's messages for `Chat.messages` and `Query.messages`.
 pub async fn message_page(
     ctx: &Context<'_>,
     chat: ChatId,
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
+    args: MessagePageArgs,
 ) -> Result<MessageConnection> {
     let app = app(ctx)?;
+    let MessagePageArgs {
+        first,
+        after,
+        last,
+        before,
+        since,
+        until,
+    } = args;
     let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
+    let range = TimeRange {
+        since: since.map(|t| t.0),
+        until: until.map(|t| t.0),
+    };
     let caller = caller_id(ctx)?;
     let rows = with_checked_memberships(ctx, async |checked| {
-        messages::list(app, caller, chat, &page, checked).await
+        messages::list(app, caller, chat, range, &page, checked).await
     })
     .await?;
     Ok(connection(

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod conversations;
 mod lifecycle;
 mod list;
 mod members;

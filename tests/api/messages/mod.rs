@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod assistant;
 mod changes;
 mod cost;
 mod paging;

@@ -176,7 +176,7 @@ impl World {
         let data = as_owner
             .ok(
                 "mutation($name: String, $d: String, $m: [ID!]) {
-                   createChat(input: {kind: GROUP, name: $name, description: $d, memberIds: $m}) { id }
+                   createChat(input: {kind: GROUP, name: $name, description: $d, memberIds: $m, externalKey: \"conv\"}) { id }
                  }",
                 json!({
                     "name": format!("{SECRET} plans"),
