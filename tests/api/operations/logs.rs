@@ -85,3 +85,31 @@ async fn the_token_hint_names_the_binary_unless_cargo_runs_it() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_messages_trace_id_is_in_the_log_with_the_message() -> TestResult {
+    let db = TestDb::new().await?;
+    let (server, mut logs) =
+        ServerProcess::start_logged(&db.url, db.dir.path(), not_by_cargo).await?;
+    let alice = server.user("alice").await?;
+    let client = server.client(&alice);
+    let chat = client
+        .ok(
+            "mutation { createChat(input: {kind: GROUP, name: \"t\"}) { id } }",
+            json!({}),
+        )
+        .await?;
+    let chat = str_at(&chat, "/createChat/id")?;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let sent = client
+        .ok(
+            "mutation($c: ID!, $t: String) { sendMessage(input: {chatId: $c, content: \"hi\", traceId: $t}) { id } }",
+            json!({"c": chat, "t": trace}),
+        )
+        .await?;
+    let message = str_at(&sent, "/sendMessage/id")?;
+    let line = logs.wait_for(|l| l.contains(trace))?;
+    assert!(line.contains("message sent"), "{line}");
+    assert!(line.contains(&message), "{line}");
+    Ok(())
+}
