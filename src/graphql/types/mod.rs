@@ -149,18 +149,11 @@ pub async fn message_page(
     args: MessagePageArgs,
 ) -> Result<MessageConnection> {
     let app = app(ctx)?;
-    let MessagePageArgs {
-        first,
-        after,
-        last,
-        before,
-        since,
-        until,
-    } = args;
-    let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
+    let max = app.config().max_page_size;
+    let page = PageRequest::from_args(args.first, args.after, args.last, args.before, max)?;
     let range = TimeRange {
-        since: since.map(|t| t.0),
-        until: until.map(|t| t.0),
+        since: args.since.map(|t| t.0),
+        until: args.until.map(|t| t.0),
     };
     let caller = caller_id(ctx)?;
     let rows = with_checked_memberships(ctx, async |checked| {
