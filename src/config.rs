@@ -239,6 +239,11 @@ pub struct Config {
     #[arg(long, env = "CHATQL_TYPING_TTL_SECS", default_value_t = 6)]
     pub typing_ttl_secs: u64,
 
+    /// Seconds without a message after which the next one opens a new session of its chat
+    /// (0 = sessions end only by `endSession`/`startSession`).
+    #[arg(long, env = "CHATQL_SESSION_TIMEOUT_SECS", default_value_t = 900)]
+    pub session_timeout_secs: u64,
+
     /// Events buffered per subscriber before it is told to resync (`ResyncRequired`).
     #[arg(long, env = "CHATQL_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,

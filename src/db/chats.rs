@@ -9,7 +9,7 @@ use super::{DbConn, DbResult};
 use crate::db::members::Member;
 use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::enums::{ChatKind, ChatOrderField, ChatStatus};
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 use crate::with_conn;
 
 /// A stored chat.
@@ -31,6 +31,7 @@ pub struct Chat {
     pub last_activity_at: NaiveDateTime,
     pub external_key: Option<String>,
     pub status: ChatStatus,
+    pub active_session_id: Option<SessionId>,
 }
 
 /// Fields of a new chat.
@@ -362,15 +363,24 @@ pub async fn find_with_member(
         .optional())?)
 }
 
-/// The memberships of `user_ids` in chat `chat_id`, each with whether the user is a bot, in
-/// one query; users who are not members are left out. On PostgreSQL the chat's row (and
-/// the memberships) stay locked until the transaction ends, so writes to one chat take
-/// turns; SQLite transactions already hold the database's write lock.
+/// Where a chat's conversation stands when a message is sent into it: its open session and
+/// its last activity (read with the senders, so a send costs no extra statement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatActivity {
+    pub active_session_id: Option<SessionId>,
+    pub last_activity_at: NaiveDateTime,
+}
+
+/// The memberships of `user_ids` in chat `chat_id`, each with whether the user is a bot,
+/// and the chat's [`ChatActivity`], in one query; users who are not members are left out.
+/// On PostgreSQL the chat's row (and the memberships) stay locked until the transaction
+/// ends, so writes to one chat take turns; SQLite transactions already hold the database's
+/// write lock.
 pub async fn senders_locked(
     conn: &mut DbConn,
     chat_id: ChatId,
     user_ids: &[UserId],
-) -> DbResult<Vec<(Member, bool)>> {
+) -> DbResult<Vec<(Member, bool, ChatActivity)>> {
     // A macro, not a value: the selection's type differs per backend. The user is read
     // in a subquery, which `FOR UPDATE` does not lock: a user's sends to different chats
     // must not wait for each other.
@@ -386,15 +396,24 @@ pub async fn senders_locked(
                         .filter(users::id.eq(members::user_id))
                         .select(users::is_bot)
                         .single_value(),
+                    chats::active_session_id,
+                    chats::last_activity_at,
                 ))
         };
     }
-    let found: Vec<(Member, Option<bool>)> = match conn {
+    type Row = (Member, Option<bool>, Option<SessionId>, NaiveDateTime);
+    let found: Vec<Row> = match conn {
         DbConn::Pg(c) => query!().for_update().load(&mut **c).await?,
         DbConn::Sqlite(c) => query!().load(&mut **c).await?,
     };
     Ok(found
         .into_iter()
-        .map(|(member, is_bot)| (member, is_bot.unwrap_or(false)))
+        .map(|(member, is_bot, active_session_id, last_activity_at)| {
+            let activity = ChatActivity {
+                active_session_id,
+                last_activity_at,
+            };
+            (member, is_bot.unwrap_or(false), activity)
+        })
         .collect())
 }

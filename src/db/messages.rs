@@ -9,7 +9,7 @@ use super::schema::{chats, members, messages};
 use super::{DbConn, DbResult, KeepPrepared};
 use crate::vocabulary::cursor::{Direction, Page, PageRequest};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 use crate::with_conn;
 
 /// A window of time over messages: at or after `since`, before `until`.
@@ -37,6 +37,7 @@ pub struct Message {
     pub edited_at: Option<NaiveDateTime>,
     pub retracted_at: Option<NaiveDateTime>,
     pub trace_id: Option<String>,
+    pub session_id: Option<SessionId>,
 }
 
 /// Fields of a new message. `None` is stored as NULL (what the columns default to anyway):
@@ -56,6 +57,7 @@ pub struct NewMessage<'a> {
     pub stream_state: Option<StreamState>,
     pub created_at: NaiveDateTime,
     pub trace_id: Option<&'a str>,
+    pub session_id: Option<SessionId>,
 }
 
 /// Inserts a message as its chat's newest, in a transaction that holds the chat's lock

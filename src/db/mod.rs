@@ -7,6 +7,7 @@ pub mod members;
 pub mod messages;
 pub mod notify;
 pub mod schema;
+pub mod sessions;
 mod statements;
 pub mod users;
 

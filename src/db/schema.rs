@@ -32,6 +32,16 @@ diesel::table! {
         last_activity_at -> Timestamp,
         external_key -> Nullable<Text>,
         status -> Text,
+        active_session_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    chat_sessions (id) {
+        id -> BigInt,
+        chat_id -> BigInt,
+        started_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
     }
 }
 
@@ -72,6 +82,7 @@ diesel::table! {
         edited_at -> Nullable<Timestamp>,
         retracted_at -> Nullable<Timestamp>,
         trace_id -> Nullable<Text>,
+        session_id -> Nullable<BigInt>,
     }
 }
 
@@ -79,4 +90,12 @@ diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::joinable!(chat_tags -> chats (chat_id));
-diesel::allow_tables_to_appear_in_same_query!(users, chats, members, messages, chat_tags);
+diesel::joinable!(chat_sessions -> chats (chat_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    chats,
+    members,
+    messages,
+    chat_tags,
+    chat_sessions
+);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::OnceCell;
 
-use crate::db::chats::Chat;
+use crate::db::chats::{Chat, ChatActivity};
 use crate::db::members::Member;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
@@ -24,19 +24,21 @@ pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResu
     }
 }
 
-/// The memberships of `users` in `chat`, each with whether the user is a bot; the chat's
-/// row stays locked until the transaction ends, so writes to one chat take turns (see
+/// The memberships of `users` in `chat`, each with whether the user is a bot, and the
+/// chat's activity (`None` when none of them is a member); the chat's row stays locked
+/// until the transaction ends, so writes to one chat take turns (see
 /// `db::chats::senders_locked`). A user missing from the map is not a member (see
 /// [`not_a_member`]); `NOT_FOUND` when there is no such chat.
 pub async fn senders_locked(
     conn: &mut DbConn,
     chat: ChatId,
     users: &[UserId],
-) -> AppResult<HashMap<UserId, (Member, bool)>> {
-    let found: HashMap<UserId, (Member, bool)> = db::chats::senders_locked(conn, chat, users)
-        .await?
+) -> AppResult<(HashMap<UserId, (Member, bool)>, Option<ChatActivity>)> {
+    let rows = db::chats::senders_locked(conn, chat, users).await?;
+    let activity = rows.first().map(|(_, _, activity)| *activity);
+    let found: HashMap<UserId, (Member, bool)> = rows
         .into_iter()
-        .map(|(member, is_bot)| (member.user_id, (member, is_bot)))
+        .map(|(member, is_bot, _)| (member.user_id, (member, is_bot)))
         .collect();
     if found.is_empty() {
         // No member among them: the chat may not exist at all.
@@ -44,7 +46,7 @@ pub async fn senders_locked(
             return Err(AppError::NotFound(what));
         }
     }
-    Ok(found)
+    Ok((found, activity))
 }
 
 /// A chat the caller is not in, reached through one of its messages, is answered like a

@@ -9,6 +9,7 @@ pub mod members;
 pub mod messages;
 pub mod receipts;
 pub mod sending;
+pub mod sessions;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

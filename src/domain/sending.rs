@@ -27,11 +27,12 @@ use crate::db::messages::NewMessage;
 use crate::db::{self, DbConn};
 use crate::domain::access::{not_a_member, senders_locked};
 use crate::domain::messages::check_content;
+use crate::domain::sessions::session_for_send;
 use crate::domain::{check_trace_id, json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 
 /// Longest client-chosen idempotency key.
 pub const MAX_CLIENT_ID: usize = 128;
@@ -193,13 +194,14 @@ async fn store(
     tx: &mut Tx<'_>,
     chat: ChatId,
     sends: &[(UserId, &SendMessage)],
+    session_timeout_secs: u64,
 ) -> AppResult<Vec<AppResult<Stored>>> {
     let mut senders: Vec<UserId> = sends.iter().map(|(caller, _)| *caller).collect();
     senders.sort_unstable();
     senders.dedup();
     // A deleted user has no memberships left: FORBIDDEN.
-    let members = match senders_locked(tx, chat, &senders).await {
-        Ok(members) => members,
+    let (members, activity) = match senders_locked(tx, chat, &senders).await {
+        Ok(found) => found,
         // No such chat: every send fails the same way.
         Err(AppError::NotFound(what)) => {
             return Ok(sends
@@ -234,6 +236,9 @@ async fn store(
             .into_iter()
             .collect()
     };
+    // The batch's session, decided at its first stored message (a batch whose sends all
+    // fail opens none).
+    let mut session = None;
     let mut outcomes = Vec::with_capacity(sends.len());
     for (caller, input) in sends {
         let Some(sender) = members.get(caller) else {
@@ -253,7 +258,17 @@ async fn store(
                 continue;
             }
         };
-        let message = insert(tx, chat, *caller, input, role).await?;
+        let session_id = match (session, &activity) {
+            (Some(id), _) => id,
+            (None, Some(activity)) => {
+                let id = session_for_send(tx, chat, activity, session_timeout_secs).await?;
+                session = Some(id);
+                id
+            }
+            // A sender was found, so the chat's activity was read with it.
+            (None, None) => return Err(AppError::NotFound("chat")),
+        };
+        let message = insert(tx, chat, *caller, input, role, session_id).await?;
         tx.emit(Event::in_chat(
             chat,
             EventKind::MessageAdded {
@@ -315,6 +330,7 @@ async fn insert(
     caller: UserId,
     input: &SendMessage,
     role: MessageRole,
+    session_id: SessionId,
 ) -> AppResult<Message> {
     Ok(db::messages::insert_newest(
         conn,
@@ -330,6 +346,7 @@ async fn insert(
             stream_state: input.stream().then_some(StreamState::Streaming),
             created_at: now(),
             trace_id: input.trace_id.as_deref(),
+            session_id: Some(session_id),
         },
     )
     .await?)
@@ -339,9 +356,10 @@ async fn insert(
 /// the insert is answered with its message.
 async fn store_alone(app: &App, caller: UserId, input: &SendMessage) -> AppResult<Stored> {
     let chat = input.chat_id;
+    let timeout = app.config().session_timeout_secs;
     let attempt = app
         .write(async |tx| {
-            let mut outcomes = store(tx, chat, &[(caller, input)]).await?;
+            let mut outcomes = store(tx, chat, &[(caller, input)], timeout).await?;
             outcomes
                 .pop()
                 .unwrap_or(Err(AppError::Internal("a send without an outcome".into())))
@@ -415,13 +433,14 @@ async fn store_queued(queues: SendQueues, chat_id: i64) {
 /// a whole (a database error: a lost race on a `clientId`, a dropped connection), each send
 /// is retried in a transaction of its own, so one cannot fail the others.
 async fn store_batch(app: &App, chat_id: i64, batch: Vec<Queued>) {
+    let timeout = app.config().session_timeout_secs;
     let together = app
         .write(async |tx| {
             let sends: Vec<(UserId, &SendMessage)> = batch
                 .iter()
                 .map(|send| (send.caller, &send.input))
                 .collect();
-            store(tx, ChatId(chat_id), &sends).await
+            store(tx, ChatId(chat_id), &sends, timeout).await
         })
         .await;
     let outcomes = match together {

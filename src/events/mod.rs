@@ -19,7 +19,7 @@ use crate::db::messages::Message;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::metrics::Metrics;
 use crate::vocabulary::enums::MemberRole;
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 
 /// Something that happened: where, and what.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +108,11 @@ pub enum EventKind {
         /// The member who interrupted it.
         by: UserId,
     },
+    /// A session of the chat began (by the first message after a quiet spell, or by
+    /// `startSession`).
+    SessionStarted { session_id: SessionId },
+    /// A session of the chat ended.
+    SessionEnded { session_id: SessionId },
     /// A member's read watermark moved.
     ReadReceipt {
         user_id: UserId,
@@ -151,6 +156,8 @@ impl EventKind {
             EventKind::MessageDeleted { .. } => "message_deleted",
             EventKind::MessageDelta { .. } => "message_delta",
             EventKind::ReplyInterrupted { .. } => "reply_interrupted",
+            EventKind::SessionStarted { .. } => "session_started",
+            EventKind::SessionEnded { .. } => "session_ended",
             EventKind::ReadReceipt { .. } => "read_receipt",
             EventKind::DeliveryReceipt { .. } => "delivery_receipt",
             EventKind::Typing { .. } => "typing",

@@ -3,11 +3,12 @@
 
 use async_graphql::{Context, InputObject, Object, Result};
 
-use super::types::{ChatConnection, ChatNode, MemberNode, connection};
+use super::types::{ChatConnection, ChatNode, MemberNode, SessionNode, connection};
 use super::{absent_unless_visible, app, caller_id, with_checked_memberships};
 use crate::db::chats::{ChatListFilter, ChatOrder};
 use crate::domain::chats::{self, CreateChat, UpdateChat};
 use crate::domain::members::{self, MemberFlag};
+use crate::domain::sessions;
 use crate::graphql::scalars::DateTime;
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{ChatKind, ChatOrderField, ChatStatus, MemberRole, SortDirection};
@@ -116,6 +117,19 @@ pub struct ChatMutation;
 
 #[Object]
 impl ChatMutation {
+    /// Starts a new session of the chat (members); the open one, if any, ends now.
+    async fn start_session(&self, ctx: &Context<'_>, chat_id: ChatId) -> Result<SessionNode> {
+        let session = sessions::start(app(ctx)?, caller_id(ctx)?, chat_id).await?;
+        Ok(SessionNode(session))
+    }
+
+    /// Ends the chat's open session (members); the next message starts a new one. Returns
+    /// the ended session, or null when none was open.
+    async fn end_session(&self, ctx: &Context<'_>, chat_id: ChatId) -> Result<Option<SessionNode>> {
+        let session = sessions::end(app(ctx)?, caller_id(ctx)?, chat_id).await?;
+        Ok(session.map(SessionNode))
+    }
+
     /// Creates a chat; the caller becomes its OWNER and `memberIds` its MEMBERs.
     async fn create_chat(&self, ctx: &Context<'_>, input: CreateChat) -> Result<ChatNode> {
         Ok(ChatNode::loaded(

@@ -9,11 +9,12 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::messages::Message;
+use crate::db::sessions::Session;
 use crate::db::users::User;
 use crate::db::{self, DbPool};
 use crate::domain::messages::UNREAD_COUNT_CAP;
 use crate::error::AppError;
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 
 /// The one loader type; it implements `Loader` for every key type below.
 pub struct DbLoader {
@@ -40,6 +41,9 @@ pub struct MessageKey(pub MessageId);
 /// The number of replies to a message.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct ReplyCountKey(pub MessageId);
+/// A session by key.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct SessionKey(pub SessionId);
 /// A chat's tags.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct TagsKey(pub ChatId);
@@ -99,6 +103,18 @@ impl Loader<ChatKey> for DbLoader {
             .await
             .map_err(failed)?;
         Ok(rows.into_iter().map(|r| (ChatKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<SessionKey> for DbLoader {
+    type Value = Session;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[SessionKey]) -> LoadResult<SessionKey, Session> {
+        let rows = db::sessions::find_many(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|r| (SessionKey(r.id), r)).collect())
     }
 }
 

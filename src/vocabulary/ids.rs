@@ -115,6 +115,7 @@ macro_rules! id_type {
 id_type!(UserId, "User");
 id_type!(ChatId, "Chat");
 id_type!(MessageId, "Message");
+id_type!(SessionId, "Session");
 
 /// Key of a membership: a chat and one of its members. Its global id is
 /// base64url("Member:<chat>:<user>"), so a normalized client cache (Apollo, urql, Relay)
@@ -171,9 +172,14 @@ pub fn decode_global(id: &str) -> Option<(&'static str, i64)> {
     let text = String::from_utf8(bytes).ok()?;
     let (type_name, key) = text.split_once(':')?;
     let key: i64 = key.parse().ok()?;
-    let type_name = [UserId::TYPE_NAME, ChatId::TYPE_NAME, MessageId::TYPE_NAME]
-        .into_iter()
-        .find(|known| *known == type_name)?;
+    let type_name = [
+        UserId::TYPE_NAME,
+        ChatId::TYPE_NAME,
+        MessageId::TYPE_NAME,
+        SessionId::TYPE_NAME,
+    ]
+    .into_iter()
+    .find(|known| *known == type_name)?;
     Some((type_name, key))
 }
 

@@ -178,6 +178,8 @@ impl ChatFeed {
             | EventKind::MessageDeleted { .. }
             | EventKind::MessageDelta { .. }
             | EventKind::ReplyInterrupted { .. }
+            | EventKind::SessionStarted { .. }
+            | EventKind::SessionEnded { .. }
             | EventKind::ReadReceipt { .. }
             | EventKind::DeliveryReceipt { .. }
             | EventKind::Typing { .. }

@@ -182,6 +182,8 @@ impl InboxFeed {
             | EventKind::MessageDelta { .. }
             // Only the interrupted reply's sender hears of it (above).
             | EventKind::ReplyInterrupted { .. }
+            | EventKind::SessionStarted { .. }
+            | EventKind::SessionEnded { .. }
             | EventKind::ReadReceipt { .. }
             | EventKind::DeliveryReceipt { .. }
             | EventKind::Typing { .. }

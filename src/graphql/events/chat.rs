@@ -9,10 +9,11 @@ use super::{ChatUpdated, MessageRef, ResyncRequired, load_member, load_user};
 use crate::domain::feeds::chat::ChatFeedItem;
 use crate::domain::messages::MESSAGE_CURSOR;
 use crate::events::{Delivered, EventKind};
-use crate::graphql::types::{MemberNode, MessageNode, UserNode};
+use crate::graphql::loaders::SessionKey;
+use crate::graphql::types::{MemberNode, MessageNode, SessionNode, UserNode};
 use crate::vocabulary::cursor;
 use crate::vocabulary::enums::MemberRole;
-use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 
 chat_event! {
     /// A new message in a chat (live, or replayed after `chatEvents(after:)`).
@@ -107,6 +108,42 @@ chat_event! {
             load_user(ctx, self.by).await
         }
     }
+}
+
+chat_event! {
+    /// A session of the chat began: messages from now on belong to it.
+    SessionStarted { session_id: SessionId } {
+        /// The session's id.
+        async fn session_id(&self) -> ID {
+            self.session_id.into()
+        }
+        /// The session.
+        async fn session(&self, ctx: &Context<'_>) -> Result<Option<SessionNode>> {
+            load_session(ctx, self.session_id).await
+        }
+    }
+}
+
+chat_event! {
+    /// A session of the chat ended (it timed out when the next message arrived, or a member
+    /// ended or replaced it).
+    SessionEnded { session_id: SessionId } {
+        /// The session's id.
+        async fn session_id(&self) -> ID {
+            self.session_id.into()
+        }
+        /// The session.
+        async fn session(&self, ctx: &Context<'_>) -> Result<Option<SessionNode>> {
+            load_session(ctx, self.session_id).await
+        }
+    }
+}
+
+async fn load_session(ctx: &Context<'_>, id: SessionId) -> Result<Option<SessionNode>> {
+    Ok(crate::graphql::loaders(ctx)?
+        .load_one(SessionKey(id))
+        .await?
+        .map(SessionNode))
 }
 
 chat_event! {
@@ -253,6 +290,10 @@ pub enum ChatEvent {
     MessageDelta(MessageDelta),
     /// A member stopped a streaming reply.
     ReplyInterrupted(ReplyInterrupted),
+    /// A session began.
+    SessionStarted(SessionStarted),
+    /// A session ended.
+    SessionEnded(SessionEnded),
     /// A member read up to a message.
     ReadReceipt(ReadReceipt),
     /// Messages reached a member.
@@ -328,6 +369,14 @@ impl ChatEvent {
             EventKind::ReplyInterrupted { message_id, by, .. } => ChatEvent::ReplyInterrupted(
                 ReplyInterrupted::new(chat_id, message(message_id), *by),
             ),
+            EventKind::SessionStarted { session_id } => ChatEvent::SessionStarted(SessionStarted {
+                chat_id,
+                session_id: *session_id,
+            }),
+            EventKind::SessionEnded { session_id } => ChatEvent::SessionEnded(SessionEnded {
+                chat_id,
+                session_id: *session_id,
+            }),
             EventKind::ReadReceipt {
                 user_id,
                 message_id,

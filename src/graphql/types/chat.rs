@@ -4,13 +4,13 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::{
     ChatNode, MemberConnection, MemberNode, MessageConnection, MessageNode, MessagePageArgs,
-    UnreadCount, UserNode, connection, message_page,
+    SessionConnection, SessionNode, UnreadCount, UserNode, connection, message_page,
 };
 use crate::db;
-use crate::domain::members;
+use crate::domain::{members, sessions};
 use crate::graphql::loaders::{MemberCountKey, MembershipKey, MessageKey, TagsKey, UserKey};
 use crate::graphql::scalars::{DateTime, stored_json};
-use crate::graphql::{app, caller_id, loaders};
+use crate::graphql::{app, caller_id, loaders, with_checked_memberships};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{ChatKind, ChatStatus};
 
@@ -120,6 +120,35 @@ impl ChatNode {
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let page = members::members(app, caller_id(ctx)?, self.0.id, &page).await?;
         Ok(connection(page, members::member_cursor, MemberNode))
+    }
+    /// The chat's sessions, newest first.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SessionConnection> {
+        let app = app(ctx)?;
+        let page = PageRequest::forward(first, after, app.config().max_page_size)?;
+        let caller = caller_id(ctx)?;
+        let rows = with_checked_memberships(ctx, async |checked| {
+            sessions::list(app, caller, self.0.id, &page, checked).await
+        })
+        .await?;
+        Ok(connection(rows, sessions::session_cursor, SessionNode))
+    }
+    /// The session a message sent now would join; null when there is none open or it timed
+    /// out (the next message then starts one).
+    async fn active_session(&self, ctx: &Context<'_>) -> Result<Option<SessionNode>> {
+        let (app, caller) = (app(ctx)?, caller_id(ctx)?);
+        let session = with_checked_memberships(ctx, async |checked| {
+            sessions::active(app, caller, self.0.id, checked).await
+        })
+        .await?;
+        Ok(session.map(SessionNode))
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
     /// from the newest. With no arguments: the oldest 20. `since`/`until` keep only

@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::{ChatNode, MessageNode, UserConnection, UserNode, connection};
+use super::{ChatNode, MessageNode, SessionNode, UserConnection, UserNode, connection};
 use crate::db;
 use crate::domain::{messages, users};
-use crate::graphql::loaders::{ChatMembersKey, ReplyCountKey, UserKey};
+use crate::graphql::loaders::{ChatMembersKey, ReplyCountKey, SessionKey, UserKey};
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, loaders};
 use crate::vocabulary::cursor::{Page, PageRequest};
@@ -135,6 +135,16 @@ impl MessageNode {
     /// The sender's idempotency key, if it gave one.
     async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.client_id.as_deref())
+    }
+    /// The session the message was sent in (null for messages from before sessions).
+    async fn session(&self, ctx: &Context<'_>) -> Result<Option<SessionNode>> {
+        let Some(id) = self.row(ctx).await?.session_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .load_one(SessionKey(id))
+            .await?
+            .map(SessionNode))
     }
     /// The trace id the sender gave with `sendMessage` or its latest
     /// `appendMessageContent`, to follow an assistant pipeline's trace through chatql.

@@ -21,6 +21,7 @@ use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 mod chat;
 mod member;
 mod message;
+mod session;
 mod user;
 
 /// An unread count as loaded: exact up to one above the cap, which tells "exactly the
@@ -56,6 +57,13 @@ connection_type!(
     MemberNode,
     "members",
     "member"
+);
+connection_type!(
+    SessionConnection,
+    SessionEdge,
+    SessionNode,
+    "sessions",
+    "session"
 );
 connection_type!(
     MessageConnection,
@@ -131,6 +139,10 @@ lazy_node!(
 /// A user's membership in a chat.
 #[derive(Clone)]
 pub struct MemberNode(pub db::members::Member);
+
+/// A session of a chat.
+#[derive(Clone)]
+pub struct SessionNode(pub db::sessions::Session);
 
 /// The arguments of `Chat.messages` and `Query.messages`.
 pub struct MessagePageArgs {

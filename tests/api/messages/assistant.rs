@@ -388,3 +388,163 @@ async fn a_trace_id_travels_with_the_message_and_is_checked() -> TestResult {
     assert_eq!(unchanged["message"]["content"], "ab");
     Ok(())
 }
+
+const SESSION_OF: &str =
+    "query($m: ID!) { message(id: $m) { createdAt session { id startedAt endedAt active } } }";
+const SESSIONS: &str = "query($c: ID!) { chat(id: $c) {
+  activeSession { id }
+  sessions(first: 10) { nodes { id startedAt endedAt active } }
+} }";
+
+/// Waits (bounded) until the clock is more than `seconds` past `time`.
+async fn clock_beyond(time: &str, seconds: i64) -> TestResult {
+    let time = chrono::DateTime::parse_from_rfc3339(time)?;
+    for _ in 0..5000 {
+        if chrono::Utc::now() > time + chrono::Duration::seconds(seconds) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    Err("the clock did not move".into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_spell_longer_than_the_timeout_starts_a_new_session() -> TestResult {
+    let server = TestServer::start_with(&["--session-timeout-secs", "1"]).await?;
+    let alice = server.user("alice").await?;
+    let bot = server.bot("helper").await?;
+    let chat = group(&server, &alice, &[&bot]).await?;
+    let a = server.client(&alice);
+    let mut feed = WsClient::user(&server, &alice).await?;
+    feed.subscribe(
+        "f",
+        "subscription($c: ID!) { chatEvents(chatId: $c) { __typename
+           ... on MessageAdded { message { content } }
+           ... on SessionStarted { sessionId } ... on SessionEnded { sessionId session { endedAt } } } }",
+        json!({"c": chat}),
+    )
+    .await?;
+    feed.until_live("f", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+
+    let first = send(&server, &alice, &chat, "q1").await?;
+    let second = send(&server, &bot, &chat, "a1").await?;
+    let one = a.ok(SESSION_OF, json!({"m": first})).await?;
+    let two = a.ok(SESSION_OF, json!({"m": second})).await?;
+    let session_one = str_at(&one, "/message/session/id")?;
+    assert_eq!(two["message"]["session"]["id"], session_one.as_str());
+    assert_eq!(one["message"]["session"]["active"], true);
+
+    // More than the timeout without a message: the next one opens a new session, and the
+    // old one ended with its last message.
+    let last_at = str_at(&two, "/message/createdAt")?;
+    clock_beyond(&last_at, 1).await?;
+    let stale = a.ok(SESSIONS, json!({"c": chat})).await?;
+    assert_eq!(stale["chat"]["activeSession"], Value::Null, "{stale}");
+    let third = send(&server, &alice, &chat, "q2").await?;
+    let three = a.ok(SESSION_OF, json!({"m": third})).await?;
+    let session_two = str_at(&three, "/message/session/id")?;
+    assert_ne!(session_two, session_one);
+    let listed = a.ok(SESSIONS, json!({"c": chat})).await?;
+    assert_eq!(listed["chat"]["activeSession"]["id"], session_two.as_str());
+    let nodes = &listed["chat"]["sessions"]["nodes"];
+    assert_eq!(nodes[0]["id"], session_two.as_str());
+    assert_eq!(nodes[0]["active"], true);
+    assert_eq!(nodes[1]["id"], session_one.as_str());
+    assert_eq!(nodes[1]["endedAt"], last_at.as_str());
+    assert_eq!(nodes[1]["active"], false);
+
+    // Subscribers heard it: the old session ended, the new one started.
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let event = feed.next("f").await?;
+        let kind = event["chatEvents"]["__typename"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if kind == "SessionEnded" {
+            assert_eq!(event["chatEvents"]["sessionId"], session_one.as_str());
+            assert_eq!(event["chatEvents"]["session"]["endedAt"], last_at.as_str());
+        }
+        if kind == "SessionStarted" {
+            assert_eq!(event["chatEvents"]["sessionId"], session_two.as_str());
+        }
+        if kind.starts_with("Session") {
+            kinds.push(kind);
+        }
+    }
+    assert_eq!(kinds, ["SessionEnded", "SessionStarted"]);
+
+    // A member ends the session; the next message opens another. startSession replaces it.
+    let ended = a
+        .ok(
+            "mutation($c: ID!) { endSession(chatId: $c) { id active } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    assert_eq!(
+        ended["endSession"],
+        json!({"id": session_two, "active": false})
+    );
+    let nothing = a
+        .ok(
+            "mutation($c: ID!) { endSession(chatId: $c) { id } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    assert_eq!(nothing["endSession"], Value::Null);
+    let fourth = send(&server, &alice, &chat, "q3").await?;
+    let four = a.ok(SESSION_OF, json!({"m": fourth})).await?;
+    let session_three = str_at(&four, "/message/session/id")?;
+    assert!(session_three != session_two && session_three != session_one);
+    let started = a
+        .ok(
+            "mutation($c: ID!) { startSession(chatId: $c) { id active } }",
+            json!({"c": chat}),
+        )
+        .await?;
+    let session_four = str_at(&started, "/startSession/id")?;
+    let fifth = send(&server, &alice, &chat, "q4").await?;
+    let five = a.ok(SESSION_OF, json!({"m": fifth})).await?;
+    assert_eq!(five["message"]["session"]["id"], session_four.as_str());
+    let listed = a.ok(SESSIONS, json!({"c": chat})).await?;
+    assert_eq!(
+        listed["chat"]["sessions"]["nodes"].as_array().map(Vec::len),
+        Some(4)
+    );
+
+    // Outsiders can do none of it.
+    let eve = server.user("eve").await?;
+    assert_eq!(
+        server
+            .client(&eve)
+            .code(
+                "mutation($c: ID!) { startSession(chatId: $c) { id } }",
+                json!({"c": chat})
+            )
+            .await?,
+        "FORBIDDEN"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_timeout_off_a_quiet_spell_keeps_the_session() -> TestResult {
+    let server = TestServer::start_with(&["--session-timeout-secs", "0"]).await?;
+    let alice = server.user("alice").await?;
+    let chat = group(&server, &alice, &[]).await?;
+    let a = server.client(&alice);
+    let first = send(&server, &alice, &chat, "one").await?;
+    let one = a.ok(SESSION_OF, json!({"m": first})).await?;
+    clock_beyond(&str_at(&one, "/message/createdAt")?, 1).await?;
+    let second = send(&server, &alice, &chat, "two").await?;
+    let two = a.ok(SESSION_OF, json!({"m": second})).await?;
+    assert_eq!(
+        two["message"]["session"]["id"],
+        one["message"]["session"]["id"]
+    );
+    assert_eq!(two["message"]["session"]["active"], true);
+    Ok(())
+}
