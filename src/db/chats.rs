@@ -371,6 +371,16 @@ pub struct ChatActivity {
     pub last_activity_at: NaiveDateTime,
 }
 
+impl Chat {
+    /// Where the chat's conversation stands, from its row.
+    pub fn activity(&self) -> ChatActivity {
+        ChatActivity {
+            active_session_id: self.active_session_id,
+            last_activity_at: self.last_activity_at,
+        }
+    }
+}
+
 /// The memberships of `user_ids` in chat `chat_id`, each with whether the user is a bot,
 /// and the chat's [`ChatActivity`], in one query; users who are not members are left out.
 /// On PostgreSQL the chat's row (and the memberships) stay locked until the transaction

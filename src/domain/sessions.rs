@@ -93,12 +93,8 @@ pub async fn end(app: &App, caller: UserId, chat: ChatId) -> AppResult<Option<Se
         let Some(open) = chat_row.active_session_id else {
             return Ok(None);
         };
-        let activity = ChatActivity {
-            active_session_id: Some(open),
-            last_activity_at: chat_row.last_activity_at,
-        };
         // A session that already timed out ended with its last message.
-        let at = if still_open(&activity, timeout, now()) {
+        let at = if still_open(&chat_row.activity(), timeout, now()) {
             now()
         } else {
             chat_row.last_activity_at
@@ -119,10 +115,7 @@ pub async fn active(
 ) -> AppResult<Option<Session>> {
     let mut conn = app.db().conn().await?;
     let (chat_row, _) = checked.member_of(&mut conn, chat, caller).await?;
-    let activity = ChatActivity {
-        active_session_id: chat_row.active_session_id,
-        last_activity_at: chat_row.last_activity_at,
-    };
+    let activity = chat_row.activity();
     match activity.active_session_id {
         Some(open) if still_open(&activity, app.config().session_timeout_secs, now()) => {
             Ok(db::sessions::find_many(&mut conn, &[open]).await?.pop())

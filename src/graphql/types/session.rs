@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::{ChatNode, SessionNode};
-use crate::db::chats::ChatActivity;
 use crate::domain::sessions::shown_end;
 use crate::graphql::loaders::ChatKey;
 use crate::graphql::scalars::DateTime;
@@ -35,12 +34,8 @@ impl SessionNode {
         let Some(chat) = loaders(ctx)?.load_one(ChatKey(self.0.chat_id)).await? else {
             return Ok(None);
         };
-        let activity = ChatActivity {
-            active_session_id: chat.active_session_id,
-            last_activity_at: chat.last_activity_at,
-        };
         let timeout = app(ctx)?.config().session_timeout_secs;
-        Ok(shown_end(&self.0, &activity, timeout).map(DateTime))
+        Ok(shown_end(&self.0, &chat.activity(), timeout).map(DateTime))
     }
     /// True while messages sent now join it.
     async fn active(&self, ctx: &Context<'_>) -> Result<bool> {
