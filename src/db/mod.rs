@@ -9,6 +9,7 @@ pub mod notify;
 pub mod schema;
 pub mod sessions;
 mod statements;
+pub mod statistics;
 pub mod users;
 
 pub use notify::{EVENT_CHANNEL, listen};
@@ -116,9 +117,25 @@ pub enum DbConn {
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection of whichever backend `$conn`
-/// holds. The body is pasted into each arm, so one diesel query compiles for both.
+/// holds. The body is pasted into each arm, so one diesel query compiles for both. The
+/// `|c, Db|` form also names the arm's backend type `Db`, for a body that boxes a part of
+/// its query (a boxed expression's type names its backend).
 #[macro_export]
 macro_rules! with_conn {
+    ($conn:expr, |$c:ident, $db:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg(pooled) => {
+                type $db = diesel::pg::Pg;
+                let $c: &mut diesel_async::AsyncPgConnection = &mut **pooled;
+                $body
+            }
+            $crate::db::DbConn::Sqlite(pooled) => {
+                type $db = diesel::sqlite::Sqlite;
+                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
+                $body
+            }
+        }
+    };
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
             $crate::db::DbConn::Pg(pooled) => {

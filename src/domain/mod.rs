@@ -10,6 +10,7 @@ pub mod messages;
 pub mod receipts;
 pub mod sending;
 pub mod sessions;
+pub mod statistics;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

@@ -11,6 +11,7 @@ pub mod loaders;
 pub mod messages;
 pub mod persisted;
 pub mod scalars;
+pub mod statistics;
 pub mod subscription;
 pub mod types;
 pub mod users;
@@ -43,6 +44,7 @@ pub struct Query(
     users::UserQuery,
     chats::ChatQuery,
     messages::MessageQuery,
+    statistics::StatisticsQuery,
 );
 
 /// The root mutation type.

@@ -15,6 +15,9 @@ macro_rules! text_enum {
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
             /// The stored and wire form.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }

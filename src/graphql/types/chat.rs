@@ -4,10 +4,11 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::{
     ChatNode, MemberConnection, MemberNode, MessageConnection, MessageNode, MessagePageArgs,
-    SessionConnection, SessionNode, UnreadCount, UserNode, connection, message_page,
+    SessionConnection, SessionNode, StatisticsNode, UnreadCount, UserNode, connection,
+    message_page, statistics_range,
 };
 use crate::db;
-use crate::domain::{members, sessions};
+use crate::domain::{members, sessions, statistics};
 use crate::graphql::loaders::{MemberCountKey, MembershipKey, MessageKey, TagsKey, UserKey};
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, caller_id, loaders, with_checked_memberships};
@@ -176,6 +177,23 @@ impl ChatNode {
             until,
         };
         message_page(ctx, self.0.id, args).await
+    }
+    /// The chat's activity over the messages sent at or after `since` and before `until`
+    /// (both optional).
+    #[graphql(complexity = "crate::graphql::types::STATISTICS_COST + child_complexity")]
+    async fn statistics(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
+    ) -> Result<StatisticsNode> {
+        let (app, caller) = (app(ctx)?, caller_id(ctx)?);
+        let range = statistics_range(since, until);
+        let figures = with_checked_memberships(ctx, async |checked| {
+            statistics::of_chat(app, caller, self.0.id, range, checked).await
+        })
+        .await?;
+        Ok(StatisticsNode(figures))
     }
     /// The caller's membership (null for the admin key).
     async fn my_membership(&self, ctx: &Context<'_>) -> Result<Option<MemberNode>> {

@@ -22,7 +22,23 @@ mod chat;
 mod member;
 mod message;
 mod session;
+mod statistics;
 mod user;
+
+pub use statistics::StatisticsNode;
+
+/// What one statistics field adds to an operation's complexity: it aggregates every message
+/// of its scope and range, so a document cannot ask for many at once (a page of 100 chats'
+/// statistics is over the default limit).
+pub const STATISTICS_COST: usize = 100;
+
+/// The `since`/`until` arguments of a statistics field.
+pub(crate) fn statistics_range(since: Option<DateTime>, until: Option<DateTime>) -> TimeRange {
+    TimeRange {
+        since: since.map(|t| t.0),
+        until: until.map(|t| t.0),
+    }
+}
 
 /// An unread count as loaded: exact up to one above the cap, which tells "exactly the
 /// cap" from "more".

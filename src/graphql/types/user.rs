@@ -2,9 +2,10 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::UserNode;
-use crate::graphql::app;
+use super::{StatisticsNode, UserNode, statistics_range};
+use crate::domain::statistics;
 use crate::graphql::scalars::{DateTime, stored_json};
+use crate::graphql::{app, caller};
 
 /// A person or bot that takes part in chats.
 #[Object(name = "User")]
@@ -46,6 +47,19 @@ impl UserNode {
     /// When the user was last changed.
     async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
         Ok(DateTime(self.row(ctx).await?.updated_at))
+    }
+    /// Activity in the chats the user is a member of, over the messages sent at or after
+    /// `since` and before `until` (both optional): the user themself or the admin key.
+    #[graphql(complexity = "crate::graphql::types::STATISTICS_COST + child_complexity")]
+    async fn statistics(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime>,
+        until: Option<DateTime>,
+    ) -> Result<StatisticsNode> {
+        let range = statistics_range(since, until);
+        let figures = statistics::of_user(app(ctx)?, caller(ctx), self.0.id, range).await?;
+        Ok(StatisticsNode(figures))
     }
     /// Free-form data the application attached.
     async fn metadata(&self, ctx: &Context<'_>) -> Result<Option<serde_json::Value>> {

@@ -381,3 +381,18 @@ pub async fn assert_absent(client: &Client, query: &str, variables: Value) -> Te
     );
     Ok(())
 }
+
+/// Moves a message's creation time into the past, as if it had been sent `secs` ago.
+pub async fn backdate(server: &TestServer, message: &str, secs: i64) -> TestResult {
+    use chatql::db::schema::messages;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let id = chatql::vocabulary::ids::MessageId::from_global(message).map_err(|e| e.to_string())?;
+    let at = chatql::domain::now() - chrono::Duration::seconds(secs);
+    let mut conn = server.app.db().conn().await?;
+    chatql::with_conn!(&mut conn, |c| diesel::update(messages::table.find(id.0))
+        .set(messages::created_at.eq(at))
+        .execute(c)
+        .await)?;
+    Ok(())
+}

@@ -99,21 +99,6 @@ async fn edits_retractions_and_deletions_follow_the_rules() -> TestResult {
     Ok(())
 }
 
-/// Moves a message's creation time into the past, as if it had been sent `secs` ago.
-async fn backdate(server: &TestServer, message: &str, secs: i64) -> TestResult {
-    use chatql::db::schema::messages;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    let id = chatql::vocabulary::ids::MessageId::from_global(message).map_err(|e| e.to_string())?;
-    let at = chatql::domain::now() - chrono::Duration::seconds(secs);
-    let mut conn = server.app.db().conn().await?;
-    chatql::with_conn!(&mut conn, |c| diesel::update(messages::table.find(id.0))
-        .set(messages::created_at.eq(at))
-        .execute(c)
-        .await)?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn edits_after_the_window_are_refused_unless_the_window_is_unlimited() -> TestResult {
     let edit = "mutation($m: ID!, $t: String!) { editMessage(id: $m, content: $t) { content } }";

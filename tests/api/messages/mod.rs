@@ -13,6 +13,7 @@ mod cost;
 mod paging;
 mod reading;
 mod sending;
+mod statistics;
 
 const PAGE: &str = "query($c: ID!, $first: Int, $after: String, $last: Int, $before: String) {
   messages(chatId: $c, first: $first, after: $after, last: $last, before: $before) {
