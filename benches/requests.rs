@@ -46,7 +46,12 @@
 //!   idempotency key as clients do;
 //! - `send-spread` (32): sends to random chats, from random members;
 //! - `markread` (32): `markRead` of a random chat of the bench user;
-//! - `markread-big` (32): `markRead` of the big chat by its 4 members.
+//! - `markread-big` (32): `markRead` of the big chat by its 4 members;
+//! - `stats-chat` (8): `Chat.statistics` of a random chat of the 100, all time;
+//! - `stats-user-hour` (4): the bench user's `User.statistics` (101 chats) over the last hour;
+//! - `stats-big-day` (4): the big chat's statistics over the last day (86,400 messages);
+//! - `stats-all-day` (1) and `stats-all` (1): the admin key's `statistics` of every chat over
+//!   the last day, and over all time (every message: a full pass).
 //!
 //! Reads thus see the seeded data, and `chatlist-big`/`unread-big` run before
 //! `markread-big` moves user 4's watermark.
@@ -87,6 +92,8 @@ const CHATS: i64 = 100;
 const REPLY_EVERY: i64 = 20;
 /// Token index (user id − 1) of the bench user.
 const BENCH_USER: usize = 0;
+/// The caller index that stands for the admin key.
+const ADMIN: usize = usize::MAX;
 /// The user who is in the big chat and has read none of it.
 const BIG_READER: i64 = 4;
 /// How far back the `before` workload starts, in messages.
@@ -113,6 +120,24 @@ const BEFORE: &str = concat!(
 );
 const CHAT_LIST: &str =
     "{ chats(first: 20) { edges { node { name unreadCount lastMessage { content } } } } }";
+const CHAT_STATISTICS: &str = concat!(
+    "query($id: ID!, $since: DateTime) { chat(id: $id) { statistics(since: $since) { ",
+    "messages byRole { role count } byKind { kind count } streamedReplies { state count } ",
+    "averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt lastActivityAt",
+    " } } }"
+);
+const USER_STATISTICS: &str = concat!(
+    "query($id: ID!, $since: DateTime) { user(id: $id) { statistics(since: $since) { ",
+    "messages byRole { role count } byKind { kind count } streamedReplies { state count } ",
+    "averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt lastActivityAt",
+    " } } }"
+);
+const SERVER_STATISTICS: &str = concat!(
+    "query($since: DateTime) { statistics(since: $since) { ",
+    "messages byRole { role count } byKind { kind count } streamedReplies { state count } ",
+    "averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt lastActivityAt",
+    " } }"
+);
 const UNREAD: &str = "query($id: ID!) { chat(id: $id) { unreadCount } }";
 const SEND: &str = "mutation($chat: ID!, $content: String!, $clientId: String) { sendMessage(input: {chatId: $chat, content: $content, clientId: $clientId}) { id chat { id } sender { id } content createdAt } }";
 const MARK_READ: &str =
@@ -200,11 +225,21 @@ enum Workload {
     Markread,
     #[value(name = "markread-big")]
     MarkreadBig,
+    #[value(name = "stats-chat")]
+    StatsChat,
+    #[value(name = "stats-user-hour")]
+    StatsUserHour,
+    #[value(name = "stats-big-day")]
+    StatsBigDay,
+    #[value(name = "stats-all-day")]
+    StatsAllDay,
+    #[value(name = "stats-all")]
+    StatsAll,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    const ALL: [Workload; 11] = [
+    const ALL: [Workload; 16] = [
         Workload::Newest50,
         Workload::Newest50Random,
         Workload::Before,
@@ -216,6 +251,11 @@ impl Workload {
         Workload::SendSpread,
         Workload::Markread,
         Workload::MarkreadBig,
+        Workload::StatsChat,
+        Workload::StatsUserHour,
+        Workload::StatsBigDay,
+        Workload::StatsAllDay,
+        Workload::StatsAll,
     ];
 
     fn name(self) -> String {
@@ -225,7 +265,9 @@ impl Workload {
 
     fn default_concurrency(self) -> usize {
         match self {
-            Workload::SendOne => 8,
+            Workload::SendOne | Workload::StatsChat => 8,
+            Workload::StatsUserHour | Workload::StatsBigDay => 4,
+            Workload::StatsAllDay | Workload::StatsAll => 1,
             _ => 32,
         }
     }
@@ -237,6 +279,7 @@ impl Workload {
                 | Workload::ChatlistBig
                 | Workload::UnreadBig
                 | Workload::MarkreadBig
+                | Workload::StatsBigDay
         )
     }
 }
@@ -1159,6 +1202,8 @@ impl ChatRef {
 
 /// Everything the workloads need: tokens, chat ids, a cursor.
 struct Plan {
+    /// The bench user's global id.
+    bench_user: String,
     /// Token of user `i + 1` at index `i`.
     tokens: Vec<String>,
     chats: Vec<ChatRef>,
@@ -1257,6 +1302,7 @@ async fn prepare(server: &Server, data: &DataSet, opts: &Opts) -> Result<Plan> {
     }
     Ok(Plan {
         tokens,
+        bench_user: UserId(1).to_global(),
         chats: data.chats.iter().map(ChatRef::new).collect(),
         big: data.big.as_ref().map(ChatRef::new),
         before_cursor: before.ok_or("chat 1 has no messages to page back through")?,
@@ -1350,10 +1396,30 @@ impl Plan {
                 let member = big.members[task % big.members.len()];
                 (member, MARK_READ, json!({"chat": big.gid}))
             }
+            Workload::StatsChat => {
+                let chat = self.chat(rng.below(self.chats.len()))?;
+                (BENCH_USER, CHAT_STATISTICS, json!({"id": chat.gid}))
+            }
+            Workload::StatsUserHour => {
+                let variables = json!({"id": self.bench_user, "since": ago(3600)});
+                (BENCH_USER, USER_STATISTICS, variables)
+            }
+            Workload::StatsBigDay => {
+                let variables = json!({"id": self.big()?.gid, "since": ago(24 * 3600)});
+                (BENCH_USER, CHAT_STATISTICS, variables)
+            }
+            Workload::StatsAllDay => (ADMIN, SERVER_STATISTICS, json!({"since": ago(24 * 3600)})),
+            Workload::StatsAll => (ADMIN, SERVER_STATISTICS, json!({})),
         };
         let body = serde_json::to_vec(&json!({"query": query, "variables": variables}))?;
         Ok((user, body))
     }
+}
+
+/// `secs` seconds ago, as a `DateTime` argument.
+fn ago(secs: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn big_reader() -> usize {
@@ -1383,17 +1449,19 @@ impl TaskStats {
 async fn send(
     client: &reqwest::Client,
     url: &str,
-    token: &str,
+    token: Option<&str>,
     body: Vec<u8>,
 ) -> std::result::Result<(), String> {
-    let response = client
-        .post(url)
+    let request = match token {
+        Some(token) => client.post(url).bearer_auth(token),
+        None => client.post(url).header("x-admin-key", ADMIN_KEY),
+    };
+    let response = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(
             reqwest::header::ACCEPT,
             "application/graphql-response+json, application/json",
         )
-        .bearer_auth(token)
         .body(body)
         .send()
         .await
@@ -1461,7 +1529,7 @@ async fn client_task(
             }
         };
         seq += 1;
-        let token = plan.tokens.get(user).map_or("", String::as_str);
+        let token = (user != ADMIN).then(|| plan.tokens.get(user).map_or("", String::as_str));
         let sent = Instant::now();
         let outcome = send(&client, &url, token, body).await;
         let done = Instant::now();
