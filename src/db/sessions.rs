@@ -64,6 +64,17 @@ async fn set_active(conn: &mut DbConn, chat_id: ChatId, id: Option<SessionId>) -
     Ok(())
 }
 
+/// Deletes every session of a chat (its messages are gone: `clearChat`), leaving none
+/// open; returns how many there were.
+pub async fn delete_all_in_chat(conn: &mut DbConn, chat_id: ChatId) -> DbResult<usize> {
+    set_active(conn, chat_id, None).await?;
+    Ok(with_conn!(conn, |c| diesel::delete(
+        chat_sessions::table.filter(chat_sessions::chat_id.eq(chat_id))
+    )
+    .execute(c)
+    .await)?)
+}
+
 /// The sessions with these ids (any order).
 pub async fn find_many(conn: &mut DbConn, ids: &[SessionId]) -> DbResult<Vec<Session>> {
     Ok(with_conn!(conn, |c| chat_sessions::table

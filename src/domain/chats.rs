@@ -372,13 +372,22 @@ pub async fn delete(app: &App, caller: UserId, chat: ChatId) -> AppResult<bool> 
     .await
 }
 
-/// Deletes every message of a chat but keeps the chat (OWNER/ADMIN; either member of a
-/// DIRECT chat). Returns how many messages were deleted.
+/// Deletes every message and session of a chat but keeps the chat (OWNER/ADMIN; either
+/// member of a DIRECT chat). Returns how many messages were deleted.
 pub async fn clear(app: &App, caller: UserId, chat: ChatId) -> AppResult<i32> {
     let deleted = app
         .write(async |conn| {
-            require_settings_right(conn, chat, caller).await?;
+            let chat_row = require_settings_right(conn, chat, caller).await?;
             let deleted = db::messages::delete_all_in_chat(conn, chat).await?;
+            // The sessions held those messages: they go too, and the next message starts
+            // a new one.
+            db::sessions::delete_all_in_chat(conn, chat).await?;
+            if let Some(open) = chat_row.active_session_id {
+                conn.emit(Event::in_chat(
+                    chat,
+                    EventKind::SessionEnded { session_id: open },
+                ));
+            }
             db::chats::set_last_message(conn, chat, None).await?;
             db::chats::touch(conn, chat, now()).await?;
             conn.emit(Event::in_chat(chat, EventKind::ChatUpdated));

@@ -10,7 +10,7 @@ use crate::db::chats::ChatActivity;
 use crate::db::sessions::Session;
 use crate::domain::access::{CheckedMemberships, member_of};
 use crate::domain::now;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
 use crate::vocabulary::ids::{ChatId, SessionId, UserId};
@@ -122,6 +122,24 @@ pub async fn active(
         }
         _ => Ok(None),
     }
+}
+
+/// A session by id, for a member of its chat; `NOT_FOUND` when there is none.
+pub async fn get(
+    app: &App,
+    caller: UserId,
+    id: SessionId,
+    checked: &CheckedMemberships,
+) -> AppResult<Session> {
+    let mut conn = app.db().conn().await?;
+    let session = db::sessions::find_many(&mut conn, &[id])
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("session"))?;
+    checked
+        .member_of(&mut conn, session.chat_id, caller)
+        .await?;
+    Ok(session)
 }
 
 /// Cursor kind of session lists.

@@ -27,15 +27,15 @@ use crate::domain::access::CheckedMemberships;
 use crate::domain::sending::SendQueues;
 use crate::domain::{
     chats as chat_service, members as member_service, messages as message_service,
-    users as user_service,
+    sessions as session_service, users as user_service,
 };
 use crate::error::{AppError, AppResult, ErrorCode, assign_code, request_error};
-use crate::vocabulary::ids::{ChatId, MemberId, MessageId, UserId, decode_global};
+use crate::vocabulary::ids::{ChatId, MemberId, MessageId, SessionId, UserId, decode_global};
 use admission::Operation;
 use documents::ParsedDocuments;
 use loaders::Loaders;
 use persisted::PersistedQueries;
-use types::{ChatNode, MemberNode, MessageNode, Node, UserNode};
+use types::{ChatNode, MemberNode, MessageNode, Node, SessionNode, UserNode};
 
 /// The root query type.
 #[derive(MergedObject, Default)]
@@ -226,7 +226,8 @@ pub struct NodeQuery;
 
 #[Object]
 impl NodeQuery {
-    /// Any object by its global id: a User, Chat or Message the caller may see.
+    /// Any object by its global id: a User, Chat, Message, Member or Session the caller
+    /// may see.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         let app = app(ctx)?;
         let caller = caller(ctx);
@@ -252,6 +253,14 @@ impl NodeQuery {
                 })
                 .await;
                 absent_unless_visible(chat)?.map(|c| Node::Chat(ChatNode::loaded(c)))
+            }
+            SessionId::TYPE_NAME => {
+                let user = caller.user_id()?;
+                let session = with_checked_memberships(ctx, async |checked| {
+                    session_service::get(app, user, SessionId(key), checked).await
+                })
+                .await;
+                absent_unless_visible(session)?.map(|s| Node::Session(SessionNode(s)))
             }
             MessageId::TYPE_NAME => {
                 let message = message_service::get(app, caller.user_id()?, MessageId(key)).await;

@@ -101,6 +101,8 @@ pub enum Node {
     Message(MessageNode),
     /// A membership.
     Member(MemberNode),
+    /// A session of a chat.
+    Session(SessionNode),
 }
 
 /// Defines an entity backed by a row that loads lazily: the row, or only the id until a

@@ -14,7 +14,8 @@ use crate::graphql::{app, loaders};
 #[Object(name = "Session")]
 impl SessionNode {
     /// The globally unique, opaque id.
-    async fn id(&self) -> ID {
+    // `pub(super)`: the `Node` interface in the parent module calls it.
+    pub(super) async fn id(&self) -> ID {
         self.0.id.into()
     }
     /// The chat.

@@ -515,8 +515,17 @@ async fn a_quiet_spell_longer_than_the_timeout_starts_a_new_session() -> TestRes
         Some(4)
     );
 
-    // Outsiders can do none of it.
+    // A session is a Relay node, for members only.
+    let node = "query($id: ID!) { node(id: $id) { id ... on Session { chat { id } active } } }";
+    let found = a.ok(node, json!({"id": session_four})).await?;
+    assert_eq!(
+        found["node"],
+        json!({"id": session_four, "chat": {"id": chat}, "active": true})
+    );
     let eve = server.user("eve").await?;
+    assert_absent(&server.client(&eve), node, json!({"id": session_four})).await?;
+
+    // Outsiders can do none of it.
     assert_eq!(
         server
             .client(&eve)
@@ -526,6 +535,24 @@ async fn a_quiet_spell_longer_than_the_timeout_starts_a_new_session() -> TestRes
             )
             .await?,
         "FORBIDDEN"
+    );
+
+    // Clearing the chat takes its sessions with its messages; the next message opens one.
+    a.ok(
+        "mutation($c: ID!) { clearChat(id: $c) }",
+        json!({"c": chat}),
+    )
+    .await?;
+    let cleared = a.ok(SESSIONS, json!({"c": chat})).await?;
+    assert_eq!(cleared["chat"]["sessions"]["nodes"], json!([]));
+    assert_absent(&a, node, json!({"id": session_four})).await?;
+    let after = send(&server, &alice, &chat, "fresh start").await?;
+    let after = a.ok(SESSION_OF, json!({"m": after})).await?;
+    assert!(after["message"]["session"]["id"] != session_four.as_str());
+    let listed = a.ok(SESSIONS, json!({"c": chat})).await?;
+    assert_eq!(
+        listed["chat"]["sessions"]["nodes"].as_array().map(Vec::len),
+        Some(1)
     );
     Ok(())
 }
