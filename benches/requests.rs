@@ -120,22 +120,27 @@ const BEFORE: &str = concat!(
 );
 const CHAT_LIST: &str =
     "{ chats(first: 20) { edges { node { name unreadCount lastMessage { content } } } } }";
+/// The figures the statistics workloads ask for: all of them.
+macro_rules! statistics_figures {
+    () => {
+        "messages byRole { role count } byKind { kind count } streamedReplies { state count } \
+         averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt \
+         lastActivityAt"
+    };
+}
 const CHAT_STATISTICS: &str = concat!(
     "query($id: ID!, $since: DateTime) { chat(id: $id) { statistics(since: $since) { ",
-    "messages byRole { role count } byKind { kind count } streamedReplies { state count } ",
-    "averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt lastActivityAt",
+    statistics_figures!(),
     " } } }"
 );
 const USER_STATISTICS: &str = concat!(
     "query($id: ID!, $since: DateTime) { user(id: $id) { statistics(since: $since) { ",
-    "messages byRole { role count } byKind { kind count } streamedReplies { state count } ",
-    "averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt lastActivityAt",
+    statistics_figures!(),
     " } } }"
 );
 const SERVER_STATISTICS: &str = concat!(
     "query($since: DateTime) { statistics(since: $since) { ",
-    "messages byRole { role count } byKind { kind count } streamedReplies { state count } ",
-    "averageReplyLength sessions activeDays activeChats activeSenders firstActivityAt lastActivityAt",
+    statistics_figures!(),
     " } }"
 );
 const UNREAD: &str = "query($id: ID!) { chat(id: $id) { unreadCount } }";

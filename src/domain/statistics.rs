@@ -119,17 +119,11 @@ pub async fn of_user(
     user: UserId,
     range: TimeRange,
 ) -> AppResult<Statistics> {
-    match caller {
-        Caller::Admin => {}
-        Caller::User { id, .. } if *id == user => {}
-        Caller::User { .. } => {
-            return Err(AppError::Forbidden(
-                "a user's statistics are theirs (or the admin key's) to read".into(),
-            ));
-        }
-        Caller::Anonymous => {
-            caller.user_id()?;
-        }
+    // Anyone but the admin key must be signed in, and be that user.
+    if *caller != Caller::Admin && caller.user_id()? != user {
+        return Err(AppError::Forbidden(
+            "a user's statistics are theirs (or the admin key's) to read".into(),
+        ));
     }
     compute(app, StatisticsScope::ChatsOf(user), range).await
 }

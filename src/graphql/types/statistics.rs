@@ -12,6 +12,11 @@ fn int(count: i64) -> i32 {
     i32::try_from(count).unwrap_or(i32::MAX)
 }
 
+/// Each `(value, count)` of a breakdown as its GraphQL object.
+fn listed<E: Copy, C>(counts: &[(E, i64)], make: impl Fn(E, i32) -> C) -> Vec<C> {
+    counts.iter().map(|(e, n)| make(*e, int(*n))).collect()
+}
+
 /// Live messages of one role.
 #[derive(SimpleObject)]
 pub struct RoleCount {
@@ -59,34 +64,19 @@ impl StatisticsNode {
     }
     /// Live messages per role, every role listed (zeros too).
     async fn by_role(&self) -> Vec<RoleCount> {
-        let counts = self.0.by_role.iter();
-        counts
-            .map(|(role, count)| RoleCount {
-                role: *role,
-                count: int(*count),
-            })
-            .collect()
+        listed(&self.0.by_role, |role, count| RoleCount { role, count })
     }
     /// Live messages per kind, every kind listed (zeros too).
     async fn by_kind(&self) -> Vec<KindCount> {
-        let counts = self.0.by_kind.iter();
-        counts
-            .map(|(kind, count)| KindCount {
-                kind: *kind,
-                count: int(*count),
-            })
-            .collect()
+        listed(&self.0.by_kind, |kind, count| KindCount { kind, count })
     }
     /// Live streamed messages per state: COMPLETE, INTERRUPTED, FAILED, and still
     /// STREAMING.
     async fn streamed_replies(&self) -> Vec<StreamStateCount> {
-        let counts = self.0.streamed.iter();
-        counts
-            .map(|(state, count)| StreamStateCount {
-                state: *state,
-                count: int(*count),
-            })
-            .collect()
+        listed(&self.0.streamed, |state, count| StreamStateCount {
+            state,
+            count,
+        })
     }
     /// Mean length in characters of finished assistant replies (live `ASSISTANT`
     /// messages not streamed, or whose stream completed); null when there are none.

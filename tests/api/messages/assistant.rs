@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use crate::common::ws::WsClient;
 use crate::common::*;
 
-const START: &str =
+pub(super) const START: &str =
     "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"\", stream: true}) { id } }";
-const APPEND: &str =
+pub(super) const APPEND: &str =
     "mutation($m: ID!, $d: String!) { appendMessageContent(id: $m, delta: $d) { content } }";
-const FINISH: &str =
+pub(super) const FINISH: &str =
     "mutation($m: ID!, $s: StreamState!) { finishMessage(id: $m, state: $s) { streamState } }";
 const INTERRUPT: &str =
     "mutation($m: ID!) { interruptReply(messageId: $m) { id content streamState } }";
@@ -26,7 +26,7 @@ const BOT_INBOX: &str = "subscription { myEvents {
   ... on ReplyInterrupted { chatId messageId interruptedBy { username } }
 } }";
 
-async fn start_reply(bot: &Client, chat: &str) -> TestResult<String> {
+pub(super) async fn start_reply(bot: &Client, chat: &str) -> TestResult<String> {
     let started = bot.ok(START, json!({"c": chat})).await?;
     str_at(&started, "/sendMessage/id")
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::assistant::{APPEND, FINISH, start_reply};
 use crate::common::*;
 
 const FIGURES: &str = "messages retractedMessages
@@ -14,13 +15,6 @@ const FIGURES: &str = "messages retractedMessages
 
 const SEND_AS: &str = "mutation($c: ID!, $t: String!, $r: MessageRole) {
   sendMessage(input: {chatId: $c, content: $t, role: $r}) { id } }";
-const START: &str =
-    "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"\", stream: true}) { id } }";
-const APPEND: &str =
-    "mutation($m: ID!, $d: String!) { appendMessageContent(id: $m, delta: $d) { content } }";
-const FINISH: &str =
-    "mutation($m: ID!, $s: StreamState!) { finishMessage(id: $m, state: $s) { streamState } }";
-
 fn chat_statistics() -> String {
     format!(
         "query($c: ID!, $s: DateTime, $u: DateTime) {{ chat(id: $c) {{ statistics(since: $s, until: $u) {{ {FIGURES} }} }} }}"
@@ -42,7 +36,7 @@ async fn streamed(
     delta: &str,
     state: Option<&str>,
 ) -> TestResult<String> {
-    let id = str_at(&bot.ok(START, json!({"c": chat})).await?, "/sendMessage/id")?;
+    let id = start_reply(bot, chat).await?;
     bot.ok(APPEND, json!({"m": id, "d": delta})).await?;
     if let Some(state) = state {
         bot.ok(FINISH, json!({"m": id, "s": state})).await?;
