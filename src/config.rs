@@ -249,13 +249,45 @@ pub struct Config {
     pub event_buffer: usize,
 }
 
-/// Which database a URL points at.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which database a URL points at. Its `Debug` form (what the "database ready" log line
+/// prints) hides a PostgreSQL URL's password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseTarget {
     /// A PostgreSQL URL, passed on unchanged.
     Postgres(String),
     /// A SQLite file, and when commits are acknowledged.
     Sqlite(PathBuf, SqliteSynchronous),
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseTarget::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&without_password(url))
+                .finish(),
+            DatabaseTarget::Sqlite(path, synchronous) => f
+                .debug_tuple("Sqlite")
+                .field(path)
+                .field(synchronous)
+                .finish(),
+        }
+    }
+}
+
+/// `scheme://user:secret@host/…` as `scheme://user:***@host/…`; other URLs unchanged.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _secret)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 #[derive(Parser)]
@@ -365,4 +397,27 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DatabaseTarget, without_password};
+
+    #[test]
+    fn the_logged_database_url_hides_its_password() {
+        let url = "postgres://chat:s3cr3t:x@db.internal:5432/chatql?sslmode=require";
+        let shown = format!("{:?}", DatabaseTarget::Postgres(url.into()));
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("postgres://chat:***@db.internal:5432/chatql?sslmode=require"),
+            "{shown}"
+        );
+        for unchanged in [
+            "postgres://chat@db/chatql",
+            "postgres://db/chatql?user=a@b",
+            "not a url",
+        ] {
+            assert_eq!(without_password(unchanged), unchanged);
+        }
+    }
 }
