@@ -175,6 +175,8 @@ struct Inner {
     subscriptions: Gauge,
     events_published: Family<Labels<1>, Counter>,
     events_delivered: Counter,
+    /// By whether the rendering was shared (`shared`) or made (`executed`).
+    event_renders: [Counter; 2],
     resyncs: Counter,
     rate_limited: [Counter; 2],
     pool_max: Gauge,
@@ -246,6 +248,14 @@ impl Metrics {
             "Live events handed to a subscription (one per subscriber that receives it)",
             events_delivered.clone(),
         );
+        let renders_family = Family::<Labels<1>, Counter>::default();
+        let event_renders = [("by", "executed"), ("by", "shared")]
+            .map(|label| renders_family.get_or_create_owned(&[label]));
+        registry.register(
+            "event_renders",
+            "Live events shown to a subscription: its selection executed for it (executed), or the result another subscription of the same operation made reused (shared)",
+            renders_family,
+        );
         let resyncs = Counter::default();
         registry.register(
             "resyncs",
@@ -292,6 +302,7 @@ impl Metrics {
                 subscriptions,
                 events_published,
                 events_delivered,
+                event_renders,
                 resyncs,
                 rate_limited,
                 pool_max,
@@ -331,6 +342,12 @@ impl Metrics {
     /// Counts a live event handed to a subscription.
     pub fn event_delivered(&self) {
         self.inner.events_delivered.inc();
+    }
+
+    /// Counts a live event shown to a subscription: `shared` when the output another
+    /// subscription made was reused, else its selection was executed.
+    pub fn event_rendered(&self, shared: bool) {
+        self.inner.event_renders[usize::from(shared)].inc();
     }
 
     /// Counts a `ResyncRequired` sent to a subscription.

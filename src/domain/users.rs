@@ -174,7 +174,7 @@ pub async fn revoke_tokens(app: &App, caller: &Caller, id: UserId) -> AppResult<
 /// token cache, for the life of the server. Missed events (a lag, a dropped
 /// cross-instance feed) make it forget everything, so nothing stale is trusted.
 pub async fn follow_revocations(app: App) {
-    let mut events = app.broker().subscribe();
+    let mut events = app.broker().subscribe_accounts();
     loop {
         let received = tokio::select! {
             received = events.recv() => received,

@@ -1,21 +1,23 @@
-//! Live events: what changed, published after the change committed, fanned out to
-//! subscribers through one `tokio::sync::broadcast` channel per process (and, with
-//! PostgreSQL, to the other processes through LISTEN/NOTIFY, see `pg`).
+//! Live events: what changed, published after the change committed, routed to the feeds
+//! they concern through a `tokio::sync::broadcast` channel per chat and per inbox (see
+//! `routes`), and, with PostgreSQL, to the other processes through LISTEN/NOTIFY (`pg`).
 //!
 //! Events carry ids only: they must fit in a NOTIFY payload, and subscribers load what they
 //! show through the same loaders queries use, so they never see stale copies.
 
+mod delivered;
 pub mod pg;
 pub mod presence;
+mod routes;
 pub mod typing;
+
+pub use delivered::{Delivered, Rendition, RenditionKey};
+pub use routes::Receiver;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use tokio::sync::broadcast;
-
-use crate::db::messages::Message;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::metrics::Metrics;
 use crate::vocabulary::enums::MemberRole;
@@ -201,41 +203,6 @@ impl std::ops::DerefMut for Tx<'_> {
     }
 }
 
-/// An event as subscribers receive it: the event plus the message it names, loaded once
-/// by whichever subscriber needs it first and shared by all the others (one query per
-/// event, not one per subscriber). It dereferences to the [`Event`].
-#[derive(Debug)]
-pub struct Delivered {
-    event: Event,
-    message: tokio::sync::OnceCell<Option<Message>>,
-}
-
-impl Delivered {
-    /// An event about to be delivered, its message not loaded yet.
-    pub fn new(event: Event) -> Self {
-        Self {
-            event,
-            message: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The event's message as loaded by `load` the first time any subscriber asked.
-    pub async fn message<E, F>(&self, load: impl FnOnce() -> F) -> Result<Option<Message>, E>
-    where
-        F: Future<Output = Result<Option<Message>, E>>,
-    {
-        self.message.get_or_try_init(load).await.cloned()
-    }
-}
-
-impl std::ops::Deref for Delivered {
-    type Target = Event;
-
-    fn deref(&self) -> &Event {
-        &self.event
-    }
-}
-
 /// The other instances, as the broker sees them (PostgreSQL only; see `pg::Bridge`).
 pub trait Remote: Send + Sync {
     /// The NOTIFY payloads of a transaction's events, in order.
@@ -245,23 +212,22 @@ pub trait Remote: Send + Sync {
     fn queue_typing(&self, chat: ChatId, user: UserId, typing: bool);
 }
 
-/// Fans events out to every subscriber of this process and, through the PostgreSQL
-/// bridge when there is one, to every other instance.
+/// Routes events to the subscribers of this process they concern and, through the
+/// PostgreSQL bridge when there is one, to every other instance.
 #[derive(Clone)]
 pub struct Broker {
-    sender: broadcast::Sender<Arc<Delivered>>,
+    routes: Arc<routes::Routes>,
     /// The other instances (PostgreSQL only).
     remote: Option<Arc<dyn Remote>>,
     metrics: Metrics,
 }
 
 impl Broker {
-    /// A broker whose subscribers may fall `capacity` events behind before they are told
-    /// to resync; it counts what it publishes in `metrics`.
+    /// A broker whose subscribers may fall `capacity` events of their chat (or inbox)
+    /// behind before they are told to resync; it counts what it publishes in `metrics`.
     pub fn new(capacity: usize, metrics: Metrics) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
         Self {
-            sender,
+            routes: routes::Routes::new(capacity),
             remote: None,
             metrics,
         }
@@ -277,8 +243,7 @@ impl Broker {
     /// arrived from other instances).
     pub fn publish_local(&self, event: Event) {
         self.metrics.event_published(event.kind.label());
-        // An error only means nobody is subscribed right now.
-        let _ = self.sender.send(Arc::new(Delivered::new(event)));
+        self.routes.publish(Arc::new(Delivered::new(event)));
     }
 
     /// Runs `body` in one transaction ([`DbPool::transaction`]); the events it emits go
@@ -329,13 +294,31 @@ impl Broker {
         ));
     }
 
-    /// A new receiver of every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Delivered>> {
-        self.sender.subscribe()
+    /// A receiver of `chat`'s events published from now on (and of `ResyncRequired`
+    /// everywhere).
+    pub fn subscribe_chat(&self, chat: ChatId) -> Receiver {
+        self.routes.chat(chat)
+    }
+
+    /// A receiver of the events `user`'s inbox needs, published from now on: every chat's
+    /// until it names the user's chats with [`Receiver::follow`], then those chats' and
+    /// the user's joins and removals.
+    pub fn subscribe_inbox(&self, user: UserId) -> Receiver {
+        self.routes.user(user)
+    }
+
+    /// A receiver of account events (`Scope::User`) and `ResyncRequired` everywhere.
+    pub fn subscribe_accounts(&self) -> Receiver {
+        self.routes.accounts()
     }
 
     /// Number of live receivers (for metrics and tests).
     pub fn receiver_count(&self) -> usize {
-        self.sender.receiver_count()
+        self.routes.receiver_count()
+    }
+
+    /// Number of open channels: chats with feeds and users with inboxes (for tests).
+    pub fn channel_count(&self) -> usize {
+        self.routes.channel_count()
     }
 }

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod documents;
 pub mod events;
 pub mod lazy;
+pub mod live;
 pub mod loaders;
 pub mod messages;
 pub mod persisted;
@@ -207,6 +208,10 @@ pub(crate) fn app<'c>(ctx: &Context<'c>) -> Result<&'c App> {
 /// Who is calling (anonymous when the transport set nobody).
 pub(crate) fn caller<'c>(ctx: &Context<'c>) -> &'c Caller {
     static ANONYMOUS: Caller = Caller::Anonymous;
+    // A live event's rendering that asks is not shared with other viewers (see `live`).
+    if let Some(probe) = ctx.data_opt::<live::ViewerProbe>() {
+        probe.mark();
+    }
     ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
 }
 

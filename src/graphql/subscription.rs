@@ -1,12 +1,12 @@
-//! The subscription root: thin wrappers that open a feed (`domain::feeds`) and map its
-//! items to GraphQL events.
+//! The subscription root: thin resolvers that open a feed (`domain::feeds`) in the open
+//! phase and show one of its items in the render phase (see `live`).
 
 use async_graphql::{Context, Result, Subscription};
-use futures_util::Stream;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::events::chat::ChatEvent;
 use super::events::inbox::UserEvent;
+use super::live::{Feed, Item, Phase, phase};
 use super::types::MessageNode;
 use super::{app, caller_id};
 use crate::db;
@@ -21,6 +21,33 @@ use crate::vocabulary::ids::ChatId;
 #[derive(Default)]
 pub struct Subscription;
 
+/// The stream a root resolver returns: nothing in the open phase, the item in the render
+/// phase.
+type Shown<T> = BoxStream<'static, T>;
+
+fn nothing<T: Send + 'static>() -> Shown<T> {
+    stream::empty().boxed()
+}
+
+fn one<T: Send + 'static>(item: T) -> Shown<T> {
+    stream::once(std::future::ready(item)).boxed()
+}
+
+/// Opens a chat feed (subscribing first, then checking membership) and leaves it with
+/// `phase`.
+async fn open_chat(
+    ctx: &Context<'_>,
+    phase: &Phase,
+    chat: ChatId,
+    after: Option<String>,
+    feed: impl FnOnce(ChatFeed) -> Feed,
+) -> Result<()> {
+    let after = after.as_deref().map(decode_message_cursor).transpose()?;
+    let opened = ChatFeed::open(app(ctx)?, caller_id(ctx)?, chat, after).await?;
+    phase.opened(feed(opened));
+    Ok(())
+}
+
 /// Live feeds over WebSocket (graphql-transport-ws or the legacy graphql-ws).
 #[Subscription]
 impl Subscription {
@@ -33,28 +60,37 @@ impl Subscription {
         ctx: &Context<'_>,
         chat_id: ChatId,
         after: Option<String>,
-    ) -> Result<impl Stream<Item = Result<ChatEvent>> + use<>> {
-        let app = app(ctx)?;
-        let after = after.as_deref().map(decode_message_cursor).transpose()?;
-        let feed = ChatFeed::open(app, caller_id(ctx)?, chat_id, after).await?;
-        Ok(stream::unfold(feed, move |mut feed| async move {
-            let item = feed.next().await?;
-            let event = item
-                .map(|item| ChatEvent::from_item(chat_id, item))
-                .map_err(async_graphql::Error::from);
-            Some((event, feed))
-        }))
+    ) -> Result<Shown<Result<ChatEvent>>> {
+        let phase = phase(ctx)?;
+        if let Phase::Open(_) = phase {
+            open_chat(ctx, phase, chat_id, after, |feed| Feed::Chat {
+                chat: chat_id,
+                feed,
+            })
+            .await?;
+            return Ok(nothing());
+        }
+        Ok(match phase.take_item() {
+            Some(Item::Chat(chat, item)) => one(item
+                .map(|item| ChatEvent::from_item(chat, item))
+                .map_err(async_graphql::Error::from)),
+            _ => nothing(),
+        })
     }
 
     /// The caller's inbox across all their chats: new messages with unread counts, unread
     /// count changes, chats added, removed and updated.
-    async fn my_events(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = UserEvent> + use<>> {
-        let me = caller_id(ctx)?;
-        let feed = InboxFeed::open(app(ctx)?, me).await?;
-        Ok(stream::unfold(feed, move |mut feed| async move {
-            let item = feed.next().await?;
-            Some((UserEvent::from_item(item), feed))
-        }))
+    async fn my_events(&self, ctx: &Context<'_>) -> Result<Shown<UserEvent>> {
+        let phase = phase(ctx)?;
+        if let Phase::Open(_) = phase {
+            let feed = InboxFeed::open(app(ctx)?, caller_id(ctx)?).await?;
+            phase.opened(Feed::Inbox(feed));
+            return Ok(nothing());
+        }
+        Ok(match phase.take_item() {
+            Some(Item::Inbox(item)) => one(UserEvent::from_item(item)),
+            _ => nothing(),
+        })
     }
 
     /// New messages in a chat (members only): the simple form of `chatEvents`. A
@@ -63,50 +99,40 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         chat_id: ChatId,
-    ) -> Result<impl Stream<Item = Result<MessageNode>> + use<>> {
-        let app = app(ctx)?.clone();
-        let feed = ChatFeed::open(&app, caller_id(ctx)?, chat_id, None).await?;
-        let items = stream::unfold(feed, |mut feed| async move {
-            let item = feed.next().await?;
-            Some((item, feed))
-        });
-        Ok(items
-            .filter_map(move |item| {
-                let app = app.clone();
-                async move {
-                    match item {
-                        Ok(ChatFeedItem::Live(event)) => match event.kind {
-                            EventKind::MessageAdded { message_id, .. } => {
-                                let found = event
-                                    .message(|| async {
-                                        let mut conn = app.db().conn().await?;
-                                        db::messages::find(&mut conn, message_id).await
-                                    })
-                                    .await;
-                                match found {
-                                    Ok(row) => row.map(|m| Ok(MessageNode::loaded(m))),
-                                    Err(e) => Some(Err(AppError::from(e).into())),
-                                }
-                            }
-                            _ => None,
-                        },
-                        Ok(ChatFeedItem::Resync { .. }) => Some(Err(AppError::LimitExceeded(
-                            "this subscriber fell behind and missed messages; re-query and resubscribe"
-                                .into(),
-                        )
-                        .into())),
-                        Ok(ChatFeedItem::Replayed(message)) => Some(Ok(MessageNode::loaded(message))),
-                        Err(e) => Some(Err(e.into())),
+    ) -> Result<Shown<Result<MessageNode>>> {
+        let phase = phase(ctx)?;
+        if let Phase::Open(_) = phase {
+            open_chat(ctx, phase, chat_id, None, Feed::NewMessages).await?;
+            return Ok(nothing());
+        }
+        let Some(Item::NewMessages(item)) = phase.take_item() else {
+            return Ok(nothing());
+        };
+        let shown = match item {
+            Ok(ChatFeedItem::Live(event)) => match event.kind {
+                EventKind::MessageAdded { message_id, .. } => {
+                    let app = app(ctx)?;
+                    let found = event
+                        .message(|| async {
+                            let mut conn = app.db().conn().await?;
+                            db::messages::find(&mut conn, message_id).await
+                        })
+                        .await;
+                    match found {
+                        // Deleted before it was shown: nothing to show.
+                        Ok(row) => row.map(|m| Ok(MessageNode::loaded(m))),
+                        Err(e) => Some(Err(AppError::from(e).into())),
                     }
                 }
-            })
-            // An error is the last item: the subscriber must re-query and resubscribe.
-            .scan(false, |ended, item| {
-                let next = (!*ended).then(|| {
-                    *ended = item.is_err();
-                    item
-                });
-                std::future::ready(next)
-            }))
+                _ => None,
+            },
+            Ok(ChatFeedItem::Resync { .. }) => Some(Err(AppError::LimitExceeded(
+                "this subscriber fell behind and missed messages; re-query and resubscribe".into(),
+            )
+            .into())),
+            Ok(ChatFeedItem::Replayed(message)) => Some(Ok(MessageNode::loaded(message))),
+            Err(e) => Some(Err(e.into())),
+        };
+        Ok(shown.map_or_else(nothing, one))
     }
 }

@@ -28,6 +28,7 @@ use crate::auth::Caller;
 use crate::error::{ErrorCode, request_error};
 use crate::events::presence::CountGuard;
 use crate::graphql::documents::ParsedDocuments;
+use crate::graphql::live::LiveContext;
 use crate::graphql::{self, ChatSchema, Endpoint};
 use crate::metrics::{GaugeGuard, OperationKind};
 
@@ -416,15 +417,22 @@ impl Connection {
             name.as_deref(),
             caller.log_label(),
         );
+        let live = LiveContext {
+            app: self.app.clone(),
+            schema: self.schema.clone(),
+            documents: self.documents.clone(),
+            caller,
+            operation,
+            max_bytes: self.app.config().max_response_bytes,
+        };
         let task = tokio::spawn(run_subscription(
-            self.schema.clone(),
-            graphql::with_request_data(request, &self.app, caller, operation),
+            request,
+            live,
             Delivery {
                 id: id.clone(),
                 protocol: self.protocol,
                 outgoing: self.outgoing.clone(),
                 finished: self.finished_tx.clone(),
-                max_message_bytes: self.app.config().max_response_bytes,
                 guard,
                 running,
             },

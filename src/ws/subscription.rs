@@ -2,7 +2,6 @@
 
 use async_graphql::Response as GqlResponse;
 use axum::extract::ws::Message;
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -10,7 +9,7 @@ use super::outgoing::Outgoing;
 use super::protocol::{Protocol, error_message};
 use crate::error::ErrorCode;
 use crate::events::presence::CountGuard;
-use crate::graphql::{self, ChatSchema};
+use crate::graphql::{self, live::LiveContext, live::Opened};
 use crate::metrics::{GaugeGuard, OperationKind};
 
 /// One operation on a socket as the log and `/metrics` see it: counted in
@@ -82,8 +81,6 @@ pub struct Delivery {
     pub outgoing: Outgoing,
     /// Told the id when the operation ends on its own.
     pub finished: mpsc::UnboundedSender<String>,
-    /// Largest message sent; a bigger result becomes a `LIMIT_EXCEEDED` error.
-    pub max_message_bytes: usize,
     /// The caller's subscription count, released when the operation ends.
     pub guard: CountGuard,
     /// Logs the end, and counts the operation as running until then.
@@ -91,43 +88,57 @@ pub struct Delivery {
 }
 
 /// Runs one operation and streams its results as `next`/`data` messages, then `complete`.
-pub async fn run_subscription(schema: ChatSchema, request: async_graphql::Request, to: Delivery) {
+/// A subscription's live events arrive rendered (once for every subscriber of the same
+/// operation, see `graphql::live`): each frame wraps the shared payload text.
+pub async fn run_subscription(request: async_graphql::Request, live: LiveContext, to: Delivery) {
     let Delivery {
         id,
         protocol,
         outgoing,
         finished,
-        max_message_bytes,
         guard: _guard,
         mut running,
     } = to;
-    let mut results = schema.execute_stream(request);
-    let mut first = true;
-    while let Some(response) = results.next().await {
-        let response = graphql::with_codes(response);
-        // A request refused before execution (invalid, unauthorised) is an `error`
-        // message, after which the operation is over.
-        if first && never_executed(&response) {
-            running.outcome = "error";
-            running.code = response.errors.first().and_then(ErrorCode::of);
-            let message = error_message(protocol, &id, response.errors);
-            let _ = outgoing
-                .send(Message::Text(message.to_string().into()))
-                .await;
-            let _ = finished.send(id);
-            return;
+    let max_message_bytes = live.max_bytes;
+    let id_text = serde_json::to_string(&id).unwrap_or_default();
+    let kind = match protocol {
+        Protocol::Transport => "next",
+        Protocol::Legacy => "data",
+    };
+    let frame = |payload: &str| {
+        Message::Text(format!(r#"{{"type":"{kind}","id":{id_text},"payload":{payload}}}"#).into())
+    };
+    match graphql::live::open(request, live).await {
+        Opened::Live(mut operation) => {
+            while let Some(payload) = operation.next().await {
+                if outgoing.send(frame(&payload)).await.is_err() {
+                    return;
+                }
+            }
         }
-        first = false;
-        let kind = match protocol {
-            Protocol::Transport => "next",
-            Protocol::Legacy => "data",
-        };
-        // The payload is serialised once, straight to text (bounded in size).
-        let payload = graphql::response_text(&response, max_message_bytes);
-        let id_text = serde_json::to_string(&id).unwrap_or_default();
-        let message = format!(r#"{{"type":"{kind}","id":{id_text},"payload":{payload}}}"#);
-        if outgoing.send(Message::Text(message.into())).await.is_err() {
-            return;
+        Opened::Done(responses) => {
+            let mut first = true;
+            for response in responses {
+                let response = graphql::with_codes(response);
+                // A request refused before execution (invalid, unauthorised) is an `error`
+                // message, after which the operation is over.
+                if first && never_executed(&response) {
+                    running.outcome = "error";
+                    running.code = response.errors.first().and_then(ErrorCode::of);
+                    let message = error_message(protocol, &id, response.errors);
+                    let _ = outgoing
+                        .send(Message::Text(message.to_string().into()))
+                        .await;
+                    let _ = finished.send(id);
+                    return;
+                }
+                first = false;
+                // The payload is serialised once, straight to text (bounded in size).
+                let payload = graphql::response_text(&response, max_message_bytes);
+                if outgoing.send(frame(&payload)).await.is_err() {
+                    return;
+                }
+            }
         }
     }
     running.outcome = "complete";

@@ -6,14 +6,14 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::App;
 use crate::db;
 use crate::db::messages::Message;
 use crate::domain::access::{MEMBERSHIP_RECHECK, member_of};
 use crate::error::{AppResult, ErrorCode};
-use crate::events::{Delivered, Event, EventKind};
+use crate::events::{Delivered, Event, EventKind, Receiver};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Messages read from the database per replay batch.
@@ -35,7 +35,7 @@ pub struct ChatFeed {
     app: App,
     user: UserId,
     chat: ChatId,
-    live: broadcast::Receiver<Arc<Delivered>>,
+    live: Receiver,
     backlog: VecDeque<Message>,
     /// Where the replay continues; `None` once it has caught up.
     replay_after: Option<MessageId>,
@@ -58,7 +58,7 @@ impl ChatFeed {
         chat: ChatId,
         after: Option<MessageId>,
     ) -> AppResult<Self> {
-        let live = app.broker().subscribe();
+        let live = app.broker().subscribe_chat(chat);
         let mut conn = app.db().conn().await?;
         member_of(&mut conn, chat, user).await?;
         Ok(Self {

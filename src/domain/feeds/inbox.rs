@@ -6,13 +6,13 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::App;
 use crate::db;
 use crate::domain::access::MEMBERSHIP_RECHECK;
 use crate::error::AppResult;
-use crate::events::{Delivered, EventKind, Scope};
+use crate::events::{Delivered, EventKind, Receiver, Scope};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// What an inbox feed yields.
@@ -50,7 +50,7 @@ pub enum InboxChange {
 pub struct InboxFeed {
     app: App,
     user: UserId,
-    live: broadcast::Receiver<Arc<Delivered>>,
+    live: Receiver,
     chats: HashSet<ChatId>,
     /// Fires when the chats are read again if nothing else reads them first.
     recheck: Pin<Box<tokio::time::Sleep>>,
@@ -59,9 +59,10 @@ pub struct InboxFeed {
 impl InboxFeed {
     /// Subscribes first, then reads the user's chats.
     pub async fn open(app: &App, user: UserId) -> AppResult<Self> {
-        let live = app.broker().subscribe();
+        let mut live = app.broker().subscribe_inbox(user);
         let mut conn = app.db().conn().await?;
         let chats = db::members::chat_ids_of_user(&mut conn, user).await?;
+        live.follow(chats.iter().copied());
         Ok(Self {
             app: app.clone(),
             user,
@@ -219,7 +220,11 @@ impl InboxFeed {
             Err(e) => Err(e),
         };
         self.chats = match chats {
-            Ok(chats) => chats.into_iter().collect(),
+            Ok(chats) => {
+                // Chats joined through events this feed missed start reaching it now.
+                self.live.follow(chats.iter().copied());
+                chats.into_iter().collect()
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot re-read a user's chats for their feed");
                 HashSet::new()

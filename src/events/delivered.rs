@@ -1,0 +1,82 @@
+//! An event on its way to subscribers, with what they compute from it once and share: the
+//! message it names, and the text each kind of subscription makes of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use super::Event;
+use crate::db::messages::Message;
+use crate::vocabulary::ids::UserId;
+
+/// An event as subscribers receive it: the event plus what is computed from it once, by
+/// whichever subscriber needs it first, and shared by all the others (one query, one
+/// rendering per event, not one per subscriber). It dereferences to the [`Event`].
+#[derive(Debug)]
+pub struct Delivered {
+    event: Event,
+    message: OnceCell<Option<Message>>,
+    renditions: Mutex<HashMap<RenditionKey, Arc<OnceCell<Rendition>>>>,
+}
+
+/// Which rendering of an event: the operation it is rendered for (whatever identifies its
+/// output, e.g. a document with its variables), and the viewer when that output depends
+/// on who looks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenditionKey {
+    /// Identifies the operation whose output this is.
+    pub operation: Arc<str>,
+    /// The viewer it was rendered for, when the output depends on the viewer.
+    pub viewer: Option<UserId>,
+}
+
+/// An event rendered for one operation.
+#[derive(Clone, Debug)]
+pub struct Rendition {
+    /// The output; `None` when the operation shows nothing of this event.
+    pub text: Option<Arc<str>>,
+    /// Set when the output depends on who looks: it is valid for this viewer only.
+    pub only_for: Option<UserId>,
+}
+
+impl Delivered {
+    /// An event about to be delivered, nothing computed from it yet.
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            message: OnceCell::new(),
+            renditions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The event's message as loaded by `load` the first time any subscriber asked.
+    pub async fn message<E, F>(&self, load: impl FnOnce() -> F) -> Result<Option<Message>, E>
+    where
+        F: Future<Output = Result<Option<Message>, E>>,
+    {
+        self.message.get_or_try_init(load).await.cloned()
+    }
+
+    /// The rendering `key` names, made by `render` for the first subscriber that asks;
+    /// the others wait for it and share it.
+    pub async fn rendition<F>(&self, key: RenditionKey, render: impl FnOnce() -> F) -> Rendition
+    where
+        F: Future<Output = Rendition>,
+    {
+        let cell = {
+            // Each update is one insert, so a poisoned map is still consistent.
+            let mut renditions = self.renditions.lock().unwrap_or_else(|e| e.into_inner());
+            renditions.entry(key).or_default().clone()
+        };
+        cell.get_or_init(render).await.clone()
+    }
+}
+
+impl std::ops::Deref for Delivered {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}

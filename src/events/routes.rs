@@ -1,0 +1,334 @@
+//! Who hears which event: a channel per chat with open chat feeds, one per user with an
+//! open inbox, and one for account events. An event wakes only the feeds it concerns: a
+//! message in one chat costs nothing to the subscribers of the others.
+//!
+//! Inboxes (`myEvents`) follow the chats of their user. The set is kept here, at publish
+//! time, so that a join routes the chat's next events to the user's inbox with no gap:
+//! `MemberJoined` of a user adds the chat to what their inbox follows before the next
+//! event of that chat is routed. Until an inbox has read its chats it hears every chat
+//! (see [`Receiver::follow`]); a followed set may hold more chats than the user is in
+//! (a removal this instance missed), never fewer, since the feed filters what it gets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::{Delivered, EventKind, Scope};
+use crate::vocabulary::ids::{ChatId, UserId};
+
+type Sender = broadcast::Sender<Arc<Delivered>>;
+
+/// A chat's listeners.
+#[derive(Default)]
+struct ChatRoute {
+    /// The chat feeds' channel, while any is open.
+    feeds: Option<Sender>,
+    /// Users whose inbox follows the chat.
+    followers: HashSet<UserId>,
+}
+
+/// A user's open inboxes.
+struct UserRoute {
+    sender: Sender,
+    /// The chats whose events reach the inboxes.
+    follows: HashSet<ChatId>,
+    /// Inboxes still reading their chats: until then they hear every chat.
+    pending: usize,
+}
+
+#[derive(Default)]
+struct Table {
+    chats: HashMap<ChatId, ChatRoute>,
+    users: HashMap<UserId, UserRoute>,
+    /// Users with an inbox that has not read its chats yet.
+    pending: HashSet<UserId>,
+}
+
+impl Table {
+    fn unfollow(&mut self, user: UserId, chat: ChatId) {
+        if let Some(route) = self.users.get_mut(&user) {
+            route.follows.remove(&chat);
+        }
+        if let Some(route) = self.chats.get_mut(&chat) {
+            route.followers.remove(&user);
+            if route.feeds.is_none() && route.followers.is_empty() {
+                self.chats.remove(&chat);
+            }
+        }
+    }
+
+    fn follow(&mut self, user: UserId, chat: ChatId) {
+        if let Some(route) = self.users.get_mut(&user) {
+            route.follows.insert(chat);
+            self.chats.entry(chat).or_default().followers.insert(user);
+        }
+    }
+}
+
+/// The routing table of one process.
+pub(super) struct Routes {
+    capacity: usize,
+    table: Mutex<Table>,
+    /// Account events (`Scope::User`) and `Scope::Everywhere`, for process-wide listeners
+    /// such as the token cache. Always open, so it is no entry of the table.
+    accounts: Sender,
+}
+
+/// Where a receiver listens.
+#[derive(Clone, Copy)]
+enum Listening {
+    Chat(ChatId),
+    User(UserId),
+    Accounts,
+}
+
+impl Routes {
+    /// Routes whose channels each hold `capacity` events a receiver may lag behind.
+    pub(super) fn new(capacity: usize) -> Arc<Self> {
+        let capacity = capacity.max(1);
+        Arc::new(Self {
+            capacity,
+            table: Mutex::new(Table::default()),
+            accounts: broadcast::channel(capacity).0,
+        })
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // Every update leaves the table consistent between statements, so a panic in
+        // another holder leaves nothing half-done that matters.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delivers `event` to every receiver it concerns, in publish order per channel (the
+    /// table is held while sending, so two publishes cannot interleave).
+    pub(super) fn publish(&self, event: Arc<Delivered>) {
+        let mut table = self.table();
+        match event.scope {
+            Scope::Chat(chat) => {
+                let mut reached: Vec<UserId> = Vec::new();
+                if let Some(route) = table.chats.get(&chat) {
+                    if let Some(feeds) = &route.feeds {
+                        // An error only means nobody listens right now.
+                        let _ = feeds.send(event.clone());
+                    }
+                    reached.extend(route.followers.iter().copied());
+                }
+                reached.extend(table.pending.iter().copied());
+                // The user a membership change is about hears it even when their inbox
+                // does not follow the chat yet (a join).
+                let subject = match &event.kind {
+                    EventKind::MemberJoined { user_id } | EventKind::MemberLeft { user_id } => {
+                        Some(*user_id)
+                    }
+                    _ => None,
+                };
+                reached.extend(subject);
+                reached.sort_unstable();
+                reached.dedup();
+                for user in &reached {
+                    if let Some(route) = table.users.get(user) {
+                        let _ = route.sender.send(event.clone());
+                    }
+                }
+                match &event.kind {
+                    EventKind::MemberJoined { user_id } => table.follow(*user_id, chat),
+                    EventKind::MemberLeft { user_id } => table.unfollow(*user_id, chat),
+                    EventKind::ChatDeleted => {
+                        let followers: Vec<UserId> = table
+                            .chats
+                            .get(&chat)
+                            .map(|route| route.followers.iter().copied().collect())
+                            .unwrap_or_default();
+                        for user in followers {
+                            table.unfollow(user, chat);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Scope::User(user) => {
+                if let Some(route) = table.users.get(&user) {
+                    let _ = route.sender.send(event.clone());
+                }
+                let _ = self.accounts.send(event);
+            }
+            Scope::Everywhere => {
+                for feeds in table.chats.values().filter_map(|r| r.feeds.as_ref()) {
+                    let _ = feeds.send(event.clone());
+                }
+                for route in table.users.values() {
+                    let _ = route.sender.send(event.clone());
+                }
+                let _ = self.accounts.send(event);
+            }
+        }
+    }
+
+    /// A receiver of `chat`'s events (and of `Scope::Everywhere`), from now on.
+    pub(super) fn chat(self: &Arc<Self>, chat: ChatId) -> Receiver {
+        let mut table = self.table();
+        let route = table.chats.entry(chat).or_default();
+        let inner = match &route.feeds {
+            Some(feeds) => feeds.subscribe(),
+            None => {
+                let (feeds, inner) = broadcast::channel(self.capacity);
+                route.feeds = Some(feeds);
+                inner
+            }
+        };
+        Receiver {
+            inner,
+            routes: self.clone(),
+            listening: Listening::Chat(chat),
+            pending: false,
+        }
+    }
+
+    /// A receiver of the events `user`'s inbox needs: until [`Receiver::follow`] names the
+    /// user's chats, every chat's.
+    pub(super) fn user(self: &Arc<Self>, user: UserId) -> Receiver {
+        let mut table = self.table();
+        let inner = match table.users.get_mut(&user) {
+            Some(route) => {
+                route.pending += 1;
+                route.sender.subscribe()
+            }
+            None => {
+                let (sender, inner) = broadcast::channel(self.capacity);
+                table.users.insert(
+                    user,
+                    UserRoute {
+                        sender,
+                        follows: HashSet::new(),
+                        pending: 1,
+                    },
+                );
+                inner
+            }
+        };
+        table.pending.insert(user);
+        Receiver {
+            inner,
+            routes: self.clone(),
+            listening: Listening::User(user),
+            pending: true,
+        }
+    }
+
+    /// A receiver of account events (`Scope::User`) and `Scope::Everywhere`.
+    pub(super) fn accounts(self: &Arc<Self>) -> Receiver {
+        Receiver {
+            inner: self.accounts.subscribe(),
+            routes: self.clone(),
+            listening: Listening::Accounts,
+            pending: false,
+        }
+    }
+
+    /// Receivers open on every channel.
+    pub(super) fn receiver_count(&self) -> usize {
+        let table = self.table();
+        let chats: usize = table
+            .chats
+            .values()
+            .filter_map(|r| r.feeds.as_ref())
+            .map(Sender::receiver_count)
+            .sum();
+        let users: usize = table
+            .users
+            .values()
+            .map(|r| r.sender.receiver_count())
+            .sum();
+        chats + users + self.accounts.receiver_count()
+    }
+
+    /// Channels open (chats with feeds, users with inboxes), for tests and metrics.
+    pub(super) fn channel_count(&self) -> usize {
+        let table = self.table();
+        table.chats.values().filter(|r| r.feeds.is_some()).count() + table.users.len()
+    }
+}
+
+/// One feed's view of the events routed to it. Dropping it closes its channel when it was
+/// the last receiver there, and forgets what its inbox followed.
+pub struct Receiver {
+    inner: broadcast::Receiver<Arc<Delivered>>,
+    routes: Arc<Routes>,
+    listening: Listening,
+    /// An inbox receiver that has not named its chats yet.
+    pending: bool,
+}
+
+impl Receiver {
+    /// The next event, or how many were missed ([`RecvError::Lagged`]).
+    pub async fn recv(&mut self) -> Result<Arc<Delivered>, RecvError> {
+        self.inner.recv().await
+    }
+
+    /// For an inbox: routes `chats`' events to it from now on (added to what it follows
+    /// already). The first call ends the time it heard every chat.
+    pub fn follow(&mut self, chats: impl IntoIterator<Item = ChatId>) {
+        let Listening::User(user) = self.listening else {
+            return;
+        };
+        let mut table = self.routes.table();
+        for chat in chats {
+            table.follow(user, chat);
+        }
+        if std::mem::take(&mut self.pending) {
+            Self::end_pending(&mut table, user);
+        }
+    }
+
+    fn end_pending(table: &mut Table, user: UserId) {
+        if let Some(route) = table.users.get_mut(&user) {
+            route.pending = route.pending.saturating_sub(1);
+            if route.pending == 0 {
+                table.pending.remove(&user);
+            }
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let mut table = self.routes.table();
+        if let (true, Listening::User(user)) = (self.pending, self.listening) {
+            Self::end_pending(&mut table, user);
+        }
+        // `inner` is still alive here: it is the last when the count is one. Nobody can
+        // subscribe in between, subscribing takes the table too.
+        match self.listening {
+            Listening::Chat(chat) => {
+                if let Some(route) = table.chats.get_mut(&chat) {
+                    let last = route
+                        .feeds
+                        .as_ref()
+                        .is_some_and(|f| f.receiver_count() <= 1);
+                    if last {
+                        route.feeds = None;
+                        if route.followers.is_empty() {
+                            table.chats.remove(&chat);
+                        }
+                    }
+                }
+            }
+            Listening::User(user) => {
+                let last = table
+                    .users
+                    .get(&user)
+                    .is_some_and(|r| r.sender.receiver_count() <= 1);
+                if last {
+                    if let Some(route) = table.users.remove(&user) {
+                        for chat in route.follows {
+                            table.unfollow(user, chat);
+                        }
+                    }
+                    table.pending.remove(&user);
+                }
+            }
+            Listening::Accounts => {}
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Live operations (subscriptions) run in two phases, so that one event is shown once to
+//! everyone it reaches rather than once per subscriber:
+//!
+//! 1. **Open**: the operation executes once per subscriber with [`Phase::Open`]: its root
+//!    resolver checks the arguments and the caller, opens the feed (`domain::feeds`) and
+//!    leaves it here instead of streaming it. Every refusal is the one the client always
+//!    got, from the same resolver.
+//! 2. **Render**: each feed item executes the same document again with
+//!    [`Phase::Render`], the root resolver yielding just that item, and becomes the text
+//!    of a response. A live event is rendered once per operation (document, operation
+//!    name, variables) for every subscriber it reaches — the first to get it executes,
+//!    the others wait for that text and send the same bytes ([`Delivered::rendition`]).
+//!    A selection whose output depends on the viewer (any resolver that asks who calls,
+//!    `caller()`, marks the rendering) is rendered again per viewer.
+//!
+//! What stays per subscriber is what the feed decides: which events it delivers, the
+//! replay of `after`, resync on lag, the end on removal. Those items (replayed messages,
+//! `ResyncRequired`, errors) are rendered for their subscriber alone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Context, Request, Response, Variables};
+use futures_util::StreamExt;
+
+use super::documents::ParsedDocuments;
+use super::{ChatSchema, response_text, with_codes, with_request_data};
+use crate::app::App;
+use crate::auth::Caller;
+use crate::domain::feeds::chat::{ChatFeed, ChatFeedItem};
+use crate::domain::feeds::inbox::{InboxFeed, InboxItem};
+use crate::error::{AppError, AppResult};
+use crate::events::{Delivered, Rendition, RenditionKey};
+use crate::vocabulary::ids::{ChatId, UserId};
+
+/// A subscription's feed, as its root resolver opened it.
+pub(crate) enum Feed {
+    /// `chatEvents`.
+    Chat { chat: ChatId, feed: ChatFeed },
+    /// `messageAdded`: new messages only, ending after an error or a lag.
+    NewMessages(ChatFeed),
+    /// `myEvents`.
+    Inbox(InboxFeed),
+}
+
+/// One feed item, for its root resolver to show.
+pub(crate) enum Item {
+    Chat(ChatId, AppResult<ChatFeedItem>),
+    NewMessages(AppResult<ChatFeedItem>),
+    Inbox(InboxItem),
+}
+
+/// What the subscription root's resolvers do in this execution (request data).
+pub(crate) enum Phase {
+    /// Open the feed and leave it here (shared with [`open`], which takes it after the
+    /// execution); yield nothing.
+    Open(Arc<Mutex<Option<Feed>>>),
+    /// Yield this item (taken by the first resolver that asks).
+    Render(Mutex<Option<Box<Item>>>),
+}
+
+impl Phase {
+    /// Leaves the opened feed for [`open`] (in the open phase; ignored otherwise).
+    pub(crate) fn opened(&self, feed: Feed) {
+        if let Phase::Open(slot) = self {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(feed);
+        }
+    }
+
+    /// The item to render, once.
+    pub(crate) fn take_item(&self) -> Option<Item> {
+        match self {
+            Phase::Render(item) => item
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .map(|item| *item),
+            Phase::Open(_) => None,
+        }
+    }
+}
+
+/// The phase of this execution; subscriptions run only through [`open`] (the WebSocket).
+pub(crate) fn phase<'c>(ctx: &Context<'c>) -> AppResult<&'c Phase> {
+    ctx.data_opt::<Phase>().ok_or_else(|| {
+        AppError::BadInput("subscriptions are served over WebSocket at /graphql".into())
+    })
+}
+
+/// Set by [`super::caller`] when a resolver asked who calls: the output then depends on
+/// the viewer and is not shared with other viewers.
+pub(crate) struct ViewerProbe(Arc<AtomicBool>);
+
+impl ViewerProbe {
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a live operation needs besides its request.
+pub struct LiveContext {
+    pub app: App,
+    pub schema: ChatSchema,
+    pub documents: ParsedDocuments,
+    pub caller: Caller,
+    /// The operation's type, when it parsed (a query or mutation runs once, as usual).
+    pub operation: Option<OperationType>,
+    /// Largest response text; a bigger one becomes a `LIMIT_EXCEEDED` error.
+    pub max_bytes: usize,
+}
+
+/// An operation after its open phase.
+pub enum Opened {
+    /// A feed is open: its items follow.
+    Live(Box<LiveOperation>),
+    /// No feed was opened (refused, or nothing to stream): these responses are all.
+    Done(Vec<Response>),
+}
+
+/// Runs the open phase of `request` (see the module comment).
+pub async fn open(request: Request, context: LiveContext) -> Opened {
+    let template = Template::of(&request);
+    let slot = Arc::new(Mutex::new(None));
+    let request = with_request_data(
+        request,
+        &context.app,
+        context.caller.clone(),
+        context.operation,
+    )
+    .data(Phase::Open(slot.clone()));
+    let responses: Vec<Response> = context.schema.execute_stream(request).collect().await;
+    let feed = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    // Feeds open for users only (their resolvers ask for the caller's id).
+    match (feed, context.caller.user_id()) {
+        (Some(feed), Ok(viewer)) if responses.is_empty() => Opened::Live(Box::new(LiveOperation {
+            viewer,
+            context,
+            template,
+            feed,
+            ended: false,
+        })),
+        _ => Opened::Done(responses),
+    }
+}
+
+/// What identifies an operation's output: its document, operation name and variables.
+struct Template {
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+    /// The three as one key, for [`RenditionKey`].
+    key: Arc<str>,
+}
+
+impl Template {
+    fn of(request: &Request) -> Self {
+        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+        let name = request.operation_name.as_deref().unwrap_or("");
+        Self {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+            key: format!("{name}\n{variables}\n{}", request.query).into(),
+        }
+    }
+}
+
+/// An open live operation of one subscriber: its feed, and how its items are rendered.
+pub struct LiveOperation {
+    context: LiveContext,
+    template: Template,
+    /// The viewer, for renderings that depend on who looks.
+    viewer: UserId,
+    feed: Feed,
+    ended: bool,
+}
+
+impl LiveOperation {
+    /// The text of the next response; `None` when the feed has ended.
+    pub async fn next(&mut self) -> Option<Arc<str>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let item = match &mut self.feed {
+                Feed::Chat { chat, feed } => Item::Chat(*chat, feed.next().await?),
+                Feed::NewMessages(feed) => {
+                    let item = feed.next().await?;
+                    // An error (a lag is one here) is the last item.
+                    self.ended =
+                        !matches!(item, Ok(ChatFeedItem::Live(_) | ChatFeedItem::Replayed(_)));
+                    Item::NewMessages(item)
+                }
+                Feed::Inbox(feed) => Item::Inbox(feed.next().await?),
+            };
+            let text = match shared_event(&item) {
+                Some(event) => self.render_shared(&event, item).await,
+                None => self.render(item).await.text,
+            };
+            if let Some(text) = text {
+                return Some(text);
+            }
+        }
+    }
+
+    /// Renders a live event once for every subscriber of this operation (per viewer when
+    /// the output depends on the viewer).
+    async fn render_shared(&self, event: &Arc<Delivered>, item: Item) -> Option<Arc<str>> {
+        let metrics = self.context.app.metrics();
+        let mut mine = false;
+        let key = RenditionKey {
+            operation: self.template.key.clone(),
+            viewer: None,
+        };
+        let rendition = event
+            .rendition(key, || {
+                mine = true;
+                self.render(item)
+            })
+            .await;
+        metrics.event_rendered(!mine);
+        match rendition.only_for {
+            Some(viewer) if viewer != self.viewer => {
+                let key = RenditionKey {
+                    operation: self.template.key.clone(),
+                    viewer: Some(self.viewer),
+                };
+                let mut mine = false;
+                let item = self.live_item(event.clone());
+                let rendition = event
+                    .rendition(key, || {
+                        mine = true;
+                        self.render(item)
+                    })
+                    .await;
+                metrics.event_rendered(!mine);
+                rendition.text
+            }
+            _ => rendition.text,
+        }
+    }
+
+    /// This feed's item for a live event.
+    fn live_item(&self, event: Arc<Delivered>) -> Item {
+        let live = Ok(ChatFeedItem::Live(event));
+        match &self.feed {
+            Feed::Chat { chat, .. } => Item::Chat(*chat, live),
+            Feed::NewMessages(_) => Item::NewMessages(live),
+            // Inbox items are never shared (see `shared_event`).
+            Feed::Inbox(_) => Item::Inbox(InboxItem::Resync),
+        }
+    }
+
+    /// Executes the document for one item, as this subscriber.
+    async fn render(&self, item: Item) -> Rendition {
+        let context = &self.context;
+        let mut request =
+            Request::new(self.template.query.clone()).variables(self.template.variables.clone());
+        if let Some(name) = &self.template.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        context.documents.parse(&mut request);
+        let viewer_read = Arc::new(AtomicBool::new(false));
+        let request = with_request_data(
+            request,
+            &context.app,
+            context.caller.clone(),
+            Some(OperationType::Subscription),
+        )
+        .data(Phase::Render(Mutex::new(Some(Box::new(item)))))
+        .data(ViewerProbe(viewer_read.clone()));
+        let response = context.schema.execute_stream(request).next().await;
+        let text = response
+            .map(|response| Arc::from(response_text(&with_codes(response), context.max_bytes)));
+        Rendition {
+            text,
+            only_for: viewer_read.load(Ordering::Relaxed).then_some(self.viewer),
+        }
+    }
+}
+
+/// The live event an item shows when every subscriber it reaches sees it alike. Inbox
+/// items are per user by nature (one user's unread counts), so never shared.
+fn shared_event(item: &Item) -> Option<Arc<Delivered>> {
+    match item {
+        Item::Chat(_, Ok(ChatFeedItem::Live(event)))
+        | Item::NewMessages(Ok(ChatFeedItem::Live(event))) => Some(event.clone()),
+        _ => None,
+    }
+}
