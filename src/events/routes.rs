@@ -332,3 +332,130 @@ impl Drop for Receiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+
+    fn chat_event(chat: i64, kind: EventKind) -> Arc<Delivered> {
+        Arc::new(Delivered::new(Event::in_chat(ChatId(chat), kind)))
+    }
+
+    fn joined(chat: i64, user: i64) -> Arc<Delivered> {
+        chat_event(
+            chat,
+            EventKind::MemberJoined {
+                user_id: UserId(user),
+            },
+        )
+    }
+
+    /// The kinds of events waiting for `receiver`, in order.
+    fn waiting(receiver: &mut Receiver) -> Vec<(Scope, &'static str)> {
+        let mut got = Vec::new();
+        while let Ok(event) = receiver.inner.try_recv() {
+            got.push((event.scope, event.kind.label()));
+        }
+        got
+    }
+
+    #[test]
+    fn a_chat_feed_hears_its_chat_and_resyncs_only() {
+        let routes = Routes::new(16);
+        let mut one = routes.chat(ChatId(1));
+        let mut two = routes.chat(ChatId(2));
+        routes.publish(chat_event(1, EventKind::ChatUpdated));
+        routes.publish(Arc::new(Delivered::new(Event::about_user(
+            UserId(9),
+            EventKind::TokensRevoked,
+        ))));
+        routes.publish(Arc::new(Delivered::new(Event::resync_everywhere())));
+        assert_eq!(
+            waiting(&mut one),
+            [
+                (Scope::Chat(ChatId(1)), "chat_updated"),
+                (Scope::Everywhere, "resync_required")
+            ]
+        );
+        assert_eq!(waiting(&mut two), [(Scope::Everywhere, "resync_required")]);
+    }
+
+    #[test]
+    fn an_inbox_hears_every_chat_until_it_follows_its_own_then_only_those() {
+        let routes = Routes::new(16);
+        let mut inbox = routes.user(UserId(7));
+        routes.publish(chat_event(3, EventKind::ChatUpdated));
+        assert_eq!(waiting(&mut inbox).len(), 1, "pending: every chat");
+        inbox.follow([ChatId(1)]);
+        routes.publish(chat_event(1, EventKind::ChatUpdated));
+        routes.publish(chat_event(3, EventKind::ChatUpdated));
+        assert_eq!(
+            waiting(&mut inbox),
+            [(Scope::Chat(ChatId(1)), "chat_updated")]
+        );
+    }
+
+    #[test]
+    fn a_join_routes_the_chats_next_events_to_the_inbox_and_a_leave_stops_them() {
+        let routes = Routes::new(16);
+        let mut inbox = routes.user(UserId(7));
+        inbox.follow([]);
+        routes.publish(joined(5, 8)); // someone else joins: not for this inbox
+        routes.publish(joined(5, 7));
+        routes.publish(chat_event(5, EventKind::ChatUpdated));
+        routes.publish(chat_event(5, EventKind::MemberLeft { user_id: UserId(7) }));
+        routes.publish(chat_event(5, EventKind::ChatUpdated));
+        assert_eq!(
+            waiting(&mut inbox),
+            [
+                (Scope::Chat(ChatId(5)), "member_joined"),
+                (Scope::Chat(ChatId(5)), "chat_updated"),
+                (Scope::Chat(ChatId(5)), "member_left"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_chat_stops_reaching_its_followers() {
+        let routes = Routes::new(16);
+        let mut inbox = routes.user(UserId(7));
+        inbox.follow([ChatId(5)]);
+        routes.publish(chat_event(5, EventKind::ChatDeleted));
+        routes.publish(chat_event(5, EventKind::ChatUpdated));
+        assert_eq!(
+            waiting(&mut inbox),
+            [(Scope::Chat(ChatId(5)), "chat_deleted")]
+        );
+    }
+
+    #[test]
+    fn the_last_receiver_gone_closes_its_channel_and_forgets_what_it_followed() {
+        let routes = Routes::new(16);
+        let first = routes.chat(ChatId(1));
+        let second = routes.chat(ChatId(1));
+        let mut inbox = routes.user(UserId(7));
+        inbox.follow([ChatId(1), ChatId(2)]);
+        let accounts = routes.accounts();
+        assert_eq!(routes.channel_count(), 2);
+        assert_eq!(routes.receiver_count(), 4);
+        drop(first);
+        assert_eq!(routes.channel_count(), 2, "one chat feed is still open");
+        drop((second, inbox, accounts));
+        assert_eq!((routes.channel_count(), routes.receiver_count()), (0, 0));
+        assert!(routes.table().chats.is_empty() && routes.table().pending.is_empty());
+    }
+
+    #[test]
+    fn an_inbox_dropped_before_it_followed_leaves_nothing_pending() {
+        let routes = Routes::new(16);
+        let other = routes.user(UserId(8));
+        drop(routes.user(UserId(7)));
+        assert_eq!(
+            routes.table().pending.iter().copied().collect::<Vec<_>>(),
+            [UserId(8)]
+        );
+        drop(other);
+        assert!(routes.table().pending.is_empty() && routes.table().users.is_empty());
+    }
+}

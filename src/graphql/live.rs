@@ -207,38 +207,37 @@ impl LiveOperation {
     /// Renders a live event once for every subscriber of this operation (per viewer when
     /// the output depends on the viewer).
     async fn render_shared(&self, event: &Arc<Delivered>, item: Item) -> Option<Arc<str>> {
-        let metrics = self.context.app.metrics();
-        let mut mine = false;
+        let (mut rendition, mut executed) = self.rendition(event, item, None).await;
+        if let Some(viewer) = rendition.only_for
+            && viewer != self.viewer
+        {
+            let item = self.live_item(event.clone());
+            (rendition, executed) = self.rendition(event, item, Some(self.viewer)).await;
+        }
+        self.context.app.metrics().event_rendered(!executed);
+        rendition.text
+    }
+
+    /// The rendering of `event` for this operation (and `viewer`), made from `item` here
+    /// unless another subscriber made it first; true when made here.
+    async fn rendition(
+        &self,
+        event: &Delivered,
+        item: Item,
+        viewer: Option<UserId>,
+    ) -> (Rendition, bool) {
         let key = RenditionKey {
             operation: self.template.key.clone(),
-            viewer: None,
+            viewer,
         };
+        let mut executed = false;
         let rendition = event
             .rendition(key, || {
-                mine = true;
+                executed = true;
                 self.render(item)
             })
             .await;
-        metrics.event_rendered(!mine);
-        match rendition.only_for {
-            Some(viewer) if viewer != self.viewer => {
-                let key = RenditionKey {
-                    operation: self.template.key.clone(),
-                    viewer: Some(self.viewer),
-                };
-                let mut mine = false;
-                let item = self.live_item(event.clone());
-                let rendition = event
-                    .rendition(key, || {
-                        mine = true;
-                        self.render(item)
-                    })
-                    .await;
-                metrics.event_rendered(!mine);
-                rendition.text
-            }
-            _ => rendition.text,
-        }
+        (rendition, executed)
     }
 
     /// This feed's item for a live event.

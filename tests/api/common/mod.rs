@@ -396,3 +396,32 @@ pub async fn backdate(server: &TestServer, message: &str, secs: i64) -> TestResu
         .await)?;
     Ok(())
 }
+
+/// The samples of an exposition text, by series (name and labels as written).
+pub fn samples(text: &str) -> TestResult<std::collections::HashMap<String, f64>> {
+    let mut found = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("not a sample: {line}"))?;
+        found.insert(series.to_owned(), value.parse::<f64>()?);
+    }
+    Ok(found)
+}
+
+/// The `/metrics` samples at `url`, checked to be OpenMetrics text.
+pub async fn scrape(url: &str) -> TestResult<std::collections::HashMap<String, f64>> {
+    let response = reqwest::get(url).await?;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str()?.to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await?;
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    samples(&text)
+}

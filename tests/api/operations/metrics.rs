@@ -7,34 +7,6 @@ use serde_json::json;
 use crate::common::ws::WsClient;
 use crate::common::*;
 
-/// The samples of an exposition text, by series (name and labels as written).
-fn samples(text: &str) -> TestResult<HashMap<String, f64>> {
-    let mut found = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line
-            .rsplit_once(' ')
-            .ok_or_else(|| format!("not a sample: {line}"))?;
-        found.insert(series.to_owned(), value.parse::<f64>()?);
-    }
-    Ok(found)
-}
-
-async fn scrape(url: &str) -> TestResult<HashMap<String, f64>> {
-    let response = reqwest::get(url).await?;
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"].to_str()?.to_owned();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    let text = response.text().await?;
-    assert!(text.ends_with("# EOF\n"), "{text}");
-    samples(&text)
-}
-
 fn value(samples: &HashMap<String, f64>, series: &str) -> TestResult<f64> {
     samples
         .get(series)

@@ -226,6 +226,7 @@ async fn closing_a_socket_releases_everything_it_held() -> TestResult {
     let alice = server.user("alice").await?;
     let chat = group(&server, &alice, &[]).await?;
     let baseline = server.app.broker().receiver_count();
+    let channels = server.app.broker().channel_count();
     let mut ws = WsClient::user(&server, &alice).await?;
     ws.subscribe(
         "2",
@@ -243,6 +244,8 @@ async fn closing_a_socket_releases_everything_it_held() -> TestResult {
     })
     .await?;
     assert_eq!(server.app.broker().receiver_count(), baseline + 2);
+    // Alice's inbox and the chat's feeds.
+    assert_eq!(server.app.broker().channel_count(), channels + 2);
     let key = chatql::vocabulary::ids::UserId::from_global(&alice.id)
         .map_err(|e| e.to_string())?
         .0;
@@ -251,6 +254,7 @@ async fn closing_a_socket_releases_everything_it_held() -> TestResult {
     // The server notices the closed socket asynchronously: wait (bounded) for the release.
     let released = async {
         while server.app.broker().receiver_count() != baseline
+            || server.app.broker().channel_count() != channels
             || server.app.presence().sockets.count(key) != 0
             || server.app.presence().subscriptions.count(key) != 0
         {

@@ -12,6 +12,7 @@ mod chat_events;
 mod connection;
 mod instances;
 mod limits;
+mod shared;
 
 const CHAT_EVENTS: &str = "subscription($c: ID!, $after: String) {
   chatEvents(chatId: $c, after: $after) {

@@ -1,0 +1,146 @@
+//! Shared execution: subscribers of one chat running the same operation get a live event
+//! rendered once, the same payload on every socket; a selection that depends on who looks
+//! stays per viewer. Counted by `chatql_event_renders_total{by}` on `/metrics`.
+
+use super::*;
+
+const EXECUTED: &str = r#"chatql_event_renders_total{by="executed"}"#;
+const SHARED: &str = r#"chatql_event_renders_total{by="shared"}"#;
+
+/// Nothing in it depends on the viewer.
+const PLAIN: &str = "subscription($c: ID!) { chatEvents(chatId: $c) {
+  __typename ... on MessageAdded { message { content sender { username } } } } }";
+
+/// `myMembership` and `unreadCount` are the viewer's own.
+const PER_VIEWER: &str = "subscription($c: ID!) { chatEvents(chatId: $c) {
+  __typename ... on MessageAdded { message { content chat { unreadCount myMembership { role } } } } } }";
+
+async fn renders(server: &TestServer) -> TestResult<(f64, f64)> {
+    let samples = scrape(&format!("http://{}/metrics", server.addr)).await?;
+    let get = |series: &str| samples.get(series).copied().unwrap_or(0.0);
+    Ok((get(EXECUTED), get(SHARED)))
+}
+
+/// Reads each socket's subscription "1" until the message `marker` arrives, so every
+/// socket is past everything sent before it; returns what each got for it.
+async fn each_receives(sockets: &mut [WsClient], marker: &str) -> TestResult<Vec<Value>> {
+    let mut got = Vec::new();
+    for ws in sockets.iter_mut() {
+        loop {
+            let message = ws.recv().await?;
+            if message["id"] == "1" && message.to_string().contains(marker) {
+                got.push(message["payload"].clone());
+                break;
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// Opens a socket per user with subscription "1" on `query`, each live.
+async fn subscribed(
+    server: &TestServer,
+    users: &[&TestUser],
+    chat: &str,
+    query: &str,
+) -> TestResult<Vec<WsClient>> {
+    let mut sockets = Vec::new();
+    for user in users {
+        let mut ws = WsClient::user(server, user).await?;
+        ws.subscribe("1", query, json!({"c": chat})).await?;
+        ws.until_live("1", async |m| {
+            send(server, users[0], chat, &m).await.map(drop)
+        })
+        .await?;
+        sockets.push(ws);
+    }
+    // Past every probe on every socket.
+    send(server, users[0], chat, "settled").await?;
+    each_receives(&mut sockets, "settled").await?;
+    Ok(sockets)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_of_one_operation_share_one_rendering_of_each_event() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob, carol) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("carol").await?,
+    );
+    let chat = group(&server, &alice, &[&bob, &carol]).await?;
+    let mut sockets = subscribed(&server, &[&alice, &bob, &carol], &chat, PLAIN).await?;
+
+    let (executed, shared) = renders(&server).await?;
+    send(&server, &bob, &chat, "once for all").await?;
+    let payloads = each_receives(&mut sockets, "once for all").await?;
+    let expected = json!({"data": {"chatEvents": {"__typename": "MessageAdded",
+        "message": {"content": "once for all", "sender": {"username": "bob"}}}}});
+    assert_eq!(payloads, vec![expected.clone(), expected.clone(), expected]);
+    // One execution for the three subscribers; the two others reused its text.
+    assert_eq!(renders(&server).await?, (executed + 1.0, shared + 2.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_selection_that_depends_on_the_viewer_is_rendered_per_viewer() -> TestResult {
+    let server = TestServer::start().await?;
+    let (owner, member) = (server.user("owner").await?, server.user("member").await?);
+    let chat = group(&server, &owner, &[&member]).await?;
+    // The owner twice (two devices), the member once.
+    let mut sockets = subscribed(&server, &[&owner, &member, &owner], &chat, PER_VIEWER).await?;
+    // The member's unread count before the next message.
+    let unread = server
+        .client(&member)
+        .ok(
+            "query($c: ID!) { chat(id: $c) { unreadCount } }",
+            json!({"c": chat}),
+        )
+        .await?["chat"]["unreadCount"]
+        .as_i64()
+        .ok_or("no unread count")?;
+
+    let (executed, shared) = renders(&server).await?;
+    send(&server, &owner, &chat, "whose view").await?;
+    let payloads = each_receives(&mut sockets, "whose view").await?;
+    let view = |p: &Value| p["data"]["chatEvents"]["message"]["chat"].clone();
+    assert_eq!(
+        view(&payloads[0]),
+        json!({"unreadCount": 0, "myMembership": {"role": "OWNER"}}),
+        "{payloads:?}"
+    );
+    assert_eq!(
+        view(&payloads[1]),
+        json!({"unreadCount": unread + 1, "myMembership": {"role": "MEMBER"}}),
+        "{payloads:?}"
+    );
+    assert_eq!(
+        payloads[2], payloads[0],
+        "the owner's two sockets see the same"
+    );
+    // Executed for each viewer; the owner's second socket reused the owner's.
+    assert_eq!(renders(&server).await?, (executed + 2.0, shared + 1.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_with_other_variables_or_documents_render_their_own() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut plain = subscribed(&server, &[&alice], &chat, PLAIN).await?;
+    // The same fields under another operation name: another operation.
+    let named = PLAIN.replacen("subscription(", "subscription Named(", 1);
+    let mut other = subscribed(&server, &[&bob], &chat, &named).await?;
+    send(&server, &alice, &chat, "settle both").await?;
+    each_receives(&mut plain, "settle both").await?;
+    each_receives(&mut other, "settle both").await?;
+
+    let (executed, shared) = renders(&server).await?;
+    send(&server, &alice, &chat, "two operations").await?;
+    let a = each_receives(&mut plain, "two operations").await?;
+    let b = each_receives(&mut other, "two operations").await?;
+    assert_eq!(a, b, "the same fields show the same");
+    assert_eq!(renders(&server).await?, (executed + 2.0, shared));
+    Ok(())
+}
