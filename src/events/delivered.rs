@@ -21,14 +21,11 @@ pub struct Delivered {
 }
 
 /// Which rendering of an event: the operation it is rendered for (whatever identifies its
-/// output, e.g. a document with its variables), and the viewer when that output depends
-/// on who looks.
+/// output, e.g. a document with its variables).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RenditionKey {
     /// Identifies the operation whose output this is.
     pub operation: Arc<str>,
-    /// The viewer it was rendered for, when the output depends on the viewer.
-    pub viewer: Option<UserId>,
 }
 
 /// An event rendered for one operation.
@@ -36,7 +33,8 @@ pub struct RenditionKey {
 pub struct Rendition {
     /// The output; `None` when the operation shows nothing of this event.
     pub text: Option<Arc<str>>,
-    /// Set when the output depends on who looks: it is valid for this viewer only.
+    /// Set when the output depends on who looks: it is valid for this viewer only, and
+    /// every other renders their own.
     pub only_for: Option<UserId>,
 }
 

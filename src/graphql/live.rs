@@ -17,11 +17,14 @@
 //! replay of `after`, resync on lag, the end on removal. Those items (replayed messages,
 //! `ResyncRequired`, errors) are rendered for their subscriber alone.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::parser::types::OperationType;
-use async_graphql::{Context, Request, Response, Variables};
+use async_graphql::parser::types::{
+    Directive, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Context, Positioned, Request, Response, Variables};
 use futures_util::StreamExt;
 
 use super::documents::ParsedDocuments;
@@ -119,8 +122,8 @@ pub enum Opened {
 }
 
 /// Runs the open phase of `request` (see the module comment).
-pub async fn open(request: Request, context: LiveContext) -> Opened {
-    let template = Template::of(&request);
+pub async fn open(mut request: Request, context: LiveContext) -> Opened {
+    let template = Template::of(&mut request);
     let slot = Arc::new(Mutex::new(None));
     let request = with_request_data(
         request,
@@ -144,7 +147,8 @@ pub async fn open(request: Request, context: LiveContext) -> Opened {
     }
 }
 
-/// What identifies an operation's output: its document, operation name and variables.
+/// What identifies an operation's output: its document, operation name and the variables
+/// its output can depend on.
 struct Template {
     query: String,
     operation_name: Option<String>,
@@ -154,14 +158,102 @@ struct Template {
 }
 
 impl Template {
-    fn of(request: &Request) -> Self {
-        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
-        let name = request.operation_name.as_deref().unwrap_or("");
+    /// The template of an admitted request (its document parsed, when it parses).
+    fn of(request: &mut Request) -> Self {
+        let operation_name = request.operation_name.clone();
+        let shown = request
+            .parsed_query()
+            .ok()
+            .and_then(|document| variables_shown(document, operation_name.as_deref()));
+        // Variables only the root field's arguments use (`chatId`, `after`) choose the
+        // feed, not how its events look: subscribers resuming from different cursors
+        // still share renderings.
+        let keyed: Vec<_> = request
+            .variables
+            .iter()
+            .filter(|(name, _)| {
+                shown
+                    .as_ref()
+                    .is_none_or(|shown| shown.contains(name.as_str()))
+            })
+            .collect();
+        let variables = serde_json::to_string(&keyed).unwrap_or_default();
+        let name = operation_name.as_deref().unwrap_or("");
         Self {
-            query: request.query.clone(),
-            operation_name: request.operation_name.clone(),
-            variables: request.variables.clone(),
             key: format!("{name}\n{variables}\n{}", request.query).into(),
+            query: request.query.clone(),
+            operation_name,
+            variables: request.variables.clone(),
+        }
+    }
+}
+
+/// The variables an operation's output can depend on: those used anywhere but in its
+/// root fields' arguments (nested arguments, directives, fragments). `None` when the
+/// operation is not found.
+fn variables_shown(document: &ExecutableDocument, name: Option<&str>) -> Option<HashSet<String>> {
+    let operation = document
+        .operations
+        .iter()
+        .find(|(op, _)| name.is_none() || op.map(|n| n.as_str()) == name)?
+        .1;
+    let mut used = HashSet::new();
+    directive_variables(&operation.node.directives, &mut used);
+    for item in &operation.node.selection_set.node.items {
+        match &item.node {
+            // A root field's arguments pick the feed; its directives change the output.
+            Selection::Field(field) => {
+                directive_variables(&field.node.directives, &mut used);
+                selection_variables(&field.node.selection_set.node, &mut used);
+            }
+            _ => selection_variables_of(&item.node, &mut used),
+        }
+    }
+    for fragment in document.fragments.values() {
+        directive_variables(&fragment.node.directives, &mut used);
+        selection_variables(&fragment.node.selection_set.node, &mut used);
+    }
+    Some(used)
+}
+
+/// Adds the variables an argument's value names to `used`. (The parser's value type is not
+/// exported by name, so this is a macro; converting a copy to a constant visits each.)
+macro_rules! note_variables {
+    ($value:expr, $used:expr) => {{
+        let _ = $value.clone().into_const_with(|name| {
+            $used.insert(name.to_string());
+            Ok::<_, std::convert::Infallible>(async_graphql::Value::Null)
+        });
+    }};
+}
+
+fn selection_variables(set: &SelectionSet, used: &mut HashSet<String>) {
+    for item in &set.items {
+        selection_variables_of(&item.node, used);
+    }
+}
+
+fn selection_variables_of(selection: &Selection, used: &mut HashSet<String>) {
+    match selection {
+        Selection::Field(field) => {
+            for (_, value) in &field.node.arguments {
+                note_variables!(value.node, used);
+            }
+            directive_variables(&field.node.directives, used);
+            selection_variables(&field.node.selection_set.node, used);
+        }
+        Selection::FragmentSpread(spread) => directive_variables(&spread.node.directives, used),
+        Selection::InlineFragment(inline) => {
+            directive_variables(&inline.node.directives, used);
+            selection_variables(&inline.node.selection_set.node, used);
+        }
+    }
+}
+
+fn directive_variables(directives: &[Positioned<Directive>], used: &mut HashSet<String>) {
+    for directive in directives {
+        for (_, value) in &directive.node.arguments {
+            note_variables!(value.node, used);
         }
     }
 }
@@ -194,9 +286,11 @@ impl LiveOperation {
                 }
                 Feed::Inbox(feed) => Item::Inbox(feed.next().await?),
             };
+            // Boxed: rendering executes the document, and this future lives as long as
+            // the subscription, idle or not.
             let text = match shared_event(&item) {
-                Some(event) => self.render_shared(&event, item).await,
-                None => self.render(item).await.text,
+                Some(event) => Box::pin(self.render_shared(&event, item)).await,
+                None => Box::pin(self.render(item)).await.text,
             };
             if let Some(text) = text {
                 return Some(text);
@@ -204,31 +298,14 @@ impl LiveOperation {
         }
     }
 
-    /// Renders a live event once for every subscriber of this operation (per viewer when
-    /// the output depends on the viewer).
+    /// Renders a live event once for every subscriber of this operation; when the output
+    /// depends on the viewer, each other viewer renders their own. Those per-viewer texts
+    /// are not kept with the event: an event stays in its chat's channel until evicted,
+    /// and a text per member of a big chat would add up.
     async fn render_shared(&self, event: &Arc<Delivered>, item: Item) -> Option<Arc<str>> {
-        let (mut rendition, mut executed) = self.rendition(event, item, None).await;
-        if let Some(viewer) = rendition.only_for
-            && viewer != self.viewer
-        {
-            let item = self.live_item(event.clone());
-            (rendition, executed) = self.rendition(event, item, Some(self.viewer)).await;
-        }
-        self.context.app.metrics().event_rendered(!executed);
-        rendition.text
-    }
-
-    /// The rendering of `event` for this operation (and `viewer`), made from `item` here
-    /// unless another subscriber made it first; true when made here.
-    async fn rendition(
-        &self,
-        event: &Delivered,
-        item: Item,
-        viewer: Option<UserId>,
-    ) -> (Rendition, bool) {
+        let metrics = self.context.app.metrics();
         let key = RenditionKey {
             operation: self.template.key.clone(),
-            viewer,
         };
         let mut executed = false;
         let rendition = event
@@ -237,7 +314,16 @@ impl LiveOperation {
                 self.render(item)
             })
             .await;
-        (rendition, executed)
+        match rendition.only_for {
+            Some(viewer) if viewer != self.viewer => {
+                metrics.event_rendered(false);
+                self.render(self.live_item(event.clone())).await.text
+            }
+            _ => {
+                metrics.event_rendered(!executed);
+                rendition.text
+            }
+        }
     }
 
     /// This feed's item for a live event.

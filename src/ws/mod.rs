@@ -156,7 +156,9 @@ impl Connection {
                     };
                     match serde_json::from_str::<ClientMessage>(text.as_str()) {
                         Ok(message) => {
-                            if let Some(closing) = self.handle(message).await {
+                            // Boxed: the connection's future keeps the size of its largest
+                            // await point for the socket's life.
+                            if let Some(closing) = Box::pin(self.handle(message)).await {
                                 break Some(closing);
                             }
                         }
@@ -175,7 +177,7 @@ impl Connection {
                     if changed.is_err() {
                         self.revocations = None;
                     }
-                    if let Some(refused) = self.check_caller_again().await {
+                    if let Some(refused) = Box::pin(self.check_caller_again()).await {
                         break Some(refused);
                     }
                 }
@@ -230,7 +232,7 @@ impl Connection {
         drop(self.outgoing);
         drop(outgoing);
         if let Some(Caller::User { id, .. }) = &self.caller {
-            crate::domain::users::record_seen(&self.app, *id).await;
+            Box::pin(crate::domain::users::record_seen(&self.app, *id)).await;
         }
         drop(self.socket_guard);
         // The closing handshake: wait for the client's close (or its end) after ours, so
@@ -244,7 +246,7 @@ impl Connection {
                 }
             }
         };
-        if tokio::time::timeout(CLOSE_TIMEOUT, handshake)
+        if Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, handshake))
             .await
             .is_err()
         {

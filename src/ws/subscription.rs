@@ -108,7 +108,9 @@ pub async fn run_subscription(request: async_graphql::Request, live: LiveContext
     let frame = |payload: &str| {
         Message::Text(format!(r#"{{"type":"{kind}","id":{id_text},"payload":{payload}}}"#).into())
     };
-    match graphql::live::open(request, live).await {
+    // Boxed: opening executes the whole operation, and a subscription's future keeps the
+    // size of its largest await point for as long as it lives.
+    match Box::pin(graphql::live::open(request, live)).await {
         Opened::Live(mut operation) => {
             while let Some(payload) = operation.next().await {
                 if outgoing.send(frame(&payload)).await.is_err() {

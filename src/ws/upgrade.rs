@@ -17,8 +17,13 @@ use crate::graphql::Endpoint;
 use crate::metrics::Limit;
 use crate::rate::retry_after_secs;
 
-/// Read and write buffer of one socket.
-const SOCKET_BUFFER: usize = 8 * 1024;
+/// Read buffer of one socket, allocated when it opens: clients send a few small messages
+/// (a bigger one grows the buffer for as long as it takes to read it).
+const READ_BUFFER: usize = 2 * 1024;
+
+/// Frames written are gathered up to this before they go to the socket (each is flushed
+/// as sent anyway); the buffer grows to the largest frame only as needed.
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Upgrades a request to a GraphQL WebSocket.
 pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
@@ -53,8 +58,8 @@ pub async fn upgrade(state: Endpoint, parts: &mut Parts) -> Response {
         // Its default 16 MiB frames and 64 MiB messages would be buffered (and parsed)
         // before anything else is checked, even before `connection_init`.
         Ok(upgrade) => upgrade
-            .read_buffer_size(SOCKET_BUFFER)
-            .write_buffer_size(SOCKET_BUFFER)
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
             .max_message_size(max_message)
             .max_frame_size(max_message)
             .protocols([protocol.name()])

@@ -85,12 +85,10 @@ impl ChatFeed {
                 self.last_message_id = Some(message.id);
                 return Some(Ok(ChatFeedItem::Replayed(message)));
             }
-            let batch = match self.app.db().conn().await {
-                Ok(mut conn) => {
-                    db::messages::after(&mut conn, self.chat, after, REPLAY_BATCH).await
-                }
-                Err(e) => Err(e),
-            };
+            // Boxed, like every database call of a feed: a future holds the space of its
+            // largest await point for as long as it lives, and an idle feed waits on its
+            // channel for hours (see `graphql::live`).
+            let batch = Box::pin(self.replay_batch(after)).await;
             match batch {
                 Err(e) => {
                     self.finished = true;
@@ -111,7 +109,7 @@ impl ChatFeed {
                 () = self.recheck.as_mut() => {
                     // A removal whose event this feed never saw (another instance's bridge
                     // dropped it) still ends the feed, at the latest after this interval.
-                    if let Some(ended) = self.end_unless_member().await {
+                    if let Some(ended) = Box::pin(self.end_unless_member()).await {
                         return Some(ended);
                     }
                     continue;
@@ -119,12 +117,12 @@ impl ChatFeed {
             };
             let event = match received {
                 Ok(event) => event,
-                Err(RecvError::Lagged(_)) => return Some(self.resync().await),
+                Err(RecvError::Lagged(_)) => return Some(Box::pin(self.resync()).await),
                 Err(RecvError::Closed) => return None,
             };
             match self.step(&event) {
                 ChatFeedStep::Skip => continue,
-                ChatFeedStep::Resync => return Some(self.resync().await),
+                ChatFeedStep::Resync => return Some(Box::pin(self.resync()).await),
                 ChatFeedStep::Deliver => {}
                 ChatFeedStep::DeliverLast => self.finished = true,
             }
@@ -190,10 +188,16 @@ impl ChatFeed {
         }
     }
 
+    /// The next messages of the replay after `after`.
+    async fn replay_batch(&self, after: MessageId) -> Result<Vec<Message>, db::DbError> {
+        let mut conn = self.app.db().conn().await?;
+        db::messages::after(&mut conn, self.chat, after, REPLAY_BATCH).await
+    }
+
     /// After missed events: the feed ends if the subscriber is no longer a member (its
     /// `MemberLeft` or the chat's deletion may be among what was missed), else it resyncs.
     async fn resync(&mut self) -> AppResult<ChatFeedItem> {
-        if let Some(ended) = self.end_unless_member().await {
+        if let Some(ended) = Box::pin(self.end_unless_member()).await {
             return ended;
         }
         self.app.metrics().resync_sent();

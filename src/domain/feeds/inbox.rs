@@ -79,7 +79,7 @@ impl InboxFeed {
                 received = self.live.recv() => received,
                 () = self.recheck.as_mut() => {
                     // Removals whose events this feed never saw stop it at the latest now.
-                    self.reload_chats().await;
+                    Box::pin(self.reload_chats()).await;
                     continue;
                 }
             };
@@ -87,7 +87,7 @@ impl InboxFeed {
                 Ok(event) => event,
                 Err(RecvError::Lagged(_)) => {
                     // A removal may be among what was missed: read the chats again.
-                    self.reload_chats().await;
+                    Box::pin(self.reload_chats()).await;
                     return Some(self.resync());
                 }
                 Err(RecvError::Closed) => return None,
@@ -95,7 +95,7 @@ impl InboxFeed {
             let chat = match event.scope {
                 Scope::Chat(chat) => chat,
                 Scope::Everywhere => {
-                    self.reload_chats().await;
+                    Box::pin(self.reload_chats()).await;
                     return Some(self.resync());
                 }
                 // A revocation: the user's socket closes on its own.
@@ -104,7 +104,7 @@ impl InboxFeed {
             match self.step(chat, &event.kind) {
                 InboxStep::Skip => {}
                 InboxStep::Resync => {
-                    self.reload_chats().await;
+                    Box::pin(self.reload_chats()).await;
                     return Some(self.resync());
                 }
                 InboxStep::Deliver(change) => {
