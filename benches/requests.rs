@@ -65,6 +65,7 @@
 //! so later workloads see slightly more data. Exits non-zero when a request failed, the
 //! server died, or the seed did not match what the API reports.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -74,10 +75,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chatql::vocabulary::ids::{ChatId, MessageId, UserId};
 use clap::{Parser, ValueEnum};
 use diesel::QueryableByName;
-use diesel::sql_types::{Integer, Text};
+use diesel::sql_types::Text;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
+
+mod common;
+use common::{
+    Backend, Database, Server, clear_server_env, cluster_cpu_time, cpu_time, percentile,
+    postmaster_pid, server_binary,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T = ()> = std::result::Result<T, BoxError>;
@@ -309,22 +316,6 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn server_binary(path: Option<&PathBuf>) -> Result<PathBuf> {
-    // Cargo builds the package's binaries with the bench (= release) profile for benches.
-    let path = path
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_chatql")));
-    if !path.is_file() {
-        return Err(format!(
-            "server binary {} not found: build it first with `cargo build --release` \
-             (or pass --server-bin)",
-            path.display()
-        )
-        .into());
-    }
-    Ok(path)
-}
-
 /// The checked-out commit, marked when tracked files have uncommitted changes.
 fn git_commit() -> String {
     let git = |args: &[&str]| {
@@ -341,188 +332,6 @@ fn git_commit() -> String {
     match git(&["status", "--porcelain", "--untracked-files=no"]) {
         Some(changes) if !changes.is_empty() => format!("{commit} + uncommitted changes"),
         _ => commit,
-    }
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` times.
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(100)
-}
-
-// ---------------------------------------------------------------------------------------
-// The database: where it lives, creating and dropping it
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-struct PgDatabase {
-    /// The URL given (or the throwaway's): where the database is created and dropped from.
-    admin_url: String,
-    name: String,
-    /// The throwaway cluster's directory, when this tool started one.
-    cluster: Option<PathBuf>,
-}
-
-struct Database {
-    backend: Backend,
-    /// What the server gets as `--database-url`.
-    url: String,
-    pg: Option<PgDatabase>,
-}
-
-fn pg_throwaway() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-throwaway")
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> Result<String> {
-    let host_start = url.find("://").ok_or("the database URL has no scheme")? + 3;
-    let (base, query) = url.split_at(url.find('?').unwrap_or(url.len()));
-    let host_end = base[host_start..]
-        .find('/')
-        .map_or(base.len(), |i| host_start + i);
-    Ok(format!("{}/{name}{query}", &base[..host_end]))
-}
-
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-impl Database {
-    /// A SQLite file in `workdir`, or a fresh database on the given (or a throwaway)
-    /// PostgreSQL server.
-    async fn create(opts: &Opts, workdir: &Path) -> Result<Self> {
-        let (admin_url, cluster) = match (&opts.database_url, opts.postgres) {
-            (Some(url), _) => (url.clone(), None),
-            (None, true) => {
-                let dir =
-                    std::env::temp_dir().join(format!("chatql-requests-pg-{}", std::process::id()));
-                (start_cluster(&dir).await?, Some(dir))
-            }
-            (None, false) => {
-                return Ok(Database {
-                    backend: Backend::Sqlite,
-                    url: workdir.join("bench.db").display().to_string(),
-                    pg: None,
-                });
-            }
-        };
-        let pg = PgDatabase {
-            admin_url,
-            name: format!("bench_requests_{}", std::process::id()),
-            cluster,
-        };
-        let created = async {
-            let mut conn = AsyncPgConnection::establish(&pg.admin_url).await?;
-            conn.batch_execute(&format!("CREATE DATABASE {}", pg.name))
-                .await?;
-            with_database(&pg.admin_url, &pg.name)
-        }
-        .await;
-        match created {
-            Ok(url) => Ok(Database {
-                backend: Backend::Postgres,
-                url,
-                pg: Some(pg),
-            }),
-            Err(e) => {
-                if let Some(dir) = &pg.cluster {
-                    stop_cluster(dir).await;
-                }
-                Err(format!("creating database {}: {e}", pg.name).into())
-            }
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self.backend {
-            Backend::Sqlite => format!("SQLite, temporary file {}", self.url),
-            Backend::Postgres => redact(&self.url),
-        }
-    }
-
-    /// Drops the database and stops the throwaway cluster, unless `keep`.
-    async fn finish(&self, keep: bool) -> Result {
-        let Some(pg) = &self.pg else {
-            if keep {
-                println!("kept the SQLite database: {}", self.url);
-            }
-            return Ok(());
-        };
-        if keep {
-            println!("kept the database: {}", redact(&self.url));
-            if let Some(dir) = &pg.cluster {
-                println!(
-                    "the throwaway cluster is still running; stop it with `{} stop {}`",
-                    pg_throwaway().display(),
-                    dir.display()
-                );
-            }
-            return Ok(());
-        }
-        let dropped = async {
-            let mut conn = AsyncPgConnection::establish(&pg.admin_url).await?;
-            conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name))
-                .await?;
-            Ok::<_, BoxError>(())
-        }
-        .await;
-        if let Some(dir) = &pg.cluster {
-            stop_cluster(dir).await;
-        }
-        dropped.map_err(|e| format!("dropping database {}: {e}", pg.name).into())
-    }
-}
-
-/// Starts a throwaway cluster in `dir`; returns its URL.
-async fn start_cluster(dir: &Path) -> Result<String> {
-    let output = tokio::process::Command::new(pg_throwaway())
-        .arg("start")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .await?;
-    if !output.status.success() {
-        return Err(format!(
-            "scripts/pg-throwaway start failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-async fn stop_cluster(dir: &Path) {
-    let stopped = tokio::process::Command::new(pg_throwaway())
-        .arg("stop")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .status()
-        .await;
-    if !matches!(stopped, Ok(status) if status.success()) {
-        eprintln!(
-            "requests: warning: could not stop the throwaway cluster in {}",
-            dir.display()
-        );
     }
 }
 
@@ -757,12 +566,6 @@ struct NamedSql {
 }
 
 #[derive(QueryableByName)]
-struct Pid {
-    #[diesel(sql_type = Integer)]
-    pid: i32,
-}
-
-#[derive(QueryableByName)]
 struct Setting {
     #[diesel(sql_type = Text)]
     value: String,
@@ -816,21 +619,10 @@ impl SeedConn {
     /// PostgreSQL: the postmaster's pid (the parent of this connection's backend), when
     /// the server runs on this machine.
     async fn postmaster_pid(&mut self) -> Result<Option<u32>> {
-        use diesel_async::RunQueryDsl;
-        let SeedConn::Pg(c) = self else {
-            return Ok(None);
-        };
-        let rows: Vec<Pid> = diesel::sql_query("SELECT pg_backend_pid() AS pid")
-            .load(c)
-            .await?;
-        let Some(backend) = rows.into_iter().next() else {
-            return Ok(None);
-        };
-        let parent = proc_stat(&backend.pid.to_string()).map(|s| s.ppid);
-        Ok(parent.filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "postgres")
-        }))
+        match self {
+            SeedConn::Pg(c) => postmaster_pid(c).await,
+            SeedConn::Sqlite(_) => Ok(None),
+        }
     }
 
     /// PostgreSQL: the durability settings, for the report header.
@@ -965,185 +757,52 @@ async fn seed(
 // ---------------------------------------------------------------------------------------
 // The server process
 
-/// Flags decide; the caller's environment must not reconfigure the server.
-fn clear_server_env(command: &mut tokio::process::Command) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CHATQL_") || key == "DATABASE_URL" {
-            command.env_remove(key);
-        }
-    }
-}
-
-struct Server {
-    child: tokio::process::Child,
-    pid: u32,
-    addr: String,
+/// Starts the server on `database`, logging to `log_path` (its directory is the data dir).
+async fn start_server(
+    opts: &Opts,
+    bin: &Path,
+    database: &Database,
     log_path: PathBuf,
+) -> Result<Server> {
+    let data_dir = log_path
+        .parent()
+        .ok_or("log path has no directory")?
+        .as_os_str()
+        .to_owned();
+    let mut args: Vec<OsString> = vec![
+        "--database-url".into(),
+        database.url.clone().into(),
+        "--data-dir".into(),
+        data_dir,
+        "--admin-key".into(),
+        ADMIN_KEY.into(),
+        "--jwt-secret".into(),
+        JWT_SECRET.into(),
+        // Thousands of sends per user and minute: the per-user limit would cap the run.
+        "--mutations-per-minute".into(),
+        "0".into(),
+    ];
+    if let Some(pool) = opts.pool_size {
+        args.extend(["--pool-size".into(), pool.to_string().into()]);
+    }
+    Server::start(bin, args, &opts.server_log, log_path).await
 }
 
-impl Server {
-    async fn start(
-        opts: &Opts,
-        bin: &Path,
-        database: &Database,
-        log_path: PathBuf,
-    ) -> Result<Self> {
-        let data_dir = log_path.parent().ok_or("log path has no directory")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(&log_path)?;
-        let mut command = tokio::process::Command::new(bin);
-        command
-            .arg("serve")
-            .args(["--bind", &addr, "--database-url", &database.url])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--admin-key", ADMIN_KEY, "--jwt-secret", JWT_SECRET])
-            // Thousands of sends per user and minute: the per-user limit would cap the run.
-            .args(["--mutations-per-minute", "0"])
-            .env("RUST_LOG", &opts.server_log)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
-        if let Some(pool) = opts.pool_size {
-            command.args(["--pool-size", &pool.to_string()]);
-        }
-        clear_server_env(&mut command);
-        let child = command.spawn()?;
-        let pid = child.id().ok_or("the server exited at once")?;
-        let mut server = Server {
-            child,
-            pid,
-            addr,
-            log_path,
-        };
-        if let Err(e) = server.wait_ready(Duration::from_secs(60)).await {
-            let tail = server.log_tail(30);
-            server.stop().await;
-            return Err(format!("{e}\n--- server log (tail) ---\n{tail}").into());
-        }
-        Ok(server)
-    }
-
-    /// Polls `/readyz` until it answers 200, for at most `limit`.
-    async fn wait_ready(&mut self, limit: Duration) -> Result {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
-        let until = Instant::now() + limit;
-        let url = format!("http://{}/readyz", self.addr);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Err(format!("the server exited during start-up ({status})").into());
-            }
-            if let Ok(response) = http.get(&url).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > until {
-                return Err(format!("/readyz did not answer 200 within {limit:?}").into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn graphql_url(&self) -> String {
-        format!("http://{}/graphql", self.addr)
-    }
-
-    /// Resident memory in bytes (`VmRSS`).
-    fn rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: u64 = line["VmRSS:".len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
-}
-
-/// The fields of `/proc/<pid>/stat` this tool uses; times in clock ticks.
-struct ProcStat {
-    ppid: u32,
-    /// utime + stime.
-    own: u64,
-    /// cutime + cstime: children that exited and were waited for.
-    children: u64,
-}
-
-fn proc_stat(process: &str) -> Option<ProcStat> {
-    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at `state`.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    Some(ProcStat {
-        ppid: u32::try_from(field(1)?).ok()?,
-        own: field(11)? + field(12)?,
-        children: field(13)? + field(14)?,
-    })
-}
-
-/// CPU ticks of a PostgreSQL cluster so far: the postmaster, its live children, and the
-/// children that already exited (which the postmaster has waited for).
-fn cluster_ticks(postmaster: u32) -> Option<u64> {
-    let root = proc_stat(&postmaster.to_string())?;
-    let mut total = root.own + root.children;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        if let Some(stat) = proc_stat(name).filter(|s| s.ppid == postmaster) {
-            total += stat.own;
-        }
-    }
-    Some(total)
-}
-
-/// CPU ticks of the server, the database cluster and this client at one moment.
+/// CPU time of the server, the database cluster and this client at one moment.
 struct CpuSample {
     at: Instant,
-    server: Option<u64>,
-    database: Option<u64>,
-    client: Option<u64>,
+    server: Option<Duration>,
+    database: Option<Duration>,
+    client: Option<Duration>,
 }
 
 impl CpuSample {
     fn take(server_pid: u32, postmaster: Option<u32>) -> Self {
         CpuSample {
             at: Instant::now(),
-            server: proc_stat(&server_pid.to_string()).map(|s| s.own),
-            database: postmaster.and_then(cluster_ticks),
-            client: proc_stat("self").map(|s| s.own),
+            server: cpu_time(&server_pid.to_string()),
+            database: postmaster.and_then(cluster_cpu_time),
+            client: cpu_time("self"),
         }
     }
 }
@@ -1576,7 +1235,6 @@ struct Bench<'a> {
     workdir: &'a Path,
     plan: Arc<Plan>,
     postmaster: Option<u32>,
-    ticks: u64,
 }
 
 impl Bench<'_> {
@@ -1589,7 +1247,7 @@ impl Bench<'_> {
         let log = self
             .workdir
             .join(format!("server-{}{label}.log", workload.name()));
-        let mut server = Server::start(self.opts, bin, self.database, log).await?;
+        let mut server = start_server(self.opts, bin, self.database, log).await?;
         let concurrency = self
             .opts
             .concurrency
@@ -1623,9 +1281,9 @@ impl Bench<'_> {
             latencies_us: Vec::new(),
             errors: 0,
             first_error: None,
-            server_cpu: self.cpu(before.server, after.server),
-            database_cpu: self.cpu(before.database, after.database),
-            client_cpu: self.cpu(before.client, after.client),
+            server_cpu: cpu_between(before.server, after.server),
+            database_cpu: cpu_between(before.database, after.database),
+            client_cpu: cpu_between(before.client, after.client),
             rss: None,
             died: None,
         };
@@ -1653,7 +1311,7 @@ impl Bench<'_> {
             }
         }
         measured.latencies_us.sort_unstable();
-        measured.rss = server.rss();
+        measured.rss = server.memory().map(|m| m.rss);
         if let Some(status) = server.exited() {
             measured.died = Some(format!(
                 "the server exited ({status})\n--- server log (tail) ---\n{}",
@@ -1663,11 +1321,11 @@ impl Bench<'_> {
         server.stop().await;
         Ok(measured)
     }
+}
 
-    fn cpu(&self, before: Option<u64>, after: Option<u64>) -> Option<Duration> {
-        let ticks = after?.checked_sub(before?)?;
-        Some(Duration::from_millis(ticks * 1000 / self.ticks))
-    }
+/// CPU time used between two samples.
+fn cpu_between(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
+    after?.checked_sub(before?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1708,7 +1366,13 @@ async fn run(opts: Opts) -> Result<bool> {
     let workdir = tempfile::Builder::new()
         .prefix("chatql-requests")
         .tempdir()?;
-    let database = Database::create(&opts, workdir.path()).await?;
+    let database = Database::create(
+        "requests",
+        opts.database_url.as_deref(),
+        opts.postgres,
+        &workdir.path().join("bench.db"),
+    )
+    .await?;
     let outcome = tokio::select! {
         outcome = bench(&opts, &workloads, &bins, &database, workdir.path()) => outcome,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
@@ -1770,7 +1434,7 @@ async fn bench(
         }
     );
 
-    let server = Server::start(opts, first_bin, database, workdir.join("server-setup.log")).await?;
+    let server = start_server(opts, first_bin, database, workdir.join("server-setup.log")).await?;
     let plan = prepare(&server, &data, opts).await;
     server.stop().await;
     let plan = plan?;
@@ -1788,7 +1452,6 @@ async fn bench(
         workdir,
         plan: Arc::new(plan),
         postmaster,
-        ticks: clock_ticks(),
     };
     let mut results = Vec::new();
     let mut passed = true;
@@ -1821,14 +1484,6 @@ async fn bench(
 
 // ---------------------------------------------------------------------------------------
 // Report
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    f64::from(sorted[rank - 1]) / 1000.0
-}
 
 fn per_request(cpu: Option<Duration>, requests: usize) -> String {
     match cpu {

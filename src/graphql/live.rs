@@ -374,3 +374,44 @@ fn shared_event(item: &Item) -> Option<Arc<Delivered>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Checked<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+    fn shown(query: &str, name: Option<&str>) -> Checked<Vec<String>> {
+        let document = async_graphql::parser::parse_query(query)?;
+        let mut shown: Vec<String> = variables_shown(&document, name)
+            .ok_or("no such operation")?
+            .into_iter()
+            .collect();
+        shown.sort();
+        Ok(shown)
+    }
+
+    #[test]
+    fn root_arguments_choose_the_feed_and_everything_else_shapes_the_output() -> Checked {
+        let query = "subscription S($c: ID!, $after: String, $n: Int, $skip: Boolean!, $f: Boolean!) {
+            chatEvents(chatId: $c, after: $after) @include(if: $skip) {
+                ... on MessageAdded { message { chat { messages(first: $n) { nodes { id } } } } }
+                ...More
+            }
+        }
+        fragment More on MessageEdited { message @skip(if: $f) { id } }";
+        assert_eq!(shown(query, Some("S"))?, ["f", "n", "skip"]);
+        assert_eq!(shown(query, None)?, ["f", "n", "skip"]);
+        Ok(())
+    }
+
+    #[test]
+    fn an_operation_whose_variables_only_pick_the_feed_shows_none() -> Checked {
+        let query = "subscription($c: ID!) { messageAdded(chatId: $c) { chat { id } node: id } }";
+        assert!(shown(query, None)?.is_empty());
+        let query = "subscription($c: ID!, $b: Boolean!) { chatEvents(chatId: $c) {
+            ... on MessageAdded @include(if: $b) { messageId } } }";
+        assert_eq!(shown(query, None)?, ["b"]);
+        Ok(())
+    }
+}
