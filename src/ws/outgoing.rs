@@ -153,6 +153,10 @@ impl Outgoing {
     }
 }
 
+/// Frames written to the socket with one flush, at most: what queued up while the
+/// previous flush went out leaves together (one `send` call instead of one each).
+const MAX_BATCH: usize = 16;
+
 /// The socket's one writer: every frame, from the connection or its subscription tasks,
 /// leaves in queue order; ends after the close frame, when the socket fails, or once every
 /// sender is gone.
@@ -160,14 +164,31 @@ pub async fn write_all(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: mpsc::UnboundedReceiver<Queued>,
 ) {
-    while let Some(queued) = queue.recv().await {
-        let is_close = matches!(queued.message, Message::Close(_));
-        // `queued` keeps its bytes counted until the socket has taken the frame (the clone
-        // shares the payload).
-        if sink.send(queued.message.clone()).await.is_err() || is_close {
+    // Frames keep their bytes counted (and slots taken) until the socket has them.
+    let mut batch: Vec<Queued> = Vec::new();
+    'writing: while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut closing = false;
+        for queued in &batch {
+            closing = matches!(queued.message, Message::Close(_));
+            // The clone shares the payload.
+            if sink.feed(queued.message.clone()).await.is_err() {
+                break 'writing;
+            }
+            if closing {
+                break;
+            }
+        }
+        if sink.flush().await.is_err() || closing {
             break;
         }
-        drop(queued);
+        batch.clear();
     }
     let _ = sink.close().await;
 }
