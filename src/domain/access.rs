@@ -15,6 +15,19 @@ use crate::vocabulary::ids::{ChatId, UserId};
 /// How often a quiet live feed checks that its subscriber may still read what it delivers.
 pub const MEMBERSHIP_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// When a feed opened now checks first: somewhere between half and one and a half
+/// [`MEMBERSHIP_RECHECK`]s, at random. Thousands of feeds open within seconds (a server
+/// restart, a big chat going live) and would otherwise all query at the same instant,
+/// every interval, stalling everyone's events for that moment.
+pub fn first_membership_recheck() -> std::time::Duration {
+    let mut bytes = [0u8; 2];
+    let spread = match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX),
+        Err(_) => 0.5,
+    };
+    MEMBERSHIP_RECHECK.mul_f64(0.5 + spread)
+}
+
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,
 /// `FORBIDDEN` when the caller is not a member. One query when the caller is a member.
 pub async fn member_of(conn: &mut DbConn, chat: ChatId, user: UserId) -> AppResult<(Chat, Member)> {

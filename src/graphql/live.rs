@@ -393,7 +393,8 @@ mod tests {
 
     #[test]
     fn root_arguments_choose_the_feed_and_everything_else_shapes_the_output() -> Checked {
-        let query = "subscription S($c: ID!, $after: String, $n: Int, $skip: Boolean!, $f: Boolean!) {
+        let query =
+            "subscription S($c: ID!, $after: String, $n: Int, $skip: Boolean!, $f: Boolean!) {
             chatEvents(chatId: $c, after: $after) @include(if: $skip) {
                 ... on MessageAdded { message { chat { messages(first: $n) { nodes { id } } } } }
                 ...More

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::app::App;
 use crate::db;
 use crate::db::messages::Message;
-use crate::domain::access::{MEMBERSHIP_RECHECK, member_of};
+use crate::domain::access::{MEMBERSHIP_RECHECK, first_membership_recheck, member_of};
 use crate::error::{AppResult, ErrorCode};
 use crate::events::{Delivered, Event, EventKind, Receiver};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -71,7 +71,7 @@ impl ChatFeed {
             replayed_up_to: after.unwrap_or(MessageId(0)),
             last_message_id: after,
             finished: false,
-            recheck: Box::pin(tokio::time::sleep(MEMBERSHIP_RECHECK)),
+            recheck: Box::pin(tokio::time::sleep(first_membership_recheck())),
         })
     }
 

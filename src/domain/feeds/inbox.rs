@@ -10,7 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::App;
 use crate::db;
-use crate::domain::access::MEMBERSHIP_RECHECK;
+use crate::domain::access::{MEMBERSHIP_RECHECK, first_membership_recheck};
 use crate::error::AppResult;
 use crate::events::{Delivered, EventKind, Receiver, Scope};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -68,7 +68,7 @@ impl InboxFeed {
             user,
             live,
             chats: chats.into_iter().collect(),
-            recheck: Box::pin(tokio::time::sleep(MEMBERSHIP_RECHECK)),
+            recheck: Box::pin(tokio::time::sleep(first_membership_recheck())),
         })
     }
 
