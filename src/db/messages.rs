@@ -141,6 +141,22 @@ pub async fn find(conn: &mut DbConn, id: MessageId) -> DbResult<Option<Message>>
         .optional())?)
 }
 
+/// The message with `id`, if any, locked until the transaction ends on PostgreSQL, so
+/// changes to one message (its edits, reactions, pin) take turns; SQLite transactions
+/// already hold the database's write lock.
+pub async fn find_locked(conn: &mut DbConn, id: MessageId) -> DbResult<Option<Message>> {
+    macro_rules! query {
+        () => {
+            messages::table.find(id).select(Message::as_select())
+        };
+    }
+    Ok(match conn {
+        DbConn::Pg(c) => query!().for_update().first(&mut **c).await,
+        DbConn::Sqlite(c) => query!().first(&mut **c).await,
+    }
+    .optional()?)
+}
+
 /// The messages with these ids (any order).
 pub async fn find_many(conn: &mut DbConn, ids: &[MessageId]) -> DbResult<Vec<Message>> {
     Ok(with_conn!(conn, |c| messages::table

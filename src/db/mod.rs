@@ -4,8 +4,11 @@
 
 pub mod chats;
 pub mod members;
+pub mod message_edits;
 pub mod messages;
 pub mod notify;
+pub mod pins;
+pub mod reactions;
 pub mod schema;
 pub mod sessions;
 mod statements;
@@ -145,6 +148,49 @@ macro_rules! with_conn {
             $crate::db::DbConn::Sqlite(pooled) => {
                 let $c: &mut $crate::db::SqliteConn = &mut **pooled;
                 $body
+            }
+        }
+    };
+}
+
+/// Runs one query per key (`|key| query`) and gives their rows in key order: on
+/// PostgreSQL they go out pipelined, in one round trip; SQLite runs them one by one.
+/// For per-key limits (a group's first users, a message's newest edits) that one
+/// `eq_any` query cannot express without window functions.
+#[macro_export]
+macro_rules! load_per_key {
+    ($conn:expr, $keys:expr, |$key:ident| $query:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg(pooled) => {
+                let c: &diesel_async::AsyncPgConnection = pooled;
+                // Shared references pipeline; each future needs a reference of its own.
+                let mut shared: Vec<&diesel_async::AsyncPgConnection> =
+                    $keys.iter().map(|_| c).collect();
+                futures_util::future::try_join_all(
+                    $keys
+                        .iter()
+                        .zip(shared.iter_mut())
+                        .map(|($key, c)| $query.load(c)),
+                )
+                .await
+            }
+            $crate::db::DbConn::Sqlite(pooled) => {
+                let c: &mut $crate::db::SqliteConn = pooled;
+                let mut all = Vec::with_capacity($keys.len());
+                let mut failed = None;
+                for $key in $keys.iter() {
+                    match $query.load(&mut *c).await {
+                        Ok(rows) => all.push(rows),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(all),
+                }
             }
         }
     };

@@ -86,16 +86,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reactions (message_id, user_id, emoji) {
+        message_id -> BigInt,
+        user_id -> BigInt,
+        emoji -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    message_edits (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        content -> Text,
+        written_at -> Timestamp,
+        replaced_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pins (message_id) {
+        message_id -> BigInt,
+        chat_id -> BigInt,
+        pinned_by -> Nullable<BigInt>,
+        pinned_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::joinable!(chat_tags -> chats (chat_id));
 diesel::joinable!(chat_sessions -> chats (chat_id));
+diesel::joinable!(reactions -> messages (message_id));
+diesel::joinable!(message_edits -> messages (message_id));
+diesel::joinable!(pins -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     chats,
     members,
     messages,
     chat_tags,
-    chat_sessions
+    chat_sessions,
+    reactions,
+    message_edits,
+    pins
 );

@@ -109,9 +109,28 @@ async fn visible_message(
     caller: UserId,
     id: MessageId,
 ) -> AppResult<(Message, Chat, Member)> {
-    let message = db::messages::find(conn, id)
-        .await?
-        .ok_or(AppError::NotFound("message"))?;
+    let message = db::messages::find(conn, id).await?;
+    of_member(conn, caller, message).await
+}
+
+/// [`visible_message`] for a change to the message: in a transaction, its row stays locked
+/// until the end, so two changes to one message (edits, reactions, pins) take turns and
+/// each sees the other's result.
+pub(crate) async fn visible_message_locked(
+    conn: &mut DbConn,
+    caller: UserId,
+    id: MessageId,
+) -> AppResult<(Message, Chat, Member)> {
+    let message = db::messages::find_locked(conn, id).await?;
+    of_member(conn, caller, message).await
+}
+
+async fn of_member(
+    conn: &mut DbConn,
+    caller: UserId,
+    message: Option<Message>,
+) -> AppResult<(Message, Chat, Member)> {
+    let message = message.ok_or(AppError::NotFound("message"))?;
     let (chat, member) = member_of(conn, message.chat_id, caller)
         .await
         .map_err(hidden_message)?;
@@ -174,7 +193,7 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
     let edit_window = app.config().edit_window();
     let message = app
         .write(async |conn| {
-            let (message, _, _) = visible_message(conn, caller, id).await?;
+            let (message, _, _) = visible_message_locked(conn, caller, id).await?;
             if message.sender_id != Some(caller) {
                 return Err(AppError::Forbidden(
                     "only the sender may edit a message".into(),
@@ -199,7 +218,14 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
                     )));
                 }
             }
-            let edited = db::messages::set_content(conn, id, content, now()).await?;
+            let at = now();
+            // The history keeps what each edit replaced; an edit to the same text changes
+            // nothing worth keeping.
+            if message.content != content {
+                let written_at = message.edited_at.unwrap_or(message.created_at);
+                db::message_edits::record(conn, id, &message.content, written_at, at).await?;
+            }
+            let edited = db::messages::set_content(conn, id, content, at).await?;
             conn.emit(Event::in_chat(
                 edited.chat_id,
                 EventKind::MessageEdited { message_id: id },
@@ -210,11 +236,12 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
     Ok(message)
 }
 
-/// Retracts a message (its sender only): it stays as a tombstone with no content.
-/// Retracting twice returns the tombstone.
+/// Retracts a message (its sender only): it stays as a tombstone with no content, and its
+/// edit history, reactions and pin go with the content. Retracting twice returns the
+/// tombstone.
 pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
     app.write(async |conn| {
-        let (message, _, _) = visible_message(conn, caller, id).await?;
+        let (message, _, _) = visible_message_locked(conn, caller, id).await?;
         if message.sender_id != Some(caller) {
             return Err(AppError::Forbidden(
                 "only the sender may retract a message".into(),
@@ -224,10 +251,22 @@ pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Mess
             return Ok(message);
         }
         let retracted = db::messages::retract(conn, id, now()).await?;
+        db::message_edits::clear(conn, id).await?;
+        db::reactions::clear(conn, id).await?;
+        let was_pinned = db::pins::unpin(conn, id).await?;
         conn.emit(Event::in_chat(
             retracted.chat_id,
             EventKind::MessageRetracted { message_id: id },
         ));
+        if was_pinned {
+            conn.emit(Event::in_chat(
+                retracted.chat_id,
+                EventKind::MessageUnpinned {
+                    message_id: id,
+                    by: caller,
+                },
+            ));
+        }
         Ok(retracted)
     })
     .await

@@ -7,6 +7,8 @@ pub mod chats;
 pub mod feeds;
 pub mod members;
 pub mod messages;
+pub mod pins;
+pub mod reactions;
 pub mod receipts;
 pub mod sending;
 pub mod sessions;

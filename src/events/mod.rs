@@ -102,6 +102,19 @@ pub enum EventKind {
         /// Character offset of the delta in the full content, for ordering checks.
         offset: i64,
     },
+    /// A member added or removed a reaction.
+    ReactionChanged {
+        message_id: MessageId,
+        user_id: UserId,
+        /// The emoji, fully qualified.
+        emoji: String,
+        /// True when added, false when removed.
+        added: bool,
+    },
+    /// A manager pinned a message.
+    MessagePinned { message_id: MessageId, by: UserId },
+    /// A message was unpinned (by a manager, or because its sender retracted it).
+    MessageUnpinned { message_id: MessageId, by: UserId },
     /// A member stopped a streaming reply: it ended `INTERRUPTED`.
     ReplyInterrupted {
         message_id: MessageId,
@@ -158,6 +171,9 @@ impl EventKind {
             EventKind::MessageDeleted { .. } => "message_deleted",
             EventKind::MessageDelta { .. } => "message_delta",
             EventKind::ReplyInterrupted { .. } => "reply_interrupted",
+            EventKind::ReactionChanged { .. } => "reaction_changed",
+            EventKind::MessagePinned { .. } => "message_pinned",
+            EventKind::MessageUnpinned { .. } => "message_unpinned",
             EventKind::SessionStarted { .. } => "session_started",
             EventKind::SessionEnded { .. } => "session_ended",
             EventKind::ReadReceipt { .. } => "read_receipt",

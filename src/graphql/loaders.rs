@@ -8,7 +8,10 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::db::chats::Chat;
 use crate::db::members::Member;
+use crate::db::message_edits::MessageEdit;
 use crate::db::messages::Message;
+use crate::db::pins::Pin;
+use crate::db::reactions::ReactionGroup;
 use crate::db::sessions::Session;
 use crate::db::users::User;
 use crate::db::{self, DbPool};
@@ -65,6 +68,32 @@ pub struct UnreadKey {
     pub chat_id: ChatId,
     pub user_id: UserId,
 }
+
+/// A message's reaction groups, in the order their first reaction came.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ReactionsKey(pub MessageId);
+/// The emoji a user put on a message.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct MyReactionsKey {
+    pub message_id: MessageId,
+    pub user_id: UserId,
+}
+/// The first `limit` users who reacted to a message with an emoji.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct ReactorsKey {
+    pub message_id: MessageId,
+    pub emoji: String,
+    pub limit: i64,
+}
+/// A message's newest `limit` earlier versions, newest first.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct EditsKey {
+    pub message_id: MessageId,
+    pub limit: i64,
+}
+/// A message's pin, if it is pinned.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct PinKey(pub MessageId);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
@@ -249,5 +278,98 @@ impl Loader<UnreadKey> for DbLoader {
             }
         }
         Ok(found)
+    }
+}
+
+impl Loader<ReactionsKey> for DbLoader {
+    type Value = Vec<ReactionGroup>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ReactionsKey]) -> LoadResult<ReactionsKey, Vec<ReactionGroup>> {
+        let rows = db::reactions::groups(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        let mut by_message: HashMap<ReactionsKey, Vec<ReactionGroup>> = HashMap::new();
+        for group in rows {
+            by_message
+                .entry(ReactionsKey(group.message_id))
+                .or_default()
+                .push(group);
+        }
+        Ok(by_message)
+    }
+}
+
+impl Loader<MyReactionsKey> for DbLoader {
+    type Value = Vec<String>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MyReactionsKey]) -> LoadResult<MyReactionsKey, Vec<String>> {
+        let mut conn = self.conn().await?;
+        // The usual batch (one request) has one user.
+        let mut by_user: HashMap<UserId, Vec<MessageId>> = HashMap::new();
+        for key in keys {
+            by_user.entry(key.user_id).or_default().push(key.message_id);
+        }
+        let mut found: HashMap<MyReactionsKey, Vec<String>> = HashMap::new();
+        for (user_id, message_ids) in by_user {
+            for (message_id, emoji) in db::reactions::of_user(&mut conn, user_id, &message_ids)
+                .await
+                .map_err(failed)?
+            {
+                found
+                    .entry(MyReactionsKey {
+                        message_id,
+                        user_id,
+                    })
+                    .or_default()
+                    .push(emoji);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<ReactorsKey> for DbLoader {
+    type Value = Vec<UserId>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ReactorsKey]) -> LoadResult<ReactorsKey, Vec<UserId>> {
+        let groups: Vec<(MessageId, String, i64)> = keys
+            .iter()
+            .map(|k| (k.message_id, k.emoji.clone(), k.limit))
+            .collect();
+        let users = db::reactions::first_users(&mut self.conn().await?, &groups)
+            .await
+            .map_err(failed)?;
+        Ok(keys.iter().cloned().zip(users).collect())
+    }
+}
+
+impl Loader<EditsKey> for DbLoader {
+    type Value = Vec<MessageEdit>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EditsKey]) -> LoadResult<EditsKey, Vec<MessageEdit>> {
+        let wanted = raw(keys, |k| (k.message_id, k.limit));
+        let edits = db::message_edits::newest(&mut self.conn().await?, &wanted)
+            .await
+            .map_err(failed)?;
+        Ok(keys.iter().copied().zip(edits).collect())
+    }
+}
+
+impl Loader<PinKey> for DbLoader {
+    type Value = Pin;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[PinKey]) -> LoadResult<PinKey, Pin> {
+        let rows = db::pins::of_messages(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        Ok(rows
+            .into_iter()
+            .map(|p| (PinKey(p.message_id), p))
+            .collect())
     }
 }

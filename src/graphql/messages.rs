@@ -10,7 +10,7 @@ use super::types::{
 use super::{absent_unless_visible, app, caller_id, loaders};
 use crate::db::messages::HistoryFilter;
 use crate::domain::sending::{SendMessage, SendQueues};
-use crate::domain::{messages, receipts};
+use crate::domain::{messages, pins, reactions, receipts};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -155,6 +155,48 @@ impl MessageMutation {
     /// Deletes a message for good (OWNER/ADMIN/MODERATOR).
     async fn delete_message(&self, ctx: &Context<'_>, id: MessageId) -> Result<bool> {
         Ok(messages::delete(app(ctx)?, caller_id(ctx)?, id).await?)
+    }
+
+    /// Adds the caller's reaction to a message (members only): one emoji, or a shortcode
+    /// such as `:thumbsup:`. Adding one that is there already changes nothing. Returns the
+    /// message, with `reactions` as they are now.
+    async fn add_reaction(
+        &self,
+        ctx: &Context<'_>,
+        message_id: MessageId,
+        emoji: String,
+    ) -> Result<MessageNode> {
+        Ok(MessageNode::loaded(
+            reactions::add(app(ctx)?, caller_id(ctx)?, message_id, &emoji).await?,
+        ))
+    }
+
+    /// Removes the caller's reaction from a message; removing one that is not there
+    /// changes nothing.
+    async fn remove_reaction(
+        &self,
+        ctx: &Context<'_>,
+        message_id: MessageId,
+        emoji: String,
+    ) -> Result<MessageNode> {
+        Ok(MessageNode::loaded(
+            reactions::remove(app(ctx)?, caller_id(ctx)?, message_id, &emoji).await?,
+        ))
+    }
+
+    /// Pins a message in its chat (OWNER or ADMIN; either member of a direct chat). At
+    /// most 50 per chat; pinning a pinned message changes nothing.
+    async fn pin_message(&self, ctx: &Context<'_>, id: MessageId) -> Result<MessageNode> {
+        Ok(MessageNode::loaded(
+            pins::pin(app(ctx)?, caller_id(ctx)?, id).await?,
+        ))
+    }
+
+    /// Unpins a message (OWNER or ADMIN; either member of a direct chat).
+    async fn unpin_message(&self, ctx: &Context<'_>, id: MessageId) -> Result<MessageNode> {
+        Ok(MessageNode::loaded(
+            pins::unpin(app(ctx)?, caller_id(ctx)?, id).await?,
+        ))
     }
 
     /// Moves the caller's read watermark up to a message (null: the newest). Never moves back.

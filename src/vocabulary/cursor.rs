@@ -63,6 +63,27 @@ pub struct PageRequest {
 /// Default page size when a client gives neither `first` nor `last`.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 
+/// A size argument (`first`, `last`) of a plain list: `default` when absent, else within
+/// `0..=max`.
+pub fn list_size(
+    name: &str,
+    n: Option<i32>,
+    default: usize,
+    max: usize,
+) -> Result<usize, InvalidInput> {
+    let Some(n) = n else {
+        return Ok(default.min(max));
+    };
+    let n = usize::try_from(n)
+        .map_err(|_| InvalidInput::Malformed(format!("`{name}` must not be negative")))?;
+    if n > max {
+        return Err(InvalidInput::TooLarge(format!(
+            "`{name}` may be at most {max}"
+        )));
+    }
+    Ok(n)
+}
+
 impl PageRequest {
     /// Validates Relay arguments: sizes within `0..=max`, and `first` and `last` not mixed.
     pub fn from_args(
@@ -72,16 +93,7 @@ impl PageRequest {
         before: Option<String>,
         max: usize,
     ) -> Result<Self, InvalidInput> {
-        let check = |name: &str, n: i32| -> Result<usize, InvalidInput> {
-            let n = usize::try_from(n)
-                .map_err(|_| InvalidInput::Malformed(format!("`{name}` must not be negative")))?;
-            if n > max {
-                return Err(InvalidInput::TooLarge(format!(
-                    "`{name}` may be at most {max}"
-                )));
-            }
-            Ok(n)
-        };
+        let check = |name: &str, n: i32| list_size(name, Some(n), 0, max);
         match (first, last) {
             (Some(_), Some(_)) => Err(InvalidInput::Malformed(
                 "pass `first` or `last`, not both".into(),

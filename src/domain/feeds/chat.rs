@@ -176,6 +176,9 @@ impl ChatFeed {
             | EventKind::MessageDeleted { .. }
             | EventKind::MessageDelta { .. }
             | EventKind::ReplyInterrupted { .. }
+            | EventKind::ReactionChanged { .. }
+            | EventKind::MessagePinned { .. }
+            | EventKind::MessageUnpinned { .. }
             | EventKind::SessionStarted { .. }
             | EventKind::SessionEnded { .. }
             | EventKind::ReadReceipt { .. }

@@ -181,6 +181,9 @@ impl InboxFeed {
             // Nothing a chat list shows.
             EventKind::MessageEdited { .. }
             | EventKind::MessageDelta { .. }
+            | EventKind::ReactionChanged { .. }
+            | EventKind::MessagePinned { .. }
+            | EventKind::MessageUnpinned { .. }
             // Only the interrupted reply's sender hears of it (above).
             | EventKind::ReplyInterrupted { .. }
             | EventKind::SessionStarted { .. }

@@ -111,6 +111,65 @@ chat_event! {
 }
 
 chat_event! {
+    /// A member added or removed a reaction. `message { reactions }` has the groups as
+    /// they are now.
+    ReactionChanged { message: MessageRef, user_id: UserId, emoji: String, added: bool } {
+        /// The message's id.
+        async fn message_id(&self) -> ID {
+            self.message.id.into()
+        }
+        /// The emoji (fully qualified).
+        async fn emoji(&self) -> &str {
+            &self.emoji
+        }
+        /// True when the reaction was added, false when it was removed.
+        async fn added(&self) -> bool {
+            self.added
+        }
+        /// Who reacted.
+        async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.user_id).await
+        }
+        /// The message as it is now.
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
+    }
+}
+
+chat_event! {
+    /// A manager pinned a message: it is in `Chat.pinnedMessages` now.
+    MessagePinned { message: MessageRef, by: UserId } {
+        /// The message's id.
+        async fn message_id(&self) -> ID {
+            self.message.id.into()
+        }
+        /// The pinned message.
+        async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+            self.message.load(ctx).await
+        }
+        /// Who pinned it.
+        async fn pinned_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.by).await
+        }
+    }
+}
+
+chat_event! {
+    /// A message was unpinned: by a manager, or because its sender retracted it.
+    MessageUnpinned { message_id: MessageId, by: UserId } {
+        /// The message's id.
+        async fn message_id(&self) -> ID {
+            self.message_id.into()
+        }
+        /// Who unpinned it (the sender, when it was retracted).
+        async fn unpinned_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+            load_user(ctx, self.by).await
+        }
+    }
+}
+
+chat_event! {
     /// A session of the chat began: messages from now on belong to it.
     SessionStarted { session_id: SessionId } {
         /// The session's id.
@@ -290,6 +349,12 @@ pub enum ChatEvent {
     MessageDelta(MessageDelta),
     /// A member stopped a streaming reply.
     ReplyInterrupted(ReplyInterrupted),
+    /// A reaction was added or removed.
+    ReactionChanged(ReactionChanged),
+    /// A message was pinned.
+    MessagePinned(MessagePinned),
+    /// A message was unpinned.
+    MessageUnpinned(MessageUnpinned),
     /// A session began.
     SessionStarted(SessionStarted),
     /// A session ended.
@@ -369,6 +434,32 @@ impl ChatEvent {
             EventKind::ReplyInterrupted { message_id, by, .. } => ChatEvent::ReplyInterrupted(
                 ReplyInterrupted::new(chat_id, message(message_id), *by),
             ),
+            EventKind::ReactionChanged {
+                message_id,
+                user_id,
+                emoji,
+                added,
+            } => ChatEvent::ReactionChanged(ReactionChanged {
+                chat_id,
+                message: message(message_id),
+                user_id: *user_id,
+                emoji: emoji.clone(),
+                added: *added,
+            }),
+            EventKind::MessagePinned { message_id, by } => {
+                ChatEvent::MessagePinned(MessagePinned {
+                    chat_id,
+                    message: message(message_id),
+                    by: *by,
+                })
+            }
+            EventKind::MessageUnpinned { message_id, by } => {
+                ChatEvent::MessageUnpinned(MessageUnpinned {
+                    chat_id,
+                    message_id: *message_id,
+                    by: *by,
+                })
+            }
             EventKind::SessionStarted { session_id } => ChatEvent::SessionStarted(SessionStarted {
                 chat_id,
                 session_id: *session_id,

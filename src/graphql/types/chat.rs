@@ -8,7 +8,7 @@ use super::{
     message_page, statistics_range,
 };
 use crate::db;
-use crate::domain::{members, sessions, statistics};
+use crate::domain::{members, pins, sessions, statistics};
 use crate::graphql::loaders::{MemberCountKey, MembershipKey, MessageKey, TagsKey, UserKey};
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, caller_id, loaders, with_checked_memberships};
@@ -150,6 +150,18 @@ impl ChatNode {
         })
         .await?;
         Ok(session.map(SessionNode))
+    }
+    /// The pinned messages, newest pin first (at most 50).
+    async fn pinned_messages(&self, ctx: &Context<'_>) -> Result<Vec<MessageNode>> {
+        let (app, caller) = (app(ctx)?, caller_id(ctx)?);
+        let pinned = with_checked_memberships(ctx, async |checked| {
+            pins::list(app, caller, self.0.id, checked).await
+        })
+        .await?;
+        Ok(pinned
+            .into_iter()
+            .map(|p| MessageNode::by_id(p.message_id))
+            .collect())
     }
     /// The chat's messages: `first/after` reads oldest→newest, `last/before` reads back
     /// from the newest. With no arguments: the oldest 20. `since`/`until` keep only

@@ -4,11 +4,17 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::{ChatNode, MessageNode, SessionNode, UserConnection, UserNode, connection};
 use crate::db;
+use crate::db::reactions::ReactionGroup;
+use crate::domain::reactions::MAX_GROUP_USERS;
 use crate::domain::{messages, users};
-use crate::graphql::loaders::{ChatMembersKey, ReplyCountKey, SessionKey, UserKey};
+use crate::graphql::caller_id;
+use crate::graphql::loaders::{
+    ChatMembersKey, EditsKey, MyReactionsKey, PinKey, ReactionsKey, ReactorsKey, ReplyCountKey,
+    SessionKey, UserKey,
+};
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, loaders};
-use crate::vocabulary::cursor::{Page, PageRequest};
+use crate::vocabulary::cursor::{Page, PageRequest, list_size};
 use crate::vocabulary::enums::{MessageKind, MessageRole, MessageStatus, StreamState};
 
 impl MessageNode {
@@ -136,6 +142,42 @@ impl MessageNode {
     async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.client_id.as_deref())
     }
+    /// Reactions, one group per emoji, in the order each emoji was first used. Empty once
+    /// retracted.
+    async fn reactions(&self, ctx: &Context<'_>) -> Result<Vec<ReactionGroupNode>> {
+        let groups = loaders(ctx)?
+            .load_one(ReactionsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(groups.into_iter().map(ReactionGroupNode).collect())
+    }
+    /// Earlier versions of the content, oldest first: the newest `last` (default 20, at
+    /// most the page size limit). Empty for a message never edited, and once retracted.
+    async fn edits(&self, ctx: &Context<'_>, last: Option<i32>) -> Result<Vec<MessageEditNode>> {
+        let max = app(ctx)?.config().max_page_size;
+        let limit = list_size("last", last, DEFAULT_EDITS, max)?;
+        let key = EditsKey {
+            message_id: self.0.id,
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+        };
+        let mut edits = loaders(ctx)?.load_one(key).await?.unwrap_or_default();
+        edits.reverse();
+        Ok(edits.into_iter().map(MessageEditNode).collect())
+    }
+    /// True while a manager has it pinned in its chat.
+    async fn pinned(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(loaders(ctx)?.load_one(PinKey(self.0.id)).await?.is_some())
+    }
+    /// When it was pinned (null unless pinned).
+    async fn pinned_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        let pin = loaders(ctx)?.load_one(PinKey(self.0.id)).await?;
+        Ok(pin.map(|p| DateTime(p.pinned_at)))
+    }
+    /// Who pinned it (null unless pinned, or once their account is deleted).
+    async fn pinned_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+        let pin = loaders(ctx)?.load_one(PinKey(self.0.id)).await?;
+        Ok(pin.and_then(|p| p.pinned_by).map(UserNode::by_id))
+    }
     /// The session the message was sent in (null for messages from before sessions).
     async fn session(&self, ctx: &Context<'_>) -> Result<Option<SessionNode>> {
         let Some(id) = self.row(ctx).await?.session_id else {
@@ -150,5 +192,67 @@ impl MessageNode {
     /// `appendMessageContent`, to follow an assistant pipeline's trace through chatql.
     async fn trace_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.trace_id.as_deref())
+    }
+}
+
+/// How many earlier versions `Message.edits` lists without `last`.
+const DEFAULT_EDITS: usize = 20;
+/// How many users `ReactionGroup.users` lists without `first`.
+const DEFAULT_GROUP_USERS: usize = 3;
+
+/// The reactions with one emoji on a message.
+pub struct ReactionGroupNode(ReactionGroup);
+
+/// The reactions with one emoji on a message.
+#[Object(name = "ReactionGroup")]
+impl ReactionGroupNode {
+    /// The emoji, fully qualified (`❤️`, not `❤`).
+    async fn emoji(&self) -> &str {
+        &self.0.emoji
+    }
+    /// How many users reacted with it.
+    async fn count(&self) -> i32 {
+        i32::try_from(self.0.count).unwrap_or(i32::MAX)
+    }
+    /// True when the caller is one of them.
+    async fn reacted_by_me(&self, ctx: &Context<'_>) -> Result<bool> {
+        let key = MyReactionsKey {
+            message_id: self.0.message_id,
+            user_id: caller_id(ctx)?,
+        };
+        let mine = loaders(ctx)?.load_one(key).await?.unwrap_or_default();
+        Ok(mine.contains(&self.0.emoji))
+    }
+    /// The first users who reacted with it, in the order they did: `first` of them
+    /// (default 3, at most 20), for "Ann, Bob and 5 others".
+    async fn users(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<UserNode>> {
+        let limit = list_size("first", first, DEFAULT_GROUP_USERS, MAX_GROUP_USERS)?;
+        let key = ReactorsKey {
+            message_id: self.0.message_id,
+            emoji: self.0.emoji.clone(),
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+        };
+        let users = loaders(ctx)?.load_one(key).await?.unwrap_or_default();
+        Ok(users.into_iter().map(UserNode::by_id).collect())
+    }
+}
+
+/// An earlier version of a message's content, kept when the sender edited it.
+pub struct MessageEditNode(db::message_edits::MessageEdit);
+
+/// An earlier version of a message's content, kept when the sender edited it.
+#[Object(name = "MessageEdit")]
+impl MessageEditNode {
+    /// The content as it was.
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    /// When this content was written: when the message was sent, or edited before.
+    async fn written_at(&self) -> DateTime {
+        DateTime(self.0.written_at)
+    }
+    /// When an edit replaced it.
+    async fn replaced_at(&self) -> DateTime {
+        DateTime(self.0.replaced_at)
     }
 }
