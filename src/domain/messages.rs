@@ -218,13 +218,14 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
                     )));
                 }
             }
-            let at = now();
-            // The history keeps what each edit replaced; an edit to the same text changes
-            // nothing worth keeping.
-            if message.content != content {
-                let written_at = message.edited_at.unwrap_or(message.created_at);
-                db::message_edits::record(conn, id, &message.content, written_at, at).await?;
+            // Saving the same text again (a client's retry, an unchanged editor) is no
+            // edit: no `editedAt`, no history entry, no event.
+            if message.content == content {
+                return Ok(message);
             }
+            let at = now();
+            let written_at = message.edited_at.unwrap_or(message.created_at);
+            db::message_edits::record(conn, id, &message.content, written_at, at).await?;
             let edited = db::messages::set_content(conn, id, content, at).await?;
             conn.emit(Event::in_chat(
                 edited.chat_id,

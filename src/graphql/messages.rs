@@ -133,7 +133,8 @@ impl MessageMutation {
         ))
     }
 
-    /// Replaces a message's content (sender only, inside the edit window).
+    /// Replaces a message's content (sender only, inside the edit window); the previous
+    /// content goes into `edits`. Saving the same content again changes nothing.
     async fn edit_message(
         &self,
         ctx: &Context<'_>,

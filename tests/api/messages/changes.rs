@@ -184,3 +184,63 @@ async fn a_foreign_message_is_answered_exactly_like_a_missing_one() -> TestResul
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_keep_the_previous_content_until_a_retraction() -> TestResult {
+    let server = TestServer::start().await?;
+    let (alice, bob, mallory) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("mallory").await?,
+    );
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let id = send(&server, &bob, &chat, "first").await?;
+    let b = server.client(&bob);
+    let edit = "mutation($m: ID!, $t: String!) { editMessage(id: $m, content: $t) { editedAt } }";
+    let history = "query($m: ID!, $last: Int) { message(id: $m) {
+      content createdAt edits(last: $last) { content writtenAt replacedAt }
+    } }";
+
+    let none = server.client(&alice).ok(history, json!({"m": id})).await?;
+    assert_eq!(none["message"]["edits"], json!([]));
+    let e1 = b.ok(edit, json!({"m": id, "t": "second"})).await?;
+    // Saving the same text again is no edit: no new version, the same `editedAt`.
+    let same = b.ok(edit, json!({"m": id, "t": "second"})).await?;
+    assert_eq!(
+        same["editMessage"]["editedAt"],
+        e1["editMessage"]["editedAt"]
+    );
+    let e2 = b.ok(edit, json!({"m": id, "t": "third"})).await?;
+
+    // Any member sees the versions, oldest first, each with when it was written and replaced.
+    let data = server.client(&alice).ok(history, json!({"m": id})).await?;
+    let message = &data["message"];
+    assert_eq!(message["content"], "third");
+    let edits = message["edits"].as_array().ok_or("no edits")?;
+    let contents: Vec<&str> = edits.iter().filter_map(|e| e["content"].as_str()).collect();
+    assert_eq!(contents, ["first", "second"]);
+    assert_eq!(edits[0]["writtenAt"], message["createdAt"]);
+    assert_eq!(edits[0]["replacedAt"], e1["editMessage"]["editedAt"]);
+    assert_eq!(edits[1]["writtenAt"], e1["editMessage"]["editedAt"]);
+    assert_eq!(edits[1]["replacedAt"], e2["editMessage"]["editedAt"]);
+    // `last` takes the newest versions.
+    let data = b.ok(history, json!({"m": id, "last": 1})).await?;
+    assert_eq!(data["message"]["edits"][0]["content"], "second");
+    assert_eq!(data["message"]["edits"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        b.code(history, json!({"m": id, "last": -1})).await?,
+        "BAD_USER_INPUT"
+    );
+    // Outsiders see no message at all.
+    assert_absent(&server.client(&mallory), history, json!({"m": id})).await?;
+
+    // A retraction takes the history with it.
+    b.ok(
+        "mutation($m: ID!) { retractMessage(id: $m) { id } }",
+        json!({"m": id}),
+    )
+    .await?;
+    let data = server.client(&alice).ok(history, json!({"m": id})).await?;
+    assert_eq!(data["message"]["edits"], json!([]));
+    Ok(())
+}

@@ -11,6 +11,8 @@ mod assistant;
 mod changes;
 mod cost;
 mod paging;
+mod pins;
+mod reactions;
 mod reading;
 mod sending;
 mod statistics;
