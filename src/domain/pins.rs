@@ -15,7 +15,7 @@ use crate::vocabulary::enums::ChatKind;
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Most messages one chat has pinned.
-pub const MAX_PINS_PER_CHAT: i64 = 50;
+pub const MAX_PINS_PER_CHAT: usize = 50;
 
 fn check_manager(chat: &Chat, member: &Member) -> AppResult<()> {
     if chat.kind != ChatKind::Direct && !member.role.can_manage() {
@@ -29,6 +29,12 @@ fn check_manager(chat: &Chat, member: &Member) -> AppResult<()> {
 /// Pins a message of the chat (managers only; not a retracted message).
 pub async fn pin(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
     app.write(async |conn| {
+        // The limit is per chat, so pins into one chat take turns on the chat's row (taken
+        // before the message's, the order a chat's deletion takes them in); a message
+        // never moves to another chat, so its chat can be read unlocked first.
+        if let Some(unlocked) = db::messages::find(conn, id).await? {
+            db::chats::lock(conn, unlocked.chat_id).await?;
+        }
         let (message, chat, member) = visible_message_locked(conn, caller, id).await?;
         check_manager(&chat, &member)?;
         if message.retracted_at.is_some() {
@@ -46,7 +52,9 @@ pub async fn pin(app: &App, caller: UserId, id: MessageId) -> AppResult<Message>
             return Ok(message);
         }
         // Counted with the new one in; over the limit, the transaction rolls it back.
-        if db::pins::count(conn, chat.id).await? > MAX_PINS_PER_CHAT {
+        if usize::try_from(db::pins::count(conn, chat.id).await?).unwrap_or(usize::MAX)
+            > MAX_PINS_PER_CHAT
+        {
             return Err(AppError::LimitExceeded(format!(
                 "a chat has at most {MAX_PINS_PER_CHAT} pinned messages: unpin one first"
             )));

@@ -152,6 +152,9 @@ impl ChatNode {
         Ok(session.map(SessionNode))
     }
     /// The pinned messages, newest pin first (at most 50).
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(None, None, crate::domain::pins::MAX_PINS_PER_CHAT, child_complexity)"
+    )]
     async fn pinned_messages(&self, ctx: &Context<'_>) -> Result<Vec<MessageNode>> {
         let (app, caller) = (app(ctx)?, caller_id(ctx)?);
         let pinned = with_checked_memberships(ctx, async |checked| {

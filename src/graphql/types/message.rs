@@ -153,6 +153,9 @@ impl MessageNode {
     }
     /// Earlier versions of the content, oldest first: the newest `last` (default 20, at
     /// most the page size limit). Empty for a message never edited, and once retracted.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(None, last, DEFAULT_EDITS, child_complexity)"
+    )]
     async fn edits(&self, ctx: &Context<'_>, last: Option<i32>) -> Result<Vec<MessageEditNode>> {
         let max = app(ctx)?.config().max_page_size;
         let limit = list_size("last", last, DEFAULT_EDITS, max)?;
@@ -225,6 +228,9 @@ impl ReactionGroupNode {
     }
     /// The first users who reacted with it, in the order they did: `first` of them
     /// (default 3, at most 20), for "Ann, Bob and 5 others".
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, DEFAULT_GROUP_USERS, child_complexity)"
+    )]
     async fn users(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<UserNode>> {
         let limit = list_size("first", first, DEFAULT_GROUP_USERS, MAX_GROUP_USERS)?;
         let key = ReactorsKey {
