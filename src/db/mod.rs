@@ -4,6 +4,7 @@
 
 pub mod chats;
 pub mod members;
+pub mod mentions;
 pub mod message_edits;
 pub mod messages;
 pub mod notify;

@@ -114,6 +114,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mentions (user_id, chat_id, message_id) {
+        user_id -> BigInt,
+        chat_id -> BigInt,
+        message_id -> BigInt,
+    }
+}
+
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
@@ -122,6 +130,7 @@ diesel::joinable!(chat_sessions -> chats (chat_id));
 diesel::joinable!(reactions -> messages (message_id));
 diesel::joinable!(message_edits -> messages (message_id));
 diesel::joinable!(pins -> messages (message_id));
+diesel::joinable!(mentions -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     chats,
@@ -131,5 +140,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     chat_sessions,
     reactions,
     message_edits,
-    pins
+    pins,
+    mentions
 );

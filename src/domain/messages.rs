@@ -238,7 +238,7 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
 }
 
 /// Retracts a message (its sender only): it stays as a tombstone with no content, and its
-/// edit history, reactions and pin go with the content. Retracting twice returns the
+/// edit history, reactions, mentions and pin go with the content. Retracting twice returns the
 /// tombstone.
 pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
     app.write(async |conn| {
@@ -254,6 +254,7 @@ pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Mess
         let retracted = db::messages::retract(conn, id, now()).await?;
         db::message_edits::clear(conn, id).await?;
         db::reactions::clear(conn, id).await?;
+        db::mentions::clear(conn, id).await?;
         let was_pinned = db::pins::unpin(conn, id).await?;
         conn.emit(Event::in_chat(
             retracted.chat_id,

@@ -6,6 +6,7 @@ pub mod access;
 pub mod chats;
 pub mod feeds;
 pub mod members;
+pub mod mentions;
 pub mod messages;
 pub mod pins;
 pub mod reactions;

@@ -26,6 +26,7 @@ use crate::db::messages::Message;
 use crate::db::messages::NewMessage;
 use crate::db::{self, DbConn};
 use crate::domain::access::{not_a_member, senders_locked};
+use crate::domain::mentions::{self, Mentionable};
 use crate::domain::messages::check_content;
 use crate::domain::sessions::session_for_send;
 use crate::domain::{check_trace_id, json_to_text, now};
@@ -64,6 +65,9 @@ pub struct SendMessage {
     /// message and logged, so a trace can be followed through chatql: at most 128
     /// printable ASCII characters.
     pub trace_id: Option<String>,
+    /// Members this message mentions (at most 50), besides the members its content names
+    /// as `@username`. Each must be a member of the chat.
+    pub mentions: Option<Vec<UserId>>,
 }
 
 impl SendMessage {
@@ -161,6 +165,7 @@ async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppRes
         )));
     }
     check_trace_id(input.trace_id.as_deref())?;
+    mentions::check_requested(input.mentions.as_deref())?;
     // Checked before the send joins a batch: a refusal inside the batch's transaction
     // would fail the others' sends too.
     json_to_text("data", input.data.as_ref())?;
@@ -236,6 +241,9 @@ async fn store(
             .into_iter()
             .collect()
     };
+    // Who the batch's sends may mention: looked up only when one of them names anyone.
+    let mentionable = mentionable_members(tx, chat, sends).await?;
+    let mut mentioned = Vec::new();
     // The batch's session, decided at its first stored message (a batch whose sends all
     // fail opens none).
     let mut session = None;
@@ -251,8 +259,12 @@ async fn store(
             outcomes.push(Ok((existing.clone(), false)));
             continue;
         }
-        let role = match check_send(input, sender, &parents, chat) {
-            Ok(role) => role,
+        let checked = check_send(input, sender, &parents, chat).and_then(|role| {
+            let names = mentionable.resolve(*caller, input.mentions.as_deref(), &input.content);
+            Ok((role, names?))
+        });
+        let (role, mentions) = match checked {
+            Ok(checked) => checked,
             Err(refused) => {
                 outcomes.push(Err(refused));
                 continue;
@@ -269,6 +281,7 @@ async fn store(
             (None, None) => return Err(AppError::NotFound("chat")),
         };
         let message = insert(tx, chat, *caller, input, role, session_id).await?;
+        mentioned.extend(mentions.into_iter().map(|user| (chat, message.id, user)));
         tx.emit(Event::in_chat(
             chat,
             EventKind::MessageAdded {
@@ -281,7 +294,38 @@ async fn store(
         }
         outcomes.push(Ok((message, true)));
     }
+    db::mentions::insert(tx, &mentioned).await?;
     Ok(outcomes)
+}
+
+/// The members the batch's sends may mention: those whose ids they name and those whose
+/// usernames their texts name (one query, and none when no send names anyone).
+async fn mentionable_members(
+    tx: &mut Tx<'_>,
+    chat: ChatId,
+    sends: &[(UserId, &SendMessage)],
+) -> AppResult<Mentionable> {
+    let naming: Vec<_> = sends
+        .iter()
+        .filter(|(_, input)| mentions::may_mention(input.mentions.as_deref(), &input.content))
+        .collect();
+    if naming.is_empty() {
+        return Ok(Mentionable::default());
+    }
+    let mut ids: Vec<UserId> = naming
+        .iter()
+        .flat_map(|(_, input)| input.mentions.iter().flatten().copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut names: Vec<String> = naming
+        .iter()
+        .flat_map(|(_, input)| mentions::usernames_in(&input.content))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let members = db::mentions::mentionable_members(tx, chat, &ids, &names).await?;
+    Ok(Mentionable::new(members))
 }
 
 /// The rules a member's send must pass before it is stored; the role it is stored with.

@@ -57,10 +57,13 @@ pub struct UpdateUser {
     pub metadata: MaybeUndefined<serde_json::Value>,
 }
 
+/// Whether `c` may be part of a username.
+pub(crate) fn is_username_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
 fn check_username(username: &str) -> AppResult<()> {
-    let valid_chars = username
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let valid_chars = username.chars().all(is_username_char);
     if username.is_empty() || username.chars().count() > MAX_USERNAME || !valid_chars {
         return Err(AppError::BadInput(format!(
             "username must be 1–{MAX_USERNAME} characters of letters, digits, `_`, `-` or `.`"

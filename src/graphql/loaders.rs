@@ -69,6 +69,16 @@ pub struct UnreadKey {
     pub user_id: UserId,
 }
 
+/// A user's unread mentions in a chat, counted up to one more than `UNREAD_COUNT_CAP`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct UnreadMentionsKey {
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+}
+/// Who a message mentions.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct MentionsKey(pub MessageId);
+
 /// A message's reaction groups, in the order their first reaction came.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct ReactionsKey(pub MessageId);
@@ -278,6 +288,46 @@ impl Loader<UnreadKey> for DbLoader {
             }
         }
         Ok(found)
+    }
+}
+
+impl Loader<UnreadMentionsKey> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UnreadMentionsKey]) -> LoadResult<UnreadMentionsKey, i64> {
+        let mut conn = self.conn().await?;
+        let mut found = HashMap::new();
+        for (user_id, chat_ids) in chats_by_user(keys.iter().map(|k| (k.chat_id, k.user_id))) {
+            let limit = UNREAD_COUNT_CAP + 1;
+            for (chat_id, count) in
+                db::mentions::unread_counts(&mut conn, user_id, &chat_ids, limit)
+                    .await
+                    .map_err(failed)?
+            {
+                found.insert(UnreadMentionsKey { chat_id, user_id }, count);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<MentionsKey> for DbLoader {
+    type Value = Vec<UserId>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MentionsKey]) -> LoadResult<MentionsKey, Vec<UserId>> {
+        let rows = db::mentions::of_messages(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        let mut by_message: HashMap<MentionsKey, Vec<UserId>> = HashMap::new();
+        for (message_id, user_id) in rows {
+            by_message
+                .entry(MentionsKey(message_id))
+                .or_default()
+                .push(user_id);
+        }
+        Ok(by_message)
     }
 }
 

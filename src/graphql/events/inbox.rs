@@ -4,7 +4,10 @@
 use async_graphql::{Context, ID, Object, Result, Union};
 
 use super::chat::ReplyInterrupted;
-use super::{ChatUpdated, MessageRef, ResyncRequired, load_chat, my_unread_count};
+use super::{
+    ChatUpdated, MessageRef, ResyncRequired, load_chat, my_membership_muted, my_unread_count,
+    my_unread_mention_count,
+};
 use crate::domain::feeds::inbox::{InboxChange, InboxItem};
 use crate::graphql::types::{ChatNode, MessageNode};
 use crate::vocabulary::ids::ChatId;
@@ -29,6 +32,21 @@ chat_event! {
         async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
             Ok(my_unread_count(ctx, self.chat_id).await?.capped())
         }
+        /// The caller's unread mentions in the chat, now (exact up to 999).
+        async fn unread_mention_count(&self, ctx: &Context<'_>) -> Result<i32> {
+            Ok(my_unread_mention_count(ctx, self.chat_id).await?.shown())
+        }
+        /// True when the message mentions the caller.
+        async fn mentions_me(&self, ctx: &Context<'_>) -> Result<bool> {
+            self.message.mentions_caller(ctx).await
+        }
+        /// Whether to alert the caller (a push notification, a sound): true unless they
+        /// muted the chat, and in a muted chat too when the message mentions them. Every
+        /// new message reaches `myEvents` either way, so the chat list stays current.
+        async fn notify(&self, ctx: &Context<'_>) -> Result<bool> {
+            Ok(!my_membership_muted(ctx, self.chat_id).await?
+                || self.message.mentions_caller(ctx).await?)
+        }
     }
 }
 
@@ -44,6 +62,10 @@ chat_event! {
         /// True when there are more unread messages than `unreadCount` says ("999+").
         async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
             Ok(my_unread_count(ctx, self.chat_id).await?.capped())
+        }
+        /// The caller's unread mentions in the chat, now (exact up to 999).
+        async fn unread_mention_count(&self, ctx: &Context<'_>) -> Result<i32> {
+            Ok(my_unread_mention_count(ctx, self.chat_id).await?.shown())
         }
     }
 }

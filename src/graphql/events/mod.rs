@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::loaders::{ChatKey, MembershipKey, MessageKey, UserKey};
+use super::loaders::{ChatKey, MembershipKey, MentionsKey, MessageKey, UserKey};
 use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
 use super::{caller_id, loaders};
 use crate::db;
@@ -31,6 +31,13 @@ impl MessageRef {
             row: None,
             shared: Some(delivered.clone()),
         }
+    }
+
+    /// Whether the message mentions the caller.
+    async fn mentions_caller(&self, ctx: &Context<'_>) -> Result<bool> {
+        let caller = caller_id(ctx)?;
+        let mentioned = loaders(ctx)?.load_one(MentionsKey(self.id)).await?;
+        Ok(mentioned.is_some_and(|users| users.contains(&caller)))
     }
 
     async fn load(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
@@ -72,6 +79,20 @@ async fn load_member(ctx: &Context<'_>, chat: ChatId, user: UserId) -> Result<Op
 /// The caller's unread count in a chat.
 async fn my_unread_count(ctx: &Context<'_>, chat: ChatId) -> Result<UnreadCount> {
     UnreadCount::load(ctx, chat, caller_id(ctx)?).await
+}
+
+/// The caller's unread mentions in a chat.
+async fn my_unread_mention_count(ctx: &Context<'_>, chat: ChatId) -> Result<UnreadCount> {
+    UnreadCount::load_mentions(ctx, chat, caller_id(ctx)?).await
+}
+
+/// Whether the caller muted a chat (false once they are not in it).
+async fn my_membership_muted(ctx: &Context<'_>, chat_id: ChatId) -> Result<bool> {
+    let user_id = caller_id(ctx)?;
+    let member = loaders(ctx)?
+        .load_one(MembershipKey { chat_id, user_id })
+        .await?;
+    Ok(member.is_some_and(|m| m.muted))
 }
 
 /// Declares the GraphQL type of an event in one chat: a struct holding the chat and the

@@ -227,6 +227,13 @@ impl ChatNode {
             .await?
             .capped())
     }
+    /// Messages after the caller's read watermark that mention them: exact up to 999,
+    /// then 999.
+    async fn unread_mention_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(UnreadCount::load_mentions(ctx, self.0.id, caller_id(ctx)?)
+            .await?
+            .shown())
+    }
     /// Whether the caller pinned this chat.
     async fn pinned(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(self.my_member(ctx).await?.is_some_and(|m| m.pinned))

@@ -56,6 +56,12 @@ impl MemberNode {
         let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;
         Ok(count.shown())
     }
+    /// Messages after the member's read watermark that mention them: exact up to 999,
+    /// then 999.
+    async fn unread_mention_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = UnreadCount::load_mentions(ctx, self.0.chat_id, self.0.user_id).await?;
+        Ok(count.shown())
+    }
     /// True when there are more unread messages than `unreadCount` says ("999+").
     async fn unread_count_capped(&self, ctx: &Context<'_>) -> Result<bool> {
         let count = UnreadCount::load(ctx, self.0.chat_id, self.0.user_id).await?;

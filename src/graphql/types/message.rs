@@ -9,8 +9,8 @@ use crate::domain::reactions::MAX_GROUP_USERS;
 use crate::domain::{messages, users};
 use crate::graphql::caller_id;
 use crate::graphql::loaders::{
-    ChatMembersKey, EditsKey, MyReactionsKey, PinKey, ReactionsKey, ReactorsKey, ReplyCountKey,
-    SessionKey, UserKey,
+    ChatMembersKey, EditsKey, MentionsKey, MyReactionsKey, PinKey, ReactionsKey, ReactorsKey,
+    ReplyCountKey, SessionKey, UserKey,
 };
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, loaders};
@@ -141,6 +141,15 @@ impl MessageNode {
     /// The sender's idempotency key, if it gave one.
     async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.client_id.as_deref())
+    }
+    /// The members it mentions (by id when sent, or as `@username` in its content), in
+    /// user-id order. Empty once retracted.
+    async fn mentions(&self, ctx: &Context<'_>) -> Result<Vec<UserNode>> {
+        let users = loaders(ctx)?
+            .load_one(MentionsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(users.into_iter().map(UserNode::by_id).collect())
     }
     /// Reactions, one group per emoji, in the order each emoji was first used. Empty once
     /// retracted.

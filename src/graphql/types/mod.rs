@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject};
 pub use super::connection::connection;
 use super::connection::{RelayConnection, connection_type};
 use super::lazy::LazyRow;
-use super::loaders::{ChatKey, MessageKey, UnreadKey, UserKey};
+use super::loaders::{ChatKey, MessageKey, UnreadKey, UnreadMentionsKey, UserKey};
 use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
 use crate::db::messages::TimeRange;
@@ -50,6 +50,18 @@ impl UnreadCount {
     pub(crate) async fn load(ctx: &Context<'_>, chat_id: ChatId, user_id: UserId) -> Result<Self> {
         let count = loaders(ctx)?
             .load_one(UnreadKey { chat_id, user_id })
+            .await?;
+        Ok(Self(count.unwrap_or(0)))
+    }
+
+    /// `user_id`'s unread mentions in a chat.
+    pub(crate) async fn load_mentions(
+        ctx: &Context<'_>,
+        chat_id: ChatId,
+        user_id: UserId,
+    ) -> Result<Self> {
+        let count = loaders(ctx)?
+            .load_one(UnreadMentionsKey { chat_id, user_id })
             .await?;
         Ok(Self(count.unwrap_or(0)))
     }
