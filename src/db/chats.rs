@@ -369,6 +369,8 @@ pub async fn find_with_member(
 pub struct ChatActivity {
     pub active_session_id: Option<SessionId>,
     pub last_activity_at: NaiveDateTime,
+    /// The chat's kind (a direct chat's sends also check blocks).
+    pub kind: ChatKind,
 }
 
 impl Chat {
@@ -377,6 +379,7 @@ impl Chat {
         ChatActivity {
             active_session_id: self.active_session_id,
             last_activity_at: self.last_activity_at,
+            kind: self.kind,
         }
     }
 }
@@ -408,22 +411,32 @@ pub async fn senders_locked(
                         .single_value(),
                     chats::active_session_id,
                     chats::last_activity_at,
+                    chats::kind,
                 ))
         };
     }
-    type Row = (Member, Option<bool>, Option<SessionId>, NaiveDateTime);
+    type Row = (
+        Member,
+        Option<bool>,
+        Option<SessionId>,
+        NaiveDateTime,
+        ChatKind,
+    );
     let found: Vec<Row> = match conn {
         DbConn::Pg(c) => query!().for_update().load(&mut **c).await?,
         DbConn::Sqlite(c) => query!().load(&mut **c).await?,
     };
     Ok(found
         .into_iter()
-        .map(|(member, is_bot, active_session_id, last_activity_at)| {
-            let activity = ChatActivity {
-                active_session_id,
-                last_activity_at,
-            };
-            (member, is_bot.unwrap_or(false), activity)
-        })
+        .map(
+            |(member, is_bot, active_session_id, last_activity_at, kind)| {
+                let activity = ChatActivity {
+                    active_session_id,
+                    last_activity_at,
+                    kind,
+                };
+                (member, is_bot.unwrap_or(false), activity)
+            },
+        )
         .collect())
 }

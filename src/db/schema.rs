@@ -122,6 +122,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    blocks (blocker_id, blocked_id) {
+        blocker_id -> BigInt,
+        blocked_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
@@ -141,5 +149,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     reactions,
     message_edits,
     pins,
-    mentions
+    mentions,
+    blocks
 );

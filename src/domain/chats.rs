@@ -6,6 +6,7 @@ use crate::db::chats::{Chat, ChatChanges, ChatListFilter, ChatListKey, ChatOrder
 use crate::db::members::Member;
 use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, member_of};
+use crate::domain::blocks;
 use crate::domain::members::{MAX_MEMBERS_PER_CALL, insert_member, joined, require_users_exist};
 use crate::domain::{check_text, json_to_text, now};
 use crate::error::{AppError, AppResult};
@@ -252,6 +253,10 @@ pub async fn open_direct(app: &App, caller: UserId, other: UserId) -> AppResult<
         .write(async |conn| {
             require_caller_exists(conn, caller).await?;
             require_users_exist(conn, &[other]).await?;
+            let blocks = blocks::between_pair(conn, caller, other).await?;
+            if let Some(refused) = blocks::direct_refusal(&blocks, caller) {
+                return Err(refused);
+            }
             if let Some(chat) = db::chats::find_direct(conn, &key).await? {
                 let present = db::members::user_ids(conn, chat.id).await?;
                 for user in pair.iter().filter(|u| !present.contains(u)) {

@@ -2,7 +2,7 @@
 //! `@username` in its text. A mentioned member counts unread mentions per chat, and their
 //! `myEvents` marks the message as one to notify about even in a muted chat.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::domain::users::{MAX_USERNAME, is_username_char};
 use crate::error::{AppError, AppResult};
@@ -72,12 +72,19 @@ pub fn check_requested(requested: Option<&[UserId]>) -> AppResult<()> {
 pub struct Mentionable {
     ids: BTreeSet<UserId>,
     by_name: HashMap<String, UserId>,
+    /// `(blocker, blocked)`: members who blocked a sender, whom that sender's mentions
+    /// leave out.
+    blocked: HashSet<(UserId, UserId)>,
 }
 
 impl Mentionable {
-    /// From `(user id, username)` rows of the chat's members.
-    pub fn new(members: Vec<(UserId, String)>) -> Self {
-        let mut found = Self::default();
+    /// From `(user id, username)` rows of the chat's members and the blocks between them
+    /// and the senders.
+    pub fn new(members: Vec<(UserId, String)>, blocked: HashSet<(UserId, UserId)>) -> Self {
+        let mut found = Self {
+            blocked,
+            ..Self::default()
+        };
         for (id, name) in members {
             found.ids.insert(id);
             found.by_name.insert(name.to_ascii_lowercase(), id);
@@ -87,7 +94,7 @@ impl Mentionable {
 
     /// Who a message from `sender` mentions, in id order: every id it names (each must be
     /// a member: else `BAD_USER_INPUT`) and the members its `@username`s name, never the
-    /// sender themself.
+    /// sender themself nor a member who blocked them.
     pub fn resolve(
         &self,
         sender: UserId,
@@ -112,6 +119,7 @@ impl Mentionable {
             }
         }
         mentioned.remove(&sender);
+        mentioned.retain(|user| !self.blocked.contains(&(*user, sender)));
         if mentioned.len() > MAX_MENTIONS {
             return Err(AppError::LimitExceeded(format!(
                 "a message mentions at most {MAX_MENTIONS} users"
@@ -144,12 +152,20 @@ mod tests {
 
     #[test]
     fn resolve_keeps_members_and_drops_the_sender() {
-        let members = Mentionable::new(vec![
-            (UserId(1), "alice".into()),
-            (UserId(2), "Bob".into()),
-            (UserId(3), "carol".into()),
-        ]);
-        let found = members.resolve(UserId(1), Some(&[UserId(3)]), "hi @bob @alice @nobody");
+        let members = Mentionable::new(
+            vec![
+                (UserId(1), "alice".into()),
+                (UserId(2), "Bob".into()),
+                (UserId(3), "carol".into()),
+                (UserId(4), "dave".into()),
+            ],
+            HashSet::from([(UserId(4), UserId(1))]),
+        );
+        let found = members.resolve(
+            UserId(1),
+            Some(&[UserId(3)]),
+            "hi @bob @alice @dave @nobody",
+        );
         assert_eq!(found.ok(), Some(vec![UserId(2), UserId(3)]));
         assert!(matches!(
             members.resolve(UserId(1), Some(&[UserId(9)]), ""),

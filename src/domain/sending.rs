@@ -26,13 +26,14 @@ use crate::db::messages::Message;
 use crate::db::messages::NewMessage;
 use crate::db::{self, DbConn};
 use crate::domain::access::{not_a_member, senders_locked};
+use crate::domain::blocks;
 use crate::domain::mentions::{self, Mentionable};
 use crate::domain::messages::check_content;
 use crate::domain::sessions::session_for_send;
 use crate::domain::{check_trace_id, json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
-use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
+use crate::vocabulary::enums::{ChatKind, MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 
 /// Longest client-chosen idempotency key.
@@ -243,6 +244,13 @@ async fn store(
     };
     // Who the batch's sends may mention: looked up only when one of them names anyone.
     let mentionable = mentionable_members(tx, chat, sends).await?;
+    // In a direct chat, a block either way stops both members' sends.
+    let direct_blocks = match &activity {
+        Some(activity) if activity.kind == ChatKind::Direct => {
+            blocks::in_direct_chat(tx, chat).await?
+        }
+        _ => Vec::new(),
+    };
     let mut mentioned = Vec::new();
     // The batch's session, decided at its first stored message (a batch whose sends all
     // fail opens none).
@@ -259,7 +267,11 @@ async fn store(
             outcomes.push(Ok((existing.clone(), false)));
             continue;
         }
-        let checked = check_send(input, sender, &parents, chat).and_then(|role| {
+        let checked = match blocks::direct_refusal(&direct_blocks, *caller) {
+            Some(refused) => Err(refused),
+            None => check_send(input, sender, &parents, chat),
+        };
+        let checked = checked.and_then(|role| {
             let names = mentionable.resolve(*caller, input.mentions.as_deref(), &input.content);
             Ok((role, names?))
         });
@@ -325,7 +337,11 @@ async fn mentionable_members(
     names.sort_unstable();
     names.dedup();
     let members = db::mentions::mentionable_members(tx, chat, &ids, &names).await?;
-    Ok(Mentionable::new(members))
+    // A member who blocked a sender is never mentioned by them.
+    let candidates: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
+    let senders: Vec<UserId> = naming.iter().map(|(caller, _)| *caller).collect();
+    let blocked = blocks::blockers_of(tx, &candidates, &senders).await?;
+    Ok(Mentionable::new(members, blocked))
 }
 
 /// The rules a member's send must pass before it is stored; the role it is stored with.

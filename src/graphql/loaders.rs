@@ -75,6 +75,9 @@ pub struct UnreadMentionsKey {
     pub chat_id: ChatId,
     pub user_id: UserId,
 }
+/// The users a user blocks.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct BlocksKey(pub UserId);
 /// Who a message mentions.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct MentionsKey(pub MessageId);
@@ -307,6 +310,24 @@ impl Loader<UnreadMentionsKey> for DbLoader {
             {
                 found.insert(UnreadMentionsKey { chat_id, user_id }, count);
             }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<BlocksKey> for DbLoader {
+    type Value = Vec<UserId>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[BlocksKey]) -> LoadResult<BlocksKey, Vec<UserId>> {
+        let mut conn = self.conn().await?;
+        let mut found = HashMap::new();
+        // One key per request in practice: the caller's own list.
+        for key in keys {
+            let blocked = db::blocks::blocked_by(&mut conn, key.0)
+                .await
+                .map_err(failed)?;
+            found.insert(*key, blocked);
         }
         Ok(found)
     }

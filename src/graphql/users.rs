@@ -3,7 +3,8 @@
 use async_graphql::{Context, Object, Result};
 
 use super::types::{UserConnection, UserNode, connection};
-use super::{app, caller};
+use super::{app, caller, caller_id};
+use crate::domain::blocks;
 use crate::domain::users::{self, CreateUser, UpdateUser};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::ids::UserId;
@@ -46,6 +47,15 @@ impl UserQuery {
         let page = PageRequest::forward(first, after, app.config().max_page_size)?;
         let rows = users::list(app, caller(ctx), search.as_deref(), &page).await?;
         Ok(connection(rows, users::user_cursor, UserNode::loaded))
+    }
+
+    /// The users the caller blocked, newest block first (at most 1,000).
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(None, None, crate::domain::blocks::MAX_BLOCKS, child_complexity)"
+    )]
+    async fn blocked_users(&self, ctx: &Context<'_>) -> Result<Vec<UserNode>> {
+        let blocked = blocks::blocked_by(app(ctx)?, caller_id(ctx)?).await?;
+        Ok(blocked.into_iter().map(UserNode::by_id).collect())
     }
 }
 
@@ -90,6 +100,21 @@ impl UserMutation {
         ttl_seconds: Option<i32>,
     ) -> Result<String> {
         Ok(users::issue_token(app(ctx)?, caller(ctx), user_id, ttl_seconds).await?)
+    }
+
+    /// Blocks a user: they can no longer open a direct chat with the caller or send into
+    /// one they share (nor can the caller, until they unblock); in other shared chats
+    /// their messages are flagged `senderBlocked`, never `notify` the caller and never
+    /// mention them. They are not told. Blocking twice changes nothing; at most 1,000.
+    async fn block_user(&self, ctx: &Context<'_>, user_id: UserId) -> Result<UserNode> {
+        blocks::block(app(ctx)?, caller_id(ctx)?, user_id).await?;
+        Ok(UserNode::by_id(user_id))
+    }
+
+    /// Unblocks a user; unblocking someone not blocked changes nothing.
+    async fn unblock_user(&self, ctx: &Context<'_>, user_id: UserId) -> Result<UserNode> {
+        blocks::unblock(app(ctx)?, caller_id(ctx)?, user_id).await?;
+        Ok(UserNode::by_id(user_id))
     }
 
     /// Revokes every token issued to the user so far (admin key): requests with them are

@@ -41,9 +41,13 @@ chat_event! {
             self.message.mentions_caller(ctx).await
         }
         /// Whether to alert the caller (a push notification, a sound): true unless they
-        /// muted the chat, and in a muted chat too when the message mentions them. Every
+        /// muted the chat, and in a muted chat too when the message mentions them; never
+        /// for a message from someone they blocked. Every
         /// new message reaches `myEvents` either way, so the chat list stays current.
         async fn notify(&self, ctx: &Context<'_>) -> Result<bool> {
+            if self.message.sender_blocked_by_caller(ctx).await? {
+                return Ok(false);
+            }
             Ok(!my_membership_muted(ctx, self.chat_id).await?
                 || self.message.mentions_caller(ctx).await?)
         }

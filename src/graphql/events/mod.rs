@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Result};
 
 use super::loaders::{ChatKey, MembershipKey, MentionsKey, MessageKey, UserKey};
-use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode};
+use super::types::{ChatNode, MemberNode, MessageNode, UnreadCount, UserNode, blocked_by_caller};
 use super::{caller_id, loaders};
 use crate::db;
 use crate::domain::messages::MESSAGE_CURSOR;
@@ -40,17 +40,28 @@ impl MessageRef {
         Ok(mentioned.is_some_and(|users| users.contains(&caller)))
     }
 
+    /// Whether the caller blocked the message's sender.
+    async fn sender_blocked_by_caller(&self, ctx: &Context<'_>) -> Result<bool> {
+        match self.row(ctx).await?.and_then(|row| row.sender_id) {
+            Some(sender) => blocked_by_caller(ctx, sender).await,
+            None => Ok(false),
+        }
+    }
+
     async fn load(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
+        Ok(self.row(ctx).await?.map(MessageNode::loaded))
+    }
+
+    async fn row(&self, ctx: &Context<'_>) -> Result<Option<db::messages::Message>> {
         if let Some(row) = &self.row {
-            return Ok(Some(MessageNode::loaded(row.clone())));
+            return Ok(Some(row.clone()));
         }
         let loaders = loaders(ctx)?;
         let load = || loaders.load_one(MessageKey(self.id));
-        let row = match &self.shared {
+        Ok(match &self.shared {
             Some(delivered) => delivered.message(load).await?,
             None => load().await?,
-        };
-        Ok(row.map(MessageNode::loaded))
+        })
     }
 }
 

@@ -2,7 +2,9 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::{ChatNode, MessageNode, SessionNode, UserConnection, UserNode, connection};
+use super::{
+    ChatNode, MessageNode, SessionNode, UserConnection, UserNode, blocked_by_caller, connection,
+};
 use crate::db;
 use crate::db::reactions::ReactionGroup;
 use crate::domain::reactions::MAX_GROUP_USERS;
@@ -51,6 +53,14 @@ impl MessageNode {
     async fn sender(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
         // The foreign key is cleared when the account is deleted: an id means a user.
         Ok(self.row(ctx).await?.sender_id.map(UserNode::by_id))
+    }
+    /// True when the caller blocked the sender: the message stays in the history (it is
+    /// the same for every member), for the app to collapse or hide.
+    async fn sender_blocked(&self, ctx: &Context<'_>) -> Result<bool> {
+        match self.row(ctx).await?.sender_id {
+            Some(sender) => blocked_by_caller(ctx, sender).await,
+            None => Ok(false),
+        }
     }
     /// LLM-style role.
     async fn role(&self, ctx: &Context<'_>) -> Result<MessageRole> {

@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject};
 pub use super::connection::connection;
 use super::connection::{RelayConnection, connection_type};
 use super::lazy::LazyRow;
-use super::loaders::{ChatKey, MessageKey, UnreadKey, UnreadMentionsKey, UserKey};
+use super::loaders::{BlocksKey, ChatKey, MessageKey, UnreadKey, UnreadMentionsKey, UserKey};
 use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
 use crate::db::messages::TimeRange;
@@ -44,6 +44,15 @@ pub(crate) fn statistics_range(since: Option<DateTime>, until: Option<DateTime>)
 /// cap" from "more".
 #[derive(Clone, Copy)]
 pub(crate) struct UnreadCount(i64);
+
+/// Whether the calling user blocks `user` (false for the admin key).
+pub(crate) async fn blocked_by_caller(ctx: &Context<'_>, user: UserId) -> Result<bool> {
+    let Ok(caller) = crate::graphql::caller(ctx).user_id() else {
+        return Ok(false);
+    };
+    let blocked = loaders(ctx)?.load_one(BlocksKey(caller)).await?;
+    Ok(blocked.is_some_and(|list| list.contains(&user)))
+}
 
 impl UnreadCount {
     /// `user_id`'s unread count in a chat.

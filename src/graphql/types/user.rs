@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::{StatisticsNode, UserNode, statistics_range};
+use super::{StatisticsNode, UserNode, blocked_by_caller, statistics_range};
 use crate::domain::statistics;
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, caller};
@@ -39,6 +39,10 @@ impl UserNode {
     /// When the user was last connected or active.
     async fn last_seen_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
         Ok(self.row(ctx).await?.last_seen_at.map(DateTime))
+    }
+    /// True when the caller blocked this user (see `blockUser`).
+    async fn blocked_by_me(&self, ctx: &Context<'_>) -> Result<bool> {
+        blocked_by_caller(ctx, self.0.id).await
     }
     /// When the user was created.
     async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 mod accounts;
+mod blocking;
 mod lookup;
 mod revocation;
 mod tokens;
