@@ -393,23 +393,6 @@ pub async fn chats_of(conn: &mut DbConn, ids: &[MessageId]) -> DbResult<Vec<(Mes
         .await)?)
 }
 
-/// Reply counts of these messages (messages without replies are absent).
-pub async fn reply_counts(
-    conn: &mut DbConn,
-    parent_ids: &[MessageId],
-) -> DbResult<Vec<(MessageId, i64)>> {
-    let rows: Vec<(Option<MessageId>, i64)> = with_conn!(conn, |c| messages::table
-        .filter(messages::parent_id.eq_any(parent_ids))
-        .group_by(messages::parent_id)
-        .select((messages::parent_id, diesel::dsl::count_star()))
-        .load(c)
-        .await)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(parent, count)| parent.map(|p| (p, count)))
-        .collect())
-}
-
 /// Unread counts of `user_id` in these chats ([`UNREAD_FOR_MEMBER`]), counted up to `limit` per chat (a chat with more shows
 /// `limit`). Chats the user is not a member of are absent.
 ///

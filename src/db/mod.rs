@@ -15,6 +15,7 @@ pub mod schema;
 pub mod sessions;
 mod statements;
 pub mod statistics;
+pub mod threads;
 pub mod users;
 
 pub use notify::{EVENT_CHANNEL, listen};

@@ -83,6 +83,7 @@ diesel::table! {
         retracted_at -> Nullable<Timestamp>,
         trace_id -> Nullable<Text>,
         session_id -> Nullable<BigInt>,
+        last_reply_id -> Nullable<BigInt>,
     }
 }
 
@@ -130,6 +131,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    thread_reads (user_id, message_id) {
+        user_id -> BigInt,
+        message_id -> BigInt,
+        last_read_message_id -> BigInt,
+    }
+}
+
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
@@ -150,5 +159,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_edits,
     pins,
     mentions,
-    blocks
+    blocks,
+    thread_reads
 );

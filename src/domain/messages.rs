@@ -104,7 +104,7 @@ pub fn readers(
 /// A message and its chat, if the caller is a member of that chat. A message of a chat the
 /// caller is not in is `NOT_FOUND`, exactly like one that does not exist, so ids cannot be
 /// probed.
-async fn visible_message(
+pub(crate) async fn visible_message(
     conn: &mut DbConn,
     caller: UserId,
     id: MessageId,
@@ -227,10 +227,10 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
             let written_at = message.edited_at.unwrap_or(message.created_at);
             db::message_edits::record(conn, id, &message.content, written_at, at).await?;
             let edited = db::messages::set_content(conn, id, content, at).await?;
-            conn.emit(Event::in_chat(
-                edited.chat_id,
-                EventKind::MessageEdited { message_id: id },
-            ));
+            conn.emit(
+                Event::in_chat(edited.chat_id, EventKind::MessageEdited { message_id: id })
+                    .in_thread(edited.parent_id),
+            );
             Ok(edited)
         })
         .await?;
@@ -256,18 +256,24 @@ pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Mess
         db::reactions::clear(conn, id).await?;
         db::mentions::clear(conn, id).await?;
         let was_pinned = db::pins::unpin(conn, id).await?;
-        conn.emit(Event::in_chat(
-            retracted.chat_id,
-            EventKind::MessageRetracted { message_id: id },
-        ));
-        if was_pinned {
-            conn.emit(Event::in_chat(
+        conn.emit(
+            Event::in_chat(
                 retracted.chat_id,
-                EventKind::MessageUnpinned {
-                    message_id: id,
-                    by: caller,
-                },
-            ));
+                EventKind::MessageRetracted { message_id: id },
+            )
+            .in_thread(retracted.parent_id),
+        );
+        if was_pinned {
+            conn.emit(
+                Event::in_chat(
+                    retracted.chat_id,
+                    EventKind::MessageUnpinned {
+                        message_id: id,
+                        by: caller,
+                    },
+                )
+                .in_thread(retracted.parent_id),
+            );
         }
         Ok(retracted)
     })
@@ -288,10 +294,17 @@ pub async fn delete(app: &App, caller: UserId, id: MessageId) -> AppResult<bool>
             let newest = db::messages::latest_id(conn, chat.id).await?;
             db::chats::set_last_message(conn, chat.id, newest).await?;
         }
-        conn.emit(Event::in_chat(
-            message.chat_id,
-            EventKind::MessageDeleted { message_id: id },
-        ));
+        // Its thread's newest reply may be the one deleted.
+        if let Some(parent) = message.parent_id {
+            db::threads::refresh_last_reply(conn, parent).await?;
+        }
+        conn.emit(
+            Event::in_chat(
+                message.chat_id,
+                EventKind::MessageDeleted { message_id: id },
+            )
+            .in_thread(message.parent_id),
+        );
         Ok(true)
     })
     .await
@@ -439,14 +452,17 @@ pub async fn append(
             );
         }
         let offset = appended.content.chars().count() - delta_length;
-        conn.emit(Event::in_chat(
-            appended.chat_id,
-            EventKind::MessageDelta {
-                message_id: id,
-                delta: delta.to_owned(),
-                offset: i64::try_from(offset).unwrap_or(i64::MAX),
-            },
-        ));
+        conn.emit(
+            Event::in_chat(
+                appended.chat_id,
+                EventKind::MessageDelta {
+                    message_id: id,
+                    delta: delta.to_owned(),
+                    offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                },
+            )
+            .in_thread(appended.parent_id),
+        );
         Ok(appended)
     })
     .await
@@ -470,10 +486,13 @@ pub async fn finish(
             let now = db::messages::find(conn, id).await?;
             return Err(not_streaming(now.and_then(|m| m.stream_state)));
         };
-        conn.emit(Event::in_chat(
-            finished.chat_id,
-            EventKind::MessageEdited { message_id: id },
-        ));
+        conn.emit(
+            Event::in_chat(
+                finished.chat_id,
+                EventKind::MessageEdited { message_id: id },
+            )
+            .in_thread(finished.parent_id),
+        );
         Ok(finished)
     })
     .await
@@ -497,14 +516,17 @@ pub async fn interrupt(app: &App, caller: UserId, id: MessageId) -> AppResult<Me
         else {
             return Ok(db::messages::find(conn, id).await?.unwrap_or(message));
         };
-        conn.emit(Event::in_chat(
-            interrupted.chat_id,
-            EventKind::ReplyInterrupted {
-                message_id: id,
-                sender_id: interrupted.sender_id,
-                by: caller,
-            },
-        ));
+        conn.emit(
+            Event::in_chat(
+                interrupted.chat_id,
+                EventKind::ReplyInterrupted {
+                    message_id: id,
+                    sender_id: interrupted.sender_id,
+                    by: caller,
+                },
+            )
+            .in_thread(interrupted.parent_id),
+        );
         Ok(interrupted)
     })
     .await

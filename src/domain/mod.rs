@@ -15,6 +15,7 @@ pub mod receipts;
 pub mod sending;
 pub mod sessions;
 pub mod statistics;
+pub mod threads;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

@@ -59,13 +59,16 @@ pub async fn pin(app: &App, caller: UserId, id: MessageId) -> AppResult<Message>
                 "a chat has at most {MAX_PINS_PER_CHAT} pinned messages: unpin one first"
             )));
         }
-        conn.emit(Event::in_chat(
-            chat.id,
-            EventKind::MessagePinned {
-                message_id: id,
-                by: caller,
-            },
-        ));
+        conn.emit(
+            Event::in_chat(
+                chat.id,
+                EventKind::MessagePinned {
+                    message_id: id,
+                    by: caller,
+                },
+            )
+            .in_thread(message.parent_id),
+        );
         Ok(message)
     })
     .await
@@ -77,13 +80,16 @@ pub async fn unpin(app: &App, caller: UserId, id: MessageId) -> AppResult<Messag
         let (message, chat, member) = visible_message_locked(conn, caller, id).await?;
         check_manager(&chat, &member)?;
         if db::pins::unpin(conn, id).await? {
-            conn.emit(Event::in_chat(
-                chat.id,
-                EventKind::MessageUnpinned {
-                    message_id: id,
-                    by: caller,
-                },
-            ));
+            conn.emit(
+                Event::in_chat(
+                    chat.id,
+                    EventKind::MessageUnpinned {
+                        message_id: id,
+                        by: caller,
+                    },
+                )
+                .in_thread(message.parent_id),
+            );
         }
         Ok(message)
     })

@@ -105,6 +105,7 @@ fn changed(message: &Message, user: UserId, emoji: &str, added: bool) -> Event {
             added,
         },
     )
+    .in_thread(message.parent_id)
 }
 
 #[cfg(test)]

@@ -294,13 +294,19 @@ async fn store(
         };
         let message = insert(tx, chat, *caller, input, role, session_id).await?;
         mentioned.extend(mentions.into_iter().map(|user| (chat, message.id, user)));
-        tx.emit(Event::in_chat(
-            chat,
-            EventKind::MessageAdded {
-                message_id: message.id,
-                sender_id: Some(*caller),
-            },
-        ));
+        if let Some(parent) = input.parent_id {
+            db::threads::set_last_reply(tx, parent, message.id).await?;
+        }
+        tx.emit(
+            Event::in_chat(
+                chat,
+                EventKind::MessageAdded {
+                    message_id: message.id,
+                    sender_id: Some(*caller),
+                },
+            )
+            .in_thread(input.parent_id),
+        );
         if let Some(key) = key {
             by_client_id.insert(key, message.clone());
         }

@@ -30,6 +30,10 @@ pub struct Event {
     pub scope: Scope,
     /// What happened.
     pub kind: EventKind,
+    /// For an event about a reply: the thread it is in (the message it replies to), so
+    /// thread feeds pick their events without loading the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<MessageId>,
 }
 
 impl Event {
@@ -38,7 +42,14 @@ impl Event {
         Self {
             scope: Scope::Chat(chat),
             kind,
+            thread: None,
         }
+    }
+
+    /// The same event, about a message in the thread of `parent` (when it is a reply).
+    pub fn in_thread(mut self, parent: Option<MessageId>) -> Self {
+        self.thread = parent;
+        self
     }
 
     /// Every subscriber of this process may have missed events (the cross-instance feed
@@ -47,6 +58,7 @@ impl Event {
         Self {
             scope: Scope::Everywhere,
             kind: EventKind::ResyncRequired,
+            thread: None,
         }
     }
 
@@ -55,6 +67,7 @@ impl Event {
         Self {
             scope: Scope::User(user),
             kind,
+            thread: None,
         }
     }
 

@@ -195,6 +195,7 @@ fn encode(origin: u64, seq: u64, event: &Event) -> String {
         Event {
             scope: event.scope,
             kind: EventKind::ResyncRequired,
+            thread: None,
         },
     )
 }

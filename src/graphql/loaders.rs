@@ -13,6 +13,7 @@ use crate::db::messages::Message;
 use crate::db::pins::Pin;
 use crate::db::reactions::ReactionGroup;
 use crate::db::sessions::Session;
+use crate::db::threads::ThreadSummary;
 use crate::db::users::User;
 use crate::db::{self, DbPool};
 use crate::domain::messages::UNREAD_COUNT_CAP;
@@ -41,9 +42,15 @@ pub struct ChatKey(pub ChatId);
 /// A message by key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct MessageKey(pub MessageId);
-/// The number of replies to a message.
+/// A message's thread: how many replies, the latest when.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct ReplyCountKey(pub MessageId);
+pub struct ThreadKey(pub MessageId);
+/// A user's unread replies in a message's thread.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ThreadUnreadKey {
+    pub message_id: MessageId,
+    pub user_id: UserId,
+}
 /// A session by key.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct SessionKey(pub SessionId);
@@ -188,18 +195,47 @@ impl Loader<MessageKey> for DbLoader {
     }
 }
 
-impl Loader<ReplyCountKey> for DbLoader {
-    type Value = i64;
+impl Loader<ThreadKey> for DbLoader {
+    type Value = ThreadSummary;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[ReplyCountKey]) -> LoadResult<ReplyCountKey, i64> {
-        let rows = db::messages::reply_counts(&mut self.conn().await?, &raw(keys, |k| k.0))
+    async fn load(&self, keys: &[ThreadKey]) -> LoadResult<ThreadKey, ThreadSummary> {
+        let rows = db::threads::summaries(&mut self.conn().await?, &raw(keys, |k| k.0))
             .await
             .map_err(failed)?;
         Ok(rows
             .into_iter()
-            .map(|(id, n)| (ReplyCountKey(id), n))
+            .map(|(id, summary)| (ThreadKey(id), summary))
             .collect())
+    }
+}
+
+impl Loader<ThreadUnreadKey> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ThreadUnreadKey]) -> LoadResult<ThreadUnreadKey, i64> {
+        let mut conn = self.conn().await?;
+        let mut by_user: HashMap<UserId, Vec<MessageId>> = HashMap::new();
+        for key in keys {
+            by_user.entry(key.user_id).or_default().push(key.message_id);
+        }
+        let mut found = HashMap::new();
+        for (user_id, roots) in by_user {
+            for (message_id, count) in db::threads::unread_counts(&mut conn, user_id, &roots)
+                .await
+                .map_err(failed)?
+            {
+                found.insert(
+                    ThreadUnreadKey {
+                        message_id,
+                        user_id,
+                    },
+                    count,
+                );
+            }
+        }
+        Ok(found)
     }
 }
 

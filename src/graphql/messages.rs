@@ -10,7 +10,7 @@ use super::types::{
 use super::{absent_unless_visible, app, caller_id, loaders};
 use crate::db::messages::HistoryFilter;
 use crate::domain::sending::{SendMessage, SendQueues};
-use crate::domain::{messages, pins, reactions, receipts};
+use crate::domain::{messages, pins, reactions, receipts, threads};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -197,6 +197,22 @@ impl MessageMutation {
     async fn unpin_message(&self, ctx: &Context<'_>, id: MessageId) -> Result<MessageNode> {
         Ok(MessageNode::loaded(
             pins::unpin(app(ctx)?, caller_id(ctx)?, id).await?,
+        ))
+    }
+
+    /// Moves the caller's read mark in a message's thread up to one of its replies (null:
+    /// the newest reply), so `threadUnreadCount` drops; never moves back. The chat's read
+    /// watermark (`markRead`) is separate and covers replies too. Returns the thread's
+    /// message.
+    async fn mark_thread_read(
+        &self,
+        ctx: &Context<'_>,
+        message_id: MessageId,
+        up_to_message_id: Option<MessageId>,
+    ) -> Result<MessageNode> {
+        let (app, caller) = (app(ctx)?, caller_id(ctx)?);
+        Ok(MessageNode::loaded(
+            threads::mark_read(app, caller, message_id, up_to_message_id).await?,
         ))
     }
 

@@ -15,7 +15,7 @@ use crate::domain::feeds::inbox::InboxFeed;
 use crate::domain::messages::decode_message_cursor;
 use crate::error::AppError;
 use crate::events::EventKind;
-use crate::vocabulary::ids::ChatId;
+use crate::vocabulary::ids::{ChatId, MessageId};
 
 /// The root subscription type.
 #[derive(Default)]
@@ -39,11 +39,12 @@ async fn open_chat(
     ctx: &Context<'_>,
     phase: &Phase,
     chat: ChatId,
+    thread: Option<MessageId>,
     after: Option<String>,
     feed: impl FnOnce(ChatFeed) -> Feed,
 ) -> Result<()> {
     let after = after.as_deref().map(decode_message_cursor).transpose()?;
-    let opened = ChatFeed::open(app(ctx)?, caller_id(ctx)?, chat, after).await?;
+    let opened = ChatFeed::open_in(app(ctx)?, caller_id(ctx)?, chat, thread, after).await?;
     phase.opened(feed(opened));
     Ok(())
 }
@@ -54,16 +55,19 @@ impl Subscription {
     /// Everything that happens in a chat (members only). With `after` (a message cursor)
     /// every message after it is replayed first, then the feed goes live with no gap and
     /// no duplicate. A subscriber that falls behind gets `ResyncRequired`; a member who is
-    /// removed gets their own `MemberLeft` and the feed ends.
+    /// removed gets their own `MemberLeft` and the feed ends. With `threadId` (a message of
+    /// the chat), only that thread: events about the message and its replies, the chat's
+    /// `ChatUpdated`, and what ends the feed; `after` then replays its replies.
     async fn chat_events(
         &self,
         ctx: &Context<'_>,
         chat_id: ChatId,
         after: Option<String>,
+        thread_id: Option<MessageId>,
     ) -> Result<Shown<Result<ChatEvent>>> {
         let phase = phase(ctx)?;
         if let Phase::Open(_) = phase {
-            open_chat(ctx, phase, chat_id, after, |feed| Feed::Chat {
+            open_chat(ctx, phase, chat_id, thread_id, after, |feed| Feed::Chat {
                 chat: chat_id,
                 feed,
             })
@@ -102,7 +106,7 @@ impl Subscription {
     ) -> Result<Shown<Result<MessageNode>>> {
         let phase = phase(ctx)?;
         if let Phase::Open(_) = phase {
-            open_chat(ctx, phase, chat_id, None, Feed::NewMessages).await?;
+            open_chat(ctx, phase, chat_id, None, None, Feed::NewMessages).await?;
             return Ok(nothing());
         }
         let Some(Item::NewMessages(item)) = phase.take_item() else {

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::db;
 use crate::db::messages::Message;
 use crate::domain::access::{MEMBERSHIP_RECHECK, first_membership_recheck, member_of};
-use crate::error::{AppResult, ErrorCode};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::{Delivered, Event, EventKind, Receiver};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
@@ -36,6 +36,8 @@ pub struct ChatFeed {
     user: UserId,
     chat: ChatId,
     live: Receiver,
+    /// A thread feed's root: only its replies' events (and its own) are delivered.
+    thread: Option<MessageId>,
     backlog: VecDeque<Message>,
     /// Where the replay continues; `None` once it has caught up.
     replay_after: Option<MessageId>,
@@ -58,14 +60,35 @@ impl ChatFeed {
         chat: ChatId,
         after: Option<MessageId>,
     ) -> AppResult<Self> {
+        Self::open_in(app, user, chat, None, after).await
+    }
+
+    /// [`ChatFeed::open`] for one thread of the chat: the events about `thread` (its
+    /// root message) and its replies, and those that end the feed; with `after`, its
+    /// replies after it are replayed first. A root that is not a message of the chat is
+    /// `NOT_FOUND`.
+    pub async fn open_in(
+        app: &App,
+        user: UserId,
+        chat: ChatId,
+        thread: Option<MessageId>,
+        after: Option<MessageId>,
+    ) -> AppResult<Self> {
         let live = app.broker().subscribe_chat(chat);
         let mut conn = app.db().conn().await?;
         member_of(&mut conn, chat, user).await?;
+        if let Some(root) = thread {
+            let found = db::messages::find(&mut conn, root).await?;
+            if found.is_none_or(|m| m.chat_id != chat) {
+                return Err(AppError::NotFound("thread"));
+            }
+        }
         Ok(Self {
             app: app.clone(),
             user,
             chat,
             live,
+            thread,
             backlog: VecDeque::new(),
             replay_after: after,
             replayed_up_to: after.unwrap_or(MessageId(0)),
@@ -154,6 +177,9 @@ impl ChatFeed {
         if !event.concerns(self.chat) {
             return ChatFeedStep::Skip;
         }
+        if let Some(root) = self.thread {
+            return self.thread_step(root, event);
+        }
         let me = self.user;
         match &event.kind {
             EventKind::MessageAdded { message_id, .. } => {
@@ -191,10 +217,57 @@ impl ChatFeed {
         }
     }
 
-    /// The next messages of the replay after `after`.
+    /// [`ChatFeed::step`] for a thread feed: the events about its root or its replies,
+    /// the chat's changes (it may have been cleared), and what ends or resyncs any feed.
+    fn thread_step(&self, root: MessageId, event: &Event) -> ChatFeedStep {
+        let in_thread = |message: &MessageId| *message == root || event.thread == Some(root);
+        match &event.kind {
+            EventKind::MessageAdded { message_id, .. } => {
+                if event.thread != Some(root) || *message_id <= self.replayed_up_to {
+                    ChatFeedStep::Skip
+                } else {
+                    ChatFeedStep::Deliver
+                }
+            }
+            EventKind::MessageEdited { message_id }
+            | EventKind::MessageRetracted { message_id }
+            | EventKind::MessageDeleted { message_id }
+            | EventKind::MessageDelta { message_id, .. }
+            | EventKind::ReplyInterrupted { message_id, .. }
+            | EventKind::ReactionChanged { message_id, .. }
+            | EventKind::MessagePinned { message_id, .. }
+            | EventKind::MessageUnpinned { message_id, .. } => {
+                if in_thread(message_id) {
+                    ChatFeedStep::Deliver
+                } else {
+                    ChatFeedStep::Skip
+                }
+            }
+            EventKind::MemberLeft { user_id } if *user_id == self.user => ChatFeedStep::DeliverLast,
+            EventKind::ChatDeleted => ChatFeedStep::DeliverLast,
+            EventKind::ResyncRequired => ChatFeedStep::Resync,
+            EventKind::ChatUpdated => ChatFeedStep::Deliver,
+            // The chat's own life, not the thread's.
+            EventKind::SessionStarted { .. }
+            | EventKind::SessionEnded { .. }
+            | EventKind::ReadReceipt { .. }
+            | EventKind::DeliveryReceipt { .. }
+            | EventKind::Typing { .. }
+            | EventKind::MemberJoined { .. }
+            | EventKind::MemberLeft { .. }
+            | EventKind::MemberUpdated { .. }
+            | EventKind::TokensRevoked => ChatFeedStep::Skip,
+        }
+    }
+
+    /// The next messages of the replay after `after` (a thread's replies, for a thread
+    /// feed).
     async fn replay_batch(&self, after: MessageId) -> Result<Vec<Message>, db::DbError> {
         let mut conn = self.app.db().conn().await?;
-        db::messages::after(&mut conn, self.chat, after, REPLAY_BATCH).await
+        match self.thread {
+            Some(root) => db::threads::replies_after(&mut conn, root, after, REPLAY_BATCH).await,
+            None => db::messages::after(&mut conn, self.chat, after, REPLAY_BATCH).await,
+        }
     }
 
     /// After missed events: the feed ends if the subscriber is no longer a member (its

@@ -8,7 +8,7 @@ use super::{
     message_page, statistics_range,
 };
 use crate::db;
-use crate::domain::{members, pins, sessions, statistics};
+use crate::domain::{members, pins, sessions, statistics, threads};
 use crate::graphql::loaders::{MemberCountKey, MembershipKey, MessageKey, TagsKey, UserKey};
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, caller_id, loaders, with_checked_memberships};
@@ -150,6 +150,27 @@ impl ChatNode {
         })
         .await?;
         Ok(session.map(SessionNode))
+    }
+    /// The chat's threads (messages with replies), the one with the latest reply first:
+    /// `first` of them (default 20) after the cursor `after`.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
+    async fn threads(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MessageConnection> {
+        let (app, caller) = (app(ctx)?, caller_id(ctx)?);
+        let page = PageRequest::forward(first, after, app.config().max_page_size)?;
+        let rows = with_checked_memberships(ctx, async |checked| {
+            threads::of_chat(app, caller, self.0.id, &page, checked).await
+        })
+        .await?;
+        Ok(connection(rows, threads::thread_cursor, |(root, _)| {
+            MessageNode::loaded(root)
+        }))
     }
     /// The pinned messages, newest pin first (at most 50).
     #[graphql(

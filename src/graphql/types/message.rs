@@ -3,16 +3,17 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::{
-    ChatNode, MessageNode, SessionNode, UserConnection, UserNode, blocked_by_caller, connection,
+    ChatNode, MessageConnection, MessageNode, SessionNode, UserConnection, UserNode,
+    blocked_by_caller, connection,
 };
 use crate::db;
 use crate::db::reactions::ReactionGroup;
 use crate::domain::reactions::MAX_GROUP_USERS;
-use crate::domain::{messages, users};
+use crate::domain::{messages, threads, users};
 use crate::graphql::caller_id;
 use crate::graphql::loaders::{
     ChatMembersKey, EditsKey, MentionsKey, MyReactionsKey, PinKey, ReactionsKey, ReactorsKey,
-    ReplyCountKey, SessionKey, UserKey,
+    SessionKey, ThreadKey, ThreadUnreadKey, UserKey,
 };
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, loaders};
@@ -91,9 +92,47 @@ impl MessageNode {
     async fn parent(&self, ctx: &Context<'_>) -> Result<Option<MessageNode>> {
         Ok(self.row(ctx).await?.parent_id.map(MessageNode::by_id))
     }
-    /// How many messages reply to this one.
+    /// How many messages reply to this one (its thread).
     async fn reply_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = loaders(ctx)?.load_one(ReplyCountKey(self.0.id)).await?;
+        let thread = loaders(ctx)?.load_one(ThreadKey(self.0.id)).await?;
+        Ok(i32::try_from(thread.map_or(0, |t| t.replies)).unwrap_or(i32::MAX))
+    }
+    /// When the latest reply was sent (null without replies).
+    async fn last_reply_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        let thread = loaders(ctx)?.load_one(ThreadKey(self.0.id)).await?;
+        Ok(thread.and_then(|t| t.last_reply_at).map(DateTime))
+    }
+    /// The replies to this message (its thread): `first/after` oldest first, `last/before`
+    /// back from the newest; with no arguments the oldest 20.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, last, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
+    async fn replies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<MessageConnection> {
+        let app = app(ctx)?;
+        let page = PageRequest::from_args(first, after, last, before, app.config().max_page_size)?;
+        let rows = threads::replies(app, self.0.id, &page).await?;
+        Ok(connection(
+            rows,
+            messages::message_cursor,
+            MessageNode::loaded,
+        ))
+    }
+    /// The caller's unread replies in this message's thread: replies from others after
+    /// both their read watermark in the chat and their read mark in the thread
+    /// (`markThreadRead`).
+    async fn thread_unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let key = ThreadUnreadKey {
+            message_id: self.0.id,
+            user_id: caller_id(ctx)?,
+        };
+        let count = loaders(ctx)?.load_one(key).await?;
         Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
     }
     /// When it was sent.
