@@ -17,6 +17,7 @@ mod reactions;
 mod reading;
 mod sending;
 mod statistics;
+mod threads;
 
 const PAGE: &str = "query($c: ID!, $first: Int, $after: String, $last: Int, $before: String) {
   messages(chatId: $c, first: $first, after: $after, last: $last, before: $before) {
