@@ -65,22 +65,26 @@ pub async fn clear(conn: &mut DbConn, message_id: MessageId) -> DbResult<usize> 
     .await)?)
 }
 
-/// How many different emoji a message carries, and how many of them are `user`'s.
+/// How many different emoji a message carries, and how many of them are `user`'s: two
+/// counts over the primary key, not the rows (a popular message has thousands).
 pub async fn emoji_counts(
     conn: &mut DbConn,
     message_id: MessageId,
     user_id: UserId,
 ) -> DbResult<(usize, usize)> {
-    let rows: Vec<(String, UserId)> = with_conn!(conn, |c| reactions::table
+    let distinct: i64 = with_conn!(conn, |c| reactions::table
         .filter(reactions::message_id.eq(message_id))
-        .select((reactions::emoji, reactions::user_id))
-        .load(c)
+        .select(diesel::dsl::count_distinct(reactions::emoji))
+        .first(c)
         .await)?;
-    let mut distinct: Vec<&str> = rows.iter().map(|(e, _)| e.as_str()).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mine = rows.iter().filter(|(_, u)| *u == user_id).count();
-    Ok((distinct.len(), mine))
+    let mine: i64 = with_conn!(conn, |c| reactions::table
+        .filter(reactions::message_id.eq(message_id))
+        .filter(reactions::user_id.eq(user_id))
+        .count()
+        .get_result(c)
+        .await)?;
+    let size = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok((size(distinct), size(mine)))
 }
 
 /// The reaction groups of these messages, each message's in the order their first
