@@ -74,7 +74,7 @@ pub async fn emoji_counts(
 ) -> DbResult<(usize, usize)> {
     let distinct: i64 = with_conn!(conn, |c| reactions::table
         .filter(reactions::message_id.eq(message_id))
-        .select(diesel::dsl::count_distinct(reactions::emoji))
+        .select(diesel::dsl::count(reactions::emoji).aggregate_distinct())
         .first(c)
         .await)?;
     let mine: i64 = with_conn!(conn, |c| reactions::table
