@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::{chats, members, messages};
 use super::{DbConn, DbResult, KeepPrepared};
-use crate::vocabulary::cursor::{Direction, Page, PageRequest};
+use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
 use crate::with_conn;
@@ -199,15 +199,7 @@ pub async fn page(
             .select(Message::as_select())
             .limit(limit)
             .into_boxed();
-        query = match (page.direction, boundary) {
-            (Direction::Forward, Some(after)) => query.filter(messages::id.gt(after)),
-            (Direction::Backward, Some(before)) => query.filter(messages::id.lt(before)),
-            (_, None) => query,
-        };
-        query = match page.direction {
-            Direction::Forward => query.order(messages::id.asc()),
-            Direction::Backward => query.order(messages::id.desc()),
-        };
+        query = keyset_by_id!(query, page, boundary);
         // Served by the (chat_id, created_at) index when the range is narrow.
         if let Some(since) = range.since {
             query = query.filter(messages::created_at.ge(since));
@@ -219,6 +211,25 @@ pub async fn page(
     })?;
     Ok(Page::from_rows(rows, page))
 }
+
+/// Orders a boxed `messages` query by id in `$page`'s direction and starts it after (or
+/// before) `$boundary`: the keyset every message list pages by. A macro, because the
+/// boxed query's type differs per backend and per selection.
+macro_rules! keyset_by_id {
+    ($query:expr, $page:expr, $boundary:expr) => {{
+        use $crate::vocabulary::cursor::Direction;
+        let query = match ($page.direction, $boundary) {
+            (Direction::Forward, Some(after)) => $query.filter(messages::id.gt(after)),
+            (Direction::Backward, Some(before)) => $query.filter(messages::id.lt(before)),
+            (_, None) => $query,
+        };
+        match $page.direction {
+            Direction::Forward => query.order(messages::id.asc()),
+            Direction::Backward => query.order(messages::id.desc()),
+        }
+    }};
+}
+pub(super) use keyset_by_id;
 
 /// The unread rule, the one place it is written: a message is unread for a member when it
 /// is above their read watermark, live (not retracted) and sent by someone else (a system

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::messages::Message;
+use super::messages::{Message, keyset_by_id};
 use super::schema::{members, messages, thread_reads};
 use super::{DbConn, DbResult};
 use crate::vocabulary::cursor::{Page, PageRequest};
@@ -59,24 +59,14 @@ pub async fn replies(
     boundary: Option<MessageId>,
     page: &PageRequest,
 ) -> DbResult<Page<Message>> {
-    use crate::vocabulary::cursor::Direction;
     let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
     let rows = with_conn!(conn, |c| {
-        let mut query = messages::table
+        let query = messages::table
             .filter(messages::parent_id.eq(parent))
             .select(Message::as_select())
             .limit(limit)
             .into_boxed();
-        query = match (page.direction, boundary) {
-            (Direction::Forward, Some(after)) => query.filter(messages::id.gt(after)),
-            (Direction::Backward, Some(before)) => query.filter(messages::id.lt(before)),
-            (_, None) => query,
-        };
-        query = match page.direction {
-            Direction::Forward => query.order(messages::id.asc()),
-            Direction::Backward => query.order(messages::id.desc()),
-        };
-        query.load(c).await
+        keyset_by_id!(query, page, boundary).load(c).await
     })?;
     Ok(Page::from_rows(rows, page))
 }
