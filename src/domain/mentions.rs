@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use crate::db::{self, DbConn};
+use crate::domain::blocks;
 use crate::domain::users::{MAX_USERNAME, is_username_char};
 use crate::error::{AppError, AppResult};
-use crate::vocabulary::ids::UserId;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Most users one message mentions.
 pub const MAX_MENTIONS: usize = 50;
@@ -127,6 +129,43 @@ impl Mentionable {
         }
         Ok(mentioned.into_iter().collect())
     }
+}
+
+/// After an edit of `message` (in `chat`, by its `sender`) to `text`: the members its new
+/// `@username`s name are mentioned too. Mentions are never taken back by an edit (the
+/// mentioned member may have been alerted already); a retraction removes them.
+pub(crate) async fn add_from_edit(
+    conn: &mut DbConn,
+    chat: ChatId,
+    sender: UserId,
+    message: MessageId,
+    text: &str,
+) -> AppResult<()> {
+    if !text.contains('@') {
+        return Ok(());
+    }
+    let names = usernames_in(text);
+    let members = db::mentions::mentionable_members(conn, chat, &[], &names).await?;
+    let candidates: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
+    let blocked = blocks::blockers_of(conn, &candidates, &[sender]).await?;
+    let named = Mentionable::new(members, blocked).resolve(sender, None, text)?;
+    let already: BTreeSet<UserId> = db::mentions::of_messages(conn, &[message])
+        .await?
+        .into_iter()
+        .map(|(_, user)| user)
+        .collect();
+    let new: Vec<(ChatId, MessageId, UserId)> = named
+        .into_iter()
+        .filter(|user| !already.contains(user))
+        .map(|user| (chat, message, user))
+        .collect();
+    if already.len() + new.len() > MAX_MENTIONS {
+        return Err(AppError::LimitExceeded(format!(
+            "a message mentions at most {MAX_MENTIONS} users"
+        )));
+    }
+    db::mentions::insert(conn, &new).await?;
+    Ok(())
 }
 
 /// Whether a send may mention anyone, so its batch looks its members up.

@@ -7,7 +7,7 @@ use crate::db::members::Member;
 use crate::db::messages::{Message, TimeRange};
 use crate::db::{self, DbConn};
 use crate::domain::access::{CheckedMemberships, hidden_message, member_of};
-use crate::domain::{check_trace_id, now};
+use crate::domain::{check_trace_id, mentions, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind};
 use crate::vocabulary::cursor::{self, Page, PageRequest};
@@ -227,6 +227,7 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
             let written_at = message.edited_at.unwrap_or(message.created_at);
             db::message_edits::record(conn, id, &message.content, written_at, at).await?;
             let edited = db::messages::set_content(conn, id, content, at).await?;
+            mentions::add_from_edit(conn, edited.chat_id, caller, id, content).await?;
             conn.emit(
                 Event::in_chat(edited.chat_id, EventKind::MessageEdited { message_id: id })
                     .in_thread(edited.parent_id),

@@ -191,8 +191,8 @@ impl MessageNode {
     async fn client_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         Ok(self.row(ctx).await?.client_id.as_deref())
     }
-    /// The members it mentions (by id when sent, or as `@username` in its content), in
-    /// user-id order. Empty once retracted.
+    /// The members it mentions (by id when sent, or as `@username` in its content, edits
+    /// included), in user-id order. Empty once retracted.
     async fn mentions(&self, ctx: &Context<'_>) -> Result<Vec<UserNode>> {
         let users = loaders(ctx)?
             .load_one(MentionsKey(self.0.id))

@@ -126,8 +126,22 @@ async fn unread_mentions_count_per_member_until_read_or_retracted() -> TestResul
         .ok_or("no bob")?;
     assert_eq!(bobs["unreadMentionCount"], 2);
 
-    // A retracted mention no longer counts, nor shows.
+    // An edit that names carol mentions her too, and keeps the mention of bob.
     let second = str_at(&second, "/sendMessage/id")?;
+    let edited = a
+        .ok(
+            "mutation($m: ID!) { editMessage(id: $m, content: \"again, @carol\") { mentions { username } } }",
+            json!({"m": second}),
+        )
+        .await?;
+    assert_eq!(
+        edited["editMessage"]["mentions"],
+        json!([{"username": "bob"}, {"username": "carol"}])
+    );
+    let carols = c.ok(COUNTS, json!({"c": chat})).await?;
+    assert_eq!(carols["chat"]["unreadMentionCount"], 1);
+
+    // A retracted mention no longer counts, nor shows.
     let retracted = a
         .ok(
             "mutation($m: ID!) { retractMessage(id: $m) { mentions { username } } }",
