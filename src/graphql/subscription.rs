@@ -57,7 +57,8 @@ impl Subscription {
     /// no duplicate. A subscriber that falls behind gets `ResyncRequired`; a member who is
     /// removed gets their own `MemberLeft` and the feed ends. With `threadId` (a message of
     /// the chat), only that thread: events about the message and its replies, the chat's
-    /// `ChatUpdated`, and what ends the feed; `after` then replays its replies.
+    /// `ChatUpdated`, and what ends the feed (the message's deletion too); `after` then
+    /// replays its replies.
     async fn chat_events(
         &self,
         ctx: &Context<'_>,

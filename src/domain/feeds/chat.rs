@@ -229,6 +229,10 @@ impl ChatFeed {
                     ChatFeedStep::Deliver
                 }
             }
+            // Its replies lose their parent with it: the thread is gone, and so is the feed.
+            EventKind::MessageDeleted { message_id } if *message_id == root => {
+                ChatFeedStep::DeliverLast
+            }
             EventKind::MessageEdited { message_id }
             | EventKind::MessageRetracted { message_id }
             | EventKind::MessageDeleted { message_id }

@@ -274,6 +274,24 @@ async fn a_thread_feed_carries_only_its_thread() -> TestResult {
     let event = replay.next("2").await?;
     assert_eq!(str_at(&event, "/chatEvents/message/content")?, "live again");
 
+    // The first feed saw that reply too; deleting the thread's message then ends it
+    // after its MessageDeleted.
+    let seen = ws.next("1").await?;
+    assert_eq!(str_at(&seen, "/chatEvents/message/content")?, "live again");
+    server
+        .client(&alice)
+        .ok(
+            "mutation($m: ID!) { deleteMessage(id: $m) }",
+            json!({"m": root}),
+        )
+        .await?;
+    assert_eq!(
+        ws.next("1").await?["chatEvents"]["__typename"],
+        "MessageDeleted"
+    );
+    let end = ws.recv().await?;
+    assert_eq!(end, json!({"id": "1", "type": "complete"}), "{end}");
+
     // A thread of another chat, or no such message, is not found.
     let elsewhere = group(&server, &bob, &[]).await?;
     let foreign = send(&server, &bob, &elsewhere, "not yours").await?;
