@@ -80,6 +80,21 @@ pub struct Mentionable {
 }
 
 impl Mentionable {
+    /// The members of `chat` named by `ids` or `lowercase_names`, with the blocks between
+    /// them and `senders` (a member who blocked a sender is never mentioned by them).
+    pub async fn load(
+        conn: &mut DbConn,
+        chat: ChatId,
+        ids: &[UserId],
+        lowercase_names: &[String],
+        senders: &[UserId],
+    ) -> AppResult<Self> {
+        let members = db::mentions::mentionable_members(conn, chat, ids, lowercase_names).await?;
+        let candidates: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
+        let blocked = blocks::blockers_of(conn, &candidates, senders).await?;
+        Ok(Self::new(members, blocked))
+    }
+
     /// From `(user id, username)` rows of the chat's members and the blocks between them
     /// and the senders.
     pub fn new(members: Vec<(UserId, String)>, blocked: HashSet<(UserId, UserId)>) -> Self {
@@ -144,11 +159,8 @@ pub(crate) async fn add_from_edit(
     if !text.contains('@') {
         return Ok(());
     }
-    let names = usernames_in(text);
-    let members = db::mentions::mentionable_members(conn, chat, &[], &names).await?;
-    let candidates: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
-    let blocked = blocks::blockers_of(conn, &candidates, &[sender]).await?;
-    let named = Mentionable::new(members, blocked).resolve(sender, None, text)?;
+    let mentionable = Mentionable::load(conn, chat, &[], &usernames_in(text), &[sender]).await?;
+    let named = mentionable.resolve(sender, None, text)?;
     let already: BTreeSet<UserId> = db::mentions::of_messages(conn, &[message])
         .await?
         .into_iter()

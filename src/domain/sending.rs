@@ -342,12 +342,8 @@ async fn mentionable_members(
         .collect();
     names.sort_unstable();
     names.dedup();
-    let members = db::mentions::mentionable_members(tx, chat, &ids, &names).await?;
-    // A member who blocked a sender is never mentioned by them.
-    let candidates: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
     let senders: Vec<UserId> = naming.iter().map(|(caller, _)| *caller).collect();
-    let blocked = blocks::blockers_of(tx, &candidates, &senders).await?;
-    Ok(Mentionable::new(members, blocked))
+    Mentionable::load(tx, chat, &ids, &names, &senders).await
 }
 
 /// The rules a member's send must pass before it is stored; the role it is stored with.
