@@ -3,9 +3,10 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::messages::counts_per_membership;
 use super::schema::{members, mentions, users};
 use super::users::lower;
-use super::{DbConn, DbResult, KeepPrepared};
+use super::{DbConn, DbResult};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 use crate::with_conn;
 
@@ -73,26 +74,15 @@ pub async fn mentionable_members(
 /// chats, counted up to `limit` per chat. Chats the user is not a member of are absent.
 ///
 /// A retracted message's mentions are gone, and no message mentions its own sender, so
-/// this is one range of the primary key per chat. The LIMIT in a subquery is the one SQL
-/// fragment (diesel cannot say it), the same text on both backends.
+/// this is one range of the primary key per chat.
 pub async fn unread_counts(
     conn: &mut DbConn,
     user_id: UserId,
     chat_ids: &[ChatId],
     limit: i64,
 ) -> DbResult<Vec<(ChatId, i64)>> {
-    let count = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-        "(SELECT COUNT(*) FROM (SELECT 1 FROM mentions \
+    const UNREAD_MENTIONS: &str = "mentions \
          WHERE mentions.user_id = members.user_id AND mentions.chat_id = members.chat_id \
-         AND mentions.message_id > COALESCE(members.last_read_message_id, 0) \
-         LIMIT {limit}) AS unread)"
-    ));
-    Ok(with_conn!(conn, |c| KeepPrepared(
-        members::table
-            .filter(members::user_id.eq(user_id))
-            .filter(members::chat_id.eq_any(chat_ids))
-            .select((members::chat_id, count))
-    )
-    .load(c)
-    .await)?)
+         AND mentions.message_id > COALESCE(members.last_read_message_id, 0)";
+    counts_per_membership(conn, user_id, chat_ids, UNREAD_MENTIONS, limit).await
 }

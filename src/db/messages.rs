@@ -408,18 +408,30 @@ pub async fn chats_of(conn: &mut DbConn, ids: &[MessageId]) -> DbResult<Vec<(Mes
 /// `limit`). Chats the user is not a member of are absent.
 ///
 /// Each count is a bounded range scan of the `(chat_id, id)` index from the watermark up,
-/// so its cost does not grow with the size of the chat. diesel cannot express a limited
-/// subquery in FROM, hence the one SQL fragment; it is the same text on both backends.
+/// so its cost does not grow with the size of the chat.
 pub async fn unread_counts(
     conn: &mut DbConn,
     user_id: UserId,
     chat_ids: &[ChatId],
     limit: i64,
 ) -> DbResult<Vec<(ChatId, i64)>> {
+    let rows = format!("messages WHERE messages.chat_id = members.chat_id AND {UNREAD_FOR_MEMBER}");
+    counts_per_membership(conn, user_id, chat_ids, &rows, limit).await
+}
+
+/// For each membership of `user_id` in `chat_ids`: how many rows `rows` yields, counted
+/// up to `limit` — `rows` being SQL `table WHERE condition`, the condition over that
+/// member's `members` row. The bounded count is a subquery in FROM (diesel cannot say
+/// it), the same text on both backends.
+pub(super) async fn counts_per_membership(
+    conn: &mut DbConn,
+    user_id: UserId,
+    chat_ids: &[ChatId],
+    rows: &str,
+    limit: i64,
+) -> DbResult<Vec<(ChatId, i64)>> {
     let count = diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-        "(SELECT COUNT(*) FROM (SELECT 1 FROM messages \
-         WHERE messages.chat_id = members.chat_id AND {UNREAD_FOR_MEMBER} \
-         LIMIT {limit}) AS unread)"
+        "(SELECT COUNT(*) FROM (SELECT 1 FROM {rows} LIMIT {limit}) AS counted)"
     ));
     Ok(with_conn!(conn, |c| KeepPrepared(
         members::table

@@ -69,19 +69,21 @@ pub struct MembershipKey {
     pub chat_id: ChatId,
     pub user_id: UserId,
 }
-/// A user's unread count in a chat, counted up to one more than `UNREAD_COUNT_CAP`.
+/// A user's unread count in a chat (of messages, or of messages that mention them),
+/// counted up to one more than `UNREAD_COUNT_CAP`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct UnreadKey {
     pub chat_id: ChatId,
     pub user_id: UserId,
+    pub of: Unread,
+}
+/// What an unread count counts.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Unread {
+    Messages,
+    Mentions,
 }
 
-/// A user's unread mentions in a chat, counted up to one more than `UNREAD_COUNT_CAP`.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct UnreadMentionsKey {
-    pub chat_id: ChatId,
-    pub user_id: UserId,
-}
 /// The users a user blocks.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct BlocksKey(pub UserId);
@@ -315,36 +317,29 @@ impl Loader<UnreadKey> for DbLoader {
     async fn load(&self, keys: &[UnreadKey]) -> LoadResult<UnreadKey, i64> {
         let mut conn = self.conn().await?;
         let mut found = HashMap::new();
-        for (user_id, chat_ids) in chats_by_user(keys.iter().map(|k| (k.chat_id, k.user_id))) {
-            // One more than the cap tells "exactly the cap" from "more than the cap".
-            let limit = UNREAD_COUNT_CAP + 1;
-            for (chat_id, count) in
-                db::messages::unread_counts(&mut conn, user_id, &chat_ids, limit)
-                    .await
-                    .map_err(failed)?
-            {
-                found.insert(UnreadKey { chat_id, user_id }, count);
-            }
-        }
-        Ok(found)
-    }
-}
-
-impl Loader<UnreadMentionsKey> for DbLoader {
-    type Value = i64;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[UnreadMentionsKey]) -> LoadResult<UnreadMentionsKey, i64> {
-        let mut conn = self.conn().await?;
-        let mut found = HashMap::new();
-        for (user_id, chat_ids) in chats_by_user(keys.iter().map(|k| (k.chat_id, k.user_id))) {
-            let limit = UNREAD_COUNT_CAP + 1;
-            for (chat_id, count) in
-                db::mentions::unread_counts(&mut conn, user_id, &chat_ids, limit)
-                    .await
-                    .map_err(failed)?
-            {
-                found.insert(UnreadMentionsKey { chat_id, user_id }, count);
+        for of in [Unread::Messages, Unread::Mentions] {
+            let wanted = keys.iter().filter(|k| k.of == of);
+            for (user_id, chat_ids) in chats_by_user(wanted.map(|k| (k.chat_id, k.user_id))) {
+                // One more than the cap tells "exactly the cap" from "more than the cap".
+                let limit = UNREAD_COUNT_CAP + 1;
+                let counts = match of {
+                    Unread::Messages => {
+                        db::messages::unread_counts(&mut conn, user_id, &chat_ids, limit).await
+                    }
+                    Unread::Mentions => {
+                        db::mentions::unread_counts(&mut conn, user_id, &chat_ids, limit).await
+                    }
+                };
+                for (chat_id, count) in counts.map_err(failed)? {
+                    found.insert(
+                        UnreadKey {
+                            chat_id,
+                            user_id,
+                            of,
+                        },
+                        count,
+                    );
+                }
             }
         }
         Ok(found)

@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject};
 pub use super::connection::connection;
 use super::connection::{RelayConnection, connection_type};
 use super::lazy::LazyRow;
-use super::loaders::{BlocksKey, ChatKey, MessageKey, UnreadKey, UnreadMentionsKey, UserKey};
+use super::loaders::{BlocksKey, ChatKey, MessageKey, Unread, UnreadKey, UserKey};
 use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
 use crate::db::messages::TimeRange;
@@ -58,7 +58,11 @@ impl UnreadCount {
     /// `user_id`'s unread count in a chat.
     pub(crate) async fn load(ctx: &Context<'_>, chat_id: ChatId, user_id: UserId) -> Result<Self> {
         let count = loaders(ctx)?
-            .load_one(UnreadKey { chat_id, user_id })
+            .load_one(UnreadKey {
+                chat_id,
+                user_id,
+                of: Unread::Messages,
+            })
             .await?;
         Ok(Self(count.unwrap_or(0)))
     }
@@ -70,7 +74,11 @@ impl UnreadCount {
         user_id: UserId,
     ) -> Result<Self> {
         let count = loaders(ctx)?
-            .load_one(UnreadMentionsKey { chat_id, user_id })
+            .load_one(UnreadKey {
+                chat_id,
+                user_id,
+                of: Unread::Mentions,
+            })
             .await?;
         Ok(Self(count.unwrap_or(0)))
     }
