@@ -326,6 +326,21 @@ pub fn str_at(value: &Value, pointer: &str) -> TestResult<String> {
         .ok_or_else(|| format!("no string at {pointer} in {value}").into())
 }
 
+/// The `field` strings of the objects in the array at a JSON pointer (empty when there is
+/// no array), e.g. the usernames of a list of users.
+pub fn strings_at(value: &Value, pointer: &str, field: &str) -> Vec<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item[field].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The integer at a JSON pointer.
 pub fn int_at(value: &Value, pointer: &str) -> TestResult<i64> {
     value

@@ -11,17 +11,6 @@ const UNPIN: &str =
 const PINNED: &str =
     "query($c: ID!) { chat(id: $c) { pinnedMessages { content pinnedBy { username } } } }";
 
-fn pinned_contents(data: &Value) -> Vec<String> {
-    data["chat"]["pinnedMessages"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|m| m["content"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn managers_pin_and_unpin_and_members_see_the_pins() -> TestResult {
     let server = TestServer::start().await?;
@@ -55,7 +44,11 @@ async fn managers_pin_and_unpin_and_members_see_the_pins() -> TestResult {
         "NOT_FOUND"
     );
     assert_eq!(
-        pinned_contents(&c.ok(PINNED, json!({"c": chat})).await?),
+        strings_at(
+            &c.ok(PINNED, json!({"c": chat})).await?,
+            "/chat/pinnedMessages",
+            "content"
+        ),
         Vec::<String>::new()
     );
 
@@ -70,7 +63,10 @@ async fn managers_pin_and_unpin_and_members_see_the_pins() -> TestResult {
 
     // Every member sees them, newest pin first.
     let seen = c.ok(PINNED, json!({"c": chat})).await?;
-    assert_eq!(pinned_contents(&seen), ["agenda", "rules"]);
+    assert_eq!(
+        strings_at(&seen, "/chat/pinnedMessages", "content"),
+        ["agenda", "rules"]
+    );
     assert_eq!(
         seen["chat"]["pinnedMessages"][0]["pinnedBy"]["username"],
         "bob"
@@ -85,7 +81,11 @@ async fn managers_pin_and_unpin_and_members_see_the_pins() -> TestResult {
     );
     a.ok(UNPIN, json!({"m": second})).await?;
     assert_eq!(
-        pinned_contents(&c.ok(PINNED, json!({"c": chat})).await?),
+        strings_at(
+            &c.ok(PINNED, json!({"c": chat})).await?,
+            "/chat/pinnedMessages",
+            "content"
+        ),
         ["rules"]
     );
 
@@ -96,7 +96,11 @@ async fn managers_pin_and_unpin_and_members_see_the_pins() -> TestResult {
     )
     .await?;
     assert_eq!(
-        pinned_contents(&c.ok(PINNED, json!({"c": chat})).await?),
+        strings_at(
+            &c.ok(PINNED, json!({"c": chat})).await?,
+            "/chat/pinnedMessages",
+            "content"
+        ),
         Vec::<String>::new()
     );
     assert_eq!(a.code(PIN, json!({"m": first})).await?, "CONFLICT");
@@ -208,7 +212,7 @@ async fn a_chat_holds_at_most_fifty_pins() -> TestResult {
     let refused = a.send(PIN, json!({"m": one_more})).await?;
     assert_eq!(refused.codes(), vec!["LIMIT_EXCEEDED"], "{}", refused.body);
     let seen = a.ok(PINNED, json!({"c": chat})).await?;
-    let pinned = pinned_contents(&seen);
+    let pinned = strings_at(&seen, "/chat/pinnedMessages", "content");
     assert_eq!(pinned.len(), 50);
     assert!(pinned[0] == "x" || pinned[0] == "y", "{pinned:?}");
     assert_eq!(pinned[1], "note 48");

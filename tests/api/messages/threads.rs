@@ -32,18 +32,6 @@ async fn reply(
         .await
 }
 
-fn contents_at(data: &Value, pointer: &str) -> Vec<String> {
-    data.pointer(pointer)
-        .and_then(Value::as_array)
-        .map(|nodes| {
-            nodes
-                .iter()
-                .filter_map(|n| n["content"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn replies_page_alone_and_threads_list_by_latest_reply() -> TestResult {
     let server = TestServer::start().await?;
@@ -65,7 +53,7 @@ async fn replies_page_alone_and_threads_list_by_latest_reply() -> TestResult {
     // Replies page oldest first, by themselves.
     let page = a.ok(THREAD, json!({"m": first, "first": 2})).await?;
     assert_eq!(
-        contents_at(&page, "/message/replies/nodes"),
+        strings_at(&page, "/message/replies/nodes", "content"),
         ["re first 0", "re first 1"]
     );
     assert_eq!(page["message"]["replyCount"], 3);
@@ -73,7 +61,10 @@ async fn replies_page_alone_and_threads_list_by_latest_reply() -> TestResult {
     let rest = a
         .ok(THREAD, json!({"m": first, "first": 2, "after": after}))
         .await?;
-    assert_eq!(contents_at(&rest, "/message/replies/nodes"), ["re first 2"]);
+    assert_eq!(
+        strings_at(&rest, "/message/replies/nodes", "content"),
+        ["re first 2"]
+    );
     assert_eq!(rest["message"]["replies"]["pageInfo"]["hasNextPage"], false);
     let second_thread = a.ok(THREAD, json!({"m": second})).await?;
     assert_eq!(
@@ -84,18 +75,24 @@ async fn replies_page_alone_and_threads_list_by_latest_reply() -> TestResult {
     // Threads: the latest reply first; a new reply moves its thread up.
     let list = a.ok(THREADS, json!({"c": chat})).await?;
     assert_eq!(
-        contents_at(&list, "/chat/threads/nodes"),
+        strings_at(&list, "/chat/threads/nodes", "content"),
         ["second topic", "first topic"]
     );
     reply(&server, &alice, &chat, &first, "bump").await?;
     let list = a.ok(THREADS, json!({"c": chat, "first": 1})).await?;
-    assert_eq!(contents_at(&list, "/chat/threads/nodes"), ["first topic"]);
+    assert_eq!(
+        strings_at(&list, "/chat/threads/nodes", "content"),
+        ["first topic"]
+    );
     assert_eq!(list["chat"]["threads"]["nodes"][0]["replyCount"], 4);
     let after = str_at(&list, "/chat/threads/pageInfo/endCursor")?;
     let next = a
         .ok(THREADS, json!({"c": chat, "first": 1, "after": after}))
         .await?;
-    assert_eq!(contents_at(&next, "/chat/threads/nodes"), ["second topic"]);
+    assert_eq!(
+        strings_at(&next, "/chat/threads/nodes", "content"),
+        ["second topic"]
+    );
     assert_eq!(next["chat"]["threads"]["pageInfo"]["hasNextPage"], false);
 
     // Deleting a thread's only reply takes it off the list.
@@ -106,7 +103,10 @@ async fn replies_page_alone_and_threads_list_by_latest_reply() -> TestResult {
     )
     .await?;
     let list = a.ok(THREADS, json!({"c": chat})).await?;
-    assert_eq!(contents_at(&list, "/chat/threads/nodes"), ["first topic"]);
+    assert_eq!(
+        strings_at(&list, "/chat/threads/nodes", "content"),
+        ["first topic"]
+    );
 
     // Outsiders see neither.
     assert_absent(&server.client(&mallory), THREAD, json!({"m": first})).await?;
