@@ -83,6 +83,13 @@ pub struct StorageArgs {
         default_value = "full"
     )]
     pub sqlite_synchronous: SqliteSynchronous,
+
+    /// PostgreSQL text search configuration for message search (`english`, `simple`,
+    /// `german`, …: how words are split and stemmed). Changing it rebuilds the search
+    /// column at the next start. SQLite always splits on Unicode word boundaries and stems
+    /// English words.
+    #[arg(long, env = "CHATQL_SEARCH_CONFIG", default_value = "english")]
+    pub search_config: String,
 }
 
 impl StorageArgs {

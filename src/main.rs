@@ -195,6 +195,7 @@ async fn migrate(storage: &StorageArgs) -> Result<(), CommandError> {
     let pool = db::DbPool::connect(&storage.database(), 1)?;
     let applied = pool.run_migrations().await?;
     tracing::info!(applied, "migrations applied");
+    server::use_search_config(&pool, &storage.search_config).await?;
     Ok(())
 }
 

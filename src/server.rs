@@ -59,6 +59,15 @@ fn secret(
     Ok(value)
 }
 
+/// Makes PostgreSQL's message search use the configured text search configuration,
+/// rebuilding its column when the configuration changed (logged: it takes a while).
+pub async fn use_search_config(db: &DbPool, name: &str) -> Result<(), crate::db::DbError> {
+    if let Some(replaced) = crate::db::search::use_text_search_config(db, name).await? {
+        tracing::info!(from = %replaced, to = %name, "rebuilt the message search column");
+    }
+    Ok(())
+}
+
 /// Opens the database, applies migrations and assembles the application state.
 pub async fn build_app(config: Config) -> Result<App, StartError> {
     config.validate().map_err(StartError::Config)?;
@@ -74,6 +83,7 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
     if applied > 0 {
         tracing::info!(applied, "applied database migrations");
     }
+    use_search_config(&db, &config.storage.search_config).await?;
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
     let broker = match config.database() {

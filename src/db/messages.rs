@@ -20,7 +20,7 @@ pub struct TimeRange {
 }
 
 /// A stored message.
-#[derive(Clone, Debug, Queryable, Selectable)]
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = messages)]
 pub struct Message {
     pub id: MessageId,

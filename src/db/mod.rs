@@ -12,6 +12,7 @@ pub mod notify;
 pub mod pins;
 pub mod reactions;
 pub mod schema;
+pub mod search;
 pub mod sessions;
 mod statements;
 pub mod statistics;

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod pins;
 pub mod reactions;
 pub mod receipts;
+pub mod search;
 pub mod sending;
 pub mod sessions;
 pub mod statistics;

@@ -34,8 +34,14 @@ pub fn connection<T, C: RelayConnection>(
 }
 
 /// Declares a described connection type and its edge type for one node type.
+/// An edge may carry one more field (`$extra: Option<$extra_ty>`, null unless the list
+/// that made the page sets it, as search sets how a message matched).
 macro_rules! connection_type {
     ($connection:ident, $edge:ident, $node:ty, $many:literal, $one:literal) => {
+        connection_type!($connection, $edge, $node, $many, $one, {});
+    };
+    ($connection:ident, $edge:ident, $node:ty, $many:literal, $one:literal,
+     { $($(#[$extra_doc:meta])* $extra:ident: $extra_ty:ty)? }) => {
         #[doc = concat!("A page of ", $many, " (a Relay connection).")]
         pub struct $connection {
             edges: Vec<$edge>,
@@ -67,6 +73,7 @@ macro_rules! connection_type {
             pub cursor: String,
             /// The item.
             pub node: $node,
+            $($(#[$extra_doc])* pub $extra: Option<$extra_ty>,)?
         }
 
         impl RelayConnection for $connection {
@@ -76,7 +83,11 @@ macro_rules! connection_type {
                 Self {
                     edges: edges
                         .into_iter()
-                        .map(|(cursor, node)| $edge { cursor, node })
+                        .map(|(cursor, node)| $edge {
+                            cursor,
+                            node,
+                            $($extra: None::<$extra_ty>,)?
+                        })
                         .collect(),
                     page_info,
                 }

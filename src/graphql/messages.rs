@@ -6,11 +6,12 @@ use super::loaders::UserKey;
 use super::scalars::DateTime;
 use super::types::{
     MemberNode, MessageConnection, MessageNode, MessagePageArgs, connection, message_page,
+    search_connection,
 };
 use super::{absent_unless_visible, app, caller_id, loaders};
-use crate::db::messages::HistoryFilter;
+use crate::db::messages::{HistoryFilter, TimeRange};
 use crate::domain::sending::{SendMessage, SendQueues};
-use crate::domain::{messages, pins, reactions, receipts, threads};
+use crate::domain::{messages, pins, reactions, receipts, search, threads};
 use crate::vocabulary::cursor::PageRequest;
 use crate::vocabulary::enums::{MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
@@ -74,6 +75,45 @@ impl MessageQuery {
             messages::message_cursor,
             MessageNode::loaded,
         ))
+    }
+
+    /// Full-text search over the messages the caller can read: every chat they are a
+    /// member of, or only `chatId` (FORBIDDEN for a non-member, as `messages`). All words must occur
+    /// (stemmed: `deploying` finds `deployed`), `"quoted words"` together in that order,
+    /// `or` between two words takes either, `-word` excludes. `sender` keeps one user's
+    /// messages, `from`/`until` those created at or after / before then. Best matches
+    /// first (among the newest 1,000 matches; ties newest first), each edge with its
+    /// `searchMatch` (rank and highlighted snippet); page on with `after`. Retracted and
+    /// deleted messages never match. A text with no word to look for is BAD_USER_INPUT;
+    /// over 256 characters or 32 words and phrases, LIMIT_EXCEEDED.
+    #[graphql(
+        complexity = "crate::graphql::connection::page_cost(first, None, crate::vocabulary::cursor::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
+    async fn search_messages(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        chat_id: Option<ChatId>,
+        sender: Option<UserId>,
+        from: Option<DateTime>,
+        until: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MessageConnection> {
+        let app = app(ctx)?;
+        let page = PageRequest::forward(first, after, app.config().max_page_size)?;
+        let request = search::SearchRequest {
+            text: &query,
+            chat: chat_id,
+            sender,
+            range: TimeRange {
+                since: from.map(|t| t.0),
+                until: until.map(|t| t.0),
+            },
+        };
+        let results = search::search(app, caller_id(ctx)?, request, &page).await?;
+        Ok(search_connection(results))
     }
 
     /// The conversation as the next LLM turn should see it: the newest `last` (default

@@ -6,6 +6,7 @@
 pub mod cursor;
 pub mod enums;
 pub mod ids;
+pub mod search;
 
 /// A value a client sent that cannot be used: malformed (an id, a cursor, page
 /// arguments) or over a limit (a page size). `error::AppError` maps it to

@@ -14,8 +14,9 @@ use super::{app, caller_id, loaders, with_checked_memberships};
 use crate::db;
 use crate::db::messages::TimeRange;
 use crate::domain::messages::{self, UNREAD_COUNT_CAP};
+use crate::domain::search::{self, SearchResult, Snippet};
 use crate::graphql::scalars::DateTime;
-use crate::vocabulary::cursor::PageRequest;
+use crate::vocabulary::cursor::{Page, PageRequest};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 mod chat;
@@ -115,8 +116,111 @@ connection_type!(
     MessageEdge,
     MessageNode,
     "messages",
-    "message"
+    "message",
+    {
+        /// How the message matched, in `searchMessages`; null in every other list.
+        search_match: SearchMatch
+    }
 );
+
+/// How a message matched a search.
+#[derive(Clone, SimpleObject)]
+pub struct SearchMatch {
+    /// How well it matched: higher is better. Ranks compare within one search only.
+    pub rank: f64,
+    /// The part of the content around the matched words, as plain text.
+    pub snippet: String,
+    /// Where the matched words are in `snippet`, in UTF-16 code units (the indices of a
+    /// JavaScript, Java or Kotlin string), in order.
+    pub highlights: Vec<TextRange>,
+    /// `snippet` with HTML special characters escaped and each match in
+    /// `<mark>…</mark>`: safe to render as HTML.
+    pub snippet_html: String,
+}
+
+/// A page of search results as a message connection whose edges say how each matched.
+pub fn search_connection(page: Page<SearchResult>) -> MessageConnection {
+    let edges: Vec<MessageEdge> = page
+        .items
+        .into_iter()
+        .map(|result| MessageEdge {
+            cursor: search::result_cursor(&result),
+            search_match: Some(SearchMatch::of(&result.snippet, result.rank)),
+            node: MessageNode::loaded(result.message),
+        })
+        .collect();
+    let page_info = PageInfo {
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+        start_cursor: edges.first().map(|e| e.cursor.clone()),
+        end_cursor: edges.last().map(|e| e.cursor.clone()),
+    };
+    MessageConnection { edges, page_info }
+}
+
+impl SearchMatch {
+    fn of(snippet: &Snippet, rank: f64) -> Self {
+        let utf16 = |byte: usize| {
+            let units = snippet
+                .text
+                .get(..byte)
+                .map_or(0, |s| s.encode_utf16().count());
+            i32::try_from(units).unwrap_or(i32::MAX)
+        };
+        let mut html = String::with_capacity(snippet.text.len() + 16);
+        let mut at = 0;
+        for range in &snippet.highlights {
+            escape_html(
+                &mut html,
+                snippet.text.get(at..range.start).unwrap_or_default(),
+            );
+            html.push_str("<mark>");
+            escape_html(
+                &mut html,
+                snippet.text.get(range.clone()).unwrap_or_default(),
+            );
+            html.push_str("</mark>");
+            at = range.end;
+        }
+        escape_html(&mut html, snippet.text.get(at..).unwrap_or_default());
+        Self {
+            rank,
+            snippet: snippet.text.clone(),
+            highlights: snippet
+                .highlights
+                .iter()
+                .map(|r| TextRange {
+                    start: utf16(r.start),
+                    end: utf16(r.end),
+                })
+                .collect(),
+            snippet_html: html,
+        }
+    }
+}
+
+/// Appends `text` with the characters HTML gives a meaning escaped.
+fn escape_html(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// A range of a string: from `start` (inclusive) to `end` (exclusive).
+#[derive(Clone, SimpleObject)]
+pub struct TextRange {
+    /// Index of the first code unit.
+    pub start: i32,
+    /// Index after the last code unit.
+    pub end: i32,
+}
 
 /// Anything with a global id (Relay object identification).
 #[derive(Interface)]

@@ -15,6 +15,7 @@ mod paging;
 mod pins;
 mod reactions;
 mod reading;
+mod search;
 mod sending;
 mod statistics;
 mod threads;
