@@ -51,7 +51,12 @@
 //! - `stats-user-hour` (4): the bench user's `User.statistics` (101 chats) over the last hour;
 //! - `stats-big-day` (4): the big chat's statistics over the last day (86,400 messages);
 //! - `stats-all-day` (1) and `stats-all` (1): the admin key's `statistics` of every chat over
-//!   the last day, and over all time (every message: a full pass).
+//!   the last day, and over all time (every message: a full pass);
+//! - `search-chat` (8): `searchMessages` of a random topic word in a random chat of the 100
+//!   (every message ends in one of 1,000 topic words, `topic0`…`topic999`, so a word is in
+//!   one message in 1,000); `search-all` (8): the same across all the bench user's chats;
+//!   `search-common` (8): `lorem`, a word of every message, across all of them (the ranked
+//!   window's worst case). First 20, with snippets.
 //!
 //! Reads thus see the seeded data, and `chatlist-big`/`unread-big` run before
 //! `markread-big` moves user 4's watermark.
@@ -150,6 +155,9 @@ const SERVER_STATISTICS: &str = concat!(
     statistics_figures!(),
     " } }"
 );
+const SEARCH: &str = "query($q: String!, $chat: ID) { searchMessages(query: $q, chatId: $chat, first: 20) { edges { cursor node { id content createdAt sender { id } } searchMatch { rank snippetHtml } } pageInfo { hasNextPage } } }";
+/// How many topic words the seed spreads over the messages (see [`messages_sql`]).
+const TOPICS: usize = 1000;
 const UNREAD: &str = "query($id: ID!) { chat(id: $id) { unreadCount } }";
 const SEND: &str = "mutation($chat: ID!, $content: String!, $clientId: String) { sendMessage(input: {chatId: $chat, content: $content, clientId: $clientId}) { id chat { id } sender { id } content createdAt } }";
 const MARK_READ: &str =
@@ -247,11 +255,17 @@ enum Workload {
     StatsAllDay,
     #[value(name = "stats-all")]
     StatsAll,
+    #[value(name = "search-chat")]
+    SearchChat,
+    #[value(name = "search-all")]
+    SearchAll,
+    #[value(name = "search-common")]
+    SearchCommon,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    const ALL: [Workload; 16] = [
+    const ALL: [Workload; 19] = [
         Workload::Newest50,
         Workload::Newest50Random,
         Workload::Before,
@@ -268,6 +282,9 @@ impl Workload {
         Workload::StatsBigDay,
         Workload::StatsAllDay,
         Workload::StatsAll,
+        Workload::SearchChat,
+        Workload::SearchAll,
+        Workload::SearchCommon,
     ];
 
     fn name(self) -> String {
@@ -277,7 +294,11 @@ impl Workload {
 
     fn default_concurrency(self) -> usize {
         match self {
-            Workload::SendOne | Workload::StatsChat => 8,
+            Workload::SendOne
+            | Workload::StatsChat
+            | Workload::SearchChat
+            | Workload::SearchAll
+            | Workload::SearchCommon => 8,
             Workload::StatsUserHour | Workload::StatsBigDay => 4,
             Workload::StatsAllDay | Workload::StatsAll => 1,
             _ => 32,
@@ -532,7 +553,8 @@ fn messages_sql(backend: Backend, chat: &SeedChat) -> Result<String> {
     let insert = format!(
         "INSERT INTO messages (id, chat_id, sender_id, role, kind, content, parent_id, created_at) \
          SELECT {base} + s, {chat}, {sender}, 'USER', 'TEXT', \
-         'message ' || s || ': ' || substr('{LOREM}', 1, CAST(10 + (s * 37) % 80 AS INTEGER)), \
+         'message ' || s || ': ' || substr('{LOREM}', 1, CAST(10 + (s * 37) % 80 AS INTEGER)) \
+         || ' topic' || ((s * 7919) % {TOPICS}), \
          CASE WHEN s % {REPLY_EVERY} = 0 THEN {base} + s - 1 - (s / {REPLY_EVERY}) % 50 END, \
          {created_at} FROM",
         chat = chat.id,
@@ -1074,10 +1096,22 @@ impl Plan {
             }
             Workload::StatsAllDay => (ADMIN, SERVER_STATISTICS, json!({"since": ago(24 * 3600)})),
             Workload::StatsAll => (ADMIN, SERVER_STATISTICS, json!({})),
+            Workload::SearchChat => {
+                let chat = self.chat(rng.below(self.chats.len()))?;
+                let variables = json!({"q": topic(rng), "chat": chat.gid});
+                (BENCH_USER, SEARCH, variables)
+            }
+            Workload::SearchAll => (BENCH_USER, SEARCH, json!({"q": topic(rng)})),
+            Workload::SearchCommon => (BENCH_USER, SEARCH, json!({"q": "lorem"})),
         };
         let body = serde_json::to_vec(&json!({"query": query, "variables": variables}))?;
         Ok((user, body))
     }
+}
+
+/// A random one of the seed's topic words (each in 1 of every `TOPICS` messages).
+fn topic(rng: &mut Rng) -> String {
+    format!("topic{}", rng.below(TOPICS))
 }
 
 /// `secs` seconds ago, as a `DateTime` argument.
