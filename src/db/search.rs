@@ -121,24 +121,55 @@ impl Placeholders {
     }
 }
 
-/// The `AND …` conditions of the sender and time filters on `m`, with their placeholders.
-fn filter_conditions(filter: &SearchFilter, placeholders: &mut Placeholders) -> String {
-    let mut sql = String::new();
-    if filter.sender.is_some() {
-        sql.push_str(&format!(" AND m.sender_id = {}", placeholders.take()));
-    }
-    if filter.range.since.is_some() {
-        sql.push_str(&format!(" AND m.created_at >= {}", placeholders.take()));
-    }
-    if filter.range.until.is_some() {
-        sql.push_str(&format!(" AND m.created_at < {}", placeholders.take()));
-    }
-    sql
+/// The condition on `m` that keeps the chats of the user bound at `param`.
+fn in_chats_of(param: &str) -> String {
+    format!("m.chat_id IN (SELECT chat_id FROM members WHERE user_id = {param})")
 }
 
-/// Binds the values of [`filter_conditions`], in its order.
-macro_rules! bind_filter {
-    ($query:expr, $filter:expr) => {{
+/// The parts both statements end with, with their placeholders: the `AND …` conditions of
+/// the sender and time filters on `m`, the `WHERE` of the page boundary on the ranked
+/// candidates (`rank`, `id`), and the page size.
+struct Tail {
+    conditions: String,
+    boundary: String,
+    limit: String,
+}
+
+impl Tail {
+    fn new(
+        filter: &SearchFilter,
+        after: Option<SearchPosition>,
+        placeholders: &mut Placeholders,
+    ) -> Self {
+        let mut conditions = String::new();
+        if filter.sender.is_some() {
+            conditions.push_str(&format!(" AND m.sender_id = {}", placeholders.take()));
+        }
+        if filter.range.since.is_some() {
+            conditions.push_str(&format!(" AND m.created_at >= {}", placeholders.take()));
+        }
+        if filter.range.until.is_some() {
+            conditions.push_str(&format!(" AND m.created_at < {}", placeholders.take()));
+        }
+        let boundary = match after {
+            Some(_) => format!(
+                "WHERE (rank, id) < ({}, {})",
+                placeholders.take(),
+                placeholders.take()
+            ),
+            None => String::new(),
+        };
+        Self {
+            conditions,
+            boundary,
+            limit: placeholders.take(),
+        }
+    }
+}
+
+/// Binds the values of a [`Tail`], in its order.
+macro_rules! bind_tail {
+    ($query:expr, $filter:expr, $after:expr, $limit:expr) => {{
         let mut query = $query;
         if let Some(sender) = $filter.sender {
             query = query.bind::<BigInt, _>(sender.0);
@@ -149,7 +180,12 @@ macro_rules! bind_filter {
         if let Some(until) = $filter.range.until {
             query = query.bind::<Timestamp, _>(until);
         }
-        query
+        if let Some(position) = $after {
+            query = query
+                .bind::<Double, _>(position.rank)
+                .bind::<BigInt, _>(position.id.0);
+        }
+        query.bind::<BigInt, _>($limit)
     }};
 }
 
@@ -174,20 +210,13 @@ async fn search_pg(
     let tsquery = format!("websearch_to_tsquery({config}::regconfig, {text})");
     let scope = match filter.scope {
         SearchScope::Chat(_) => format!("m.chat_id = {scope_param}"),
-        SearchScope::ChatsOf(_) => {
-            format!("m.chat_id IN (SELECT chat_id FROM members WHERE user_id = {scope_param})")
-        }
+        SearchScope::ChatsOf(_) => in_chats_of(&scope_param),
     };
-    let conditions = filter_conditions(filter, &mut placeholders);
-    let boundary = match after {
-        Some(_) => format!(
-            "WHERE (rank, id) < ({}, {})",
-            placeholders.take(),
-            placeholders.take()
-        ),
-        None => String::new(),
-    };
-    let limit_param = placeholders.take();
+    let Tail {
+        conditions,
+        boundary,
+        limit: limit_param,
+    } = Tail::new(filter, after, &mut placeholders);
     let sql = format!(
         "WITH candidates AS (\
              SELECT m.id, m.search_vector FROM messages m \
@@ -213,13 +242,7 @@ async fn search_pg(
         .bind::<Text, _>(text_search_config.to_owned())
         .bind::<Text, _>(query.text().to_owned())
         .bind::<BigInt, _>(scope_id);
-    let mut statement = bind_filter!(statement, filter);
-    if let Some(position) = after {
-        statement = statement
-            .bind::<Double, _>(position.rank)
-            .bind::<BigInt, _>(position.id.0);
-    }
-    Ok(statement.bind::<BigInt, _>(limit).load(c).await?)
+    Ok(bind_tail!(statement, filter, after, limit).load(c).await?)
 }
 
 async fn search_sqlite(
@@ -257,18 +280,13 @@ async fn search_sqlite(
     let expression = fts5_expression(query, chats.as_deref());
     let member_condition = member_param
         .as_ref()
-        .map(|p| format!(" AND m.chat_id IN (SELECT chat_id FROM members WHERE user_id = {p})"))
+        .map(|p| format!(" AND {}", in_chats_of(p)))
         .unwrap_or_default();
-    let conditions = filter_conditions(filter, &mut placeholders);
-    let boundary = match after {
-        Some(_) => format!(
-            "WHERE (rank, id) < ({}, {})",
-            placeholders.take(),
-            placeholders.take()
-        ),
-        None => String::new(),
-    };
-    let limit_param = placeholders.take();
+    let Tail {
+        conditions,
+        boundary,
+        limit: limit_param,
+    } = Tail::new(filter, after, &mut placeholders);
     // bm25 is lower for better matches; negated, higher is better on both backends. The
     // `chat_id` column weighs nothing. snippet() needs the MATCH in its own statement
     // part, so the page's few rows are matched again by rowid.
@@ -295,13 +313,7 @@ async fn search_sqlite(
     if let (Some(_), SearchScope::ChatsOf(user)) = (&member_param, filter.scope) {
         statement = statement.bind::<BigInt, _>(user.0);
     }
-    let mut statement = bind_filter!(statement, filter);
-    if let Some(position) = after {
-        statement = statement
-            .bind::<Double, _>(position.rank)
-            .bind::<BigInt, _>(position.id.0);
-    }
-    Ok(statement.bind::<BigInt, _>(limit).load(c).await?)
+    Ok(bind_tail!(statement, filter, after, limit).load(c).await?)
 }
 
 /// The FTS5 match expression of a search, limited to `chats` when given. Words hold only
