@@ -68,7 +68,8 @@
 //! `--compare-bin B` runs each workload against `--server-bin` (A) and then B on the same
 //! database, restarting the server in between; both rows are printed. Sends add messages,
 //! so later workloads see slightly more data. Exits non-zero when a request failed, the
-//! server died, or the seed did not match what the API reports.
+//! server died, a workload completed no request in its window, or the seed did not match
+//! what the API reports.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -1499,7 +1500,14 @@ async fn bench(
             if let Some(died) = &measured.died {
                 println!("    {died}");
             }
-            passed &= measured.errors == 0 && measured.died.is_none();
+            // A workload that completed nothing in its window (every request slower than
+            // the window) is a failure too, not a row of NaN.
+            if measured.latencies_us.is_empty() {
+                println!("    no request completed inside the measured window");
+            }
+            passed &= measured.errors == 0
+                && measured.died.is_none()
+                && !measured.latencies_us.is_empty();
             results.push(measured);
         }
     }
@@ -1510,7 +1518,7 @@ async fn bench(
         if passed {
             "PASS (no errors)"
         } else {
-            "FAIL (errors or a server died)"
+            "FAIL (errors, a server died, or a workload completed nothing)"
         }
     );
     Ok(passed)
