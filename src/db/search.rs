@@ -27,8 +27,8 @@ pub const RANK_WINDOW: i64 = 1_000;
 pub const MARK_START: char = '\u{E000}';
 /// Marks where a matched word ends in a snippet.
 pub const MARK_END: char = '\u{E001}';
-/// Words of context a snippet shows around the matches.
-const SNIPPET_WORDS: i64 = 24;
+/// Words of context a snippet shows around the matches (the domain cuts SQLite's).
+pub const SNIPPET_WORDS: usize = 24;
 /// Above this many chats, SQLite filters a user's chats in the join instead of in the
 /// FTS5 expression (one `chat_id` term per chat).
 const MAX_CHAT_TERMS: usize = 500;
@@ -291,27 +291,25 @@ async fn search_sqlite(
     // PostgreSQL's ts_rank_cd weighs how often and how close the words occur, without how
     // rare they are. Not bm25: its IDF reads every posting of every phrase once per
     // search, all ten million for a common word or a user's chat_id terms (measured: 0.6 s
-    // for a rare word across 10M, over 20 s for a common one). snippet() needs the MATCH
-    // in its own statement part, so the page's few rows are matched again by rowid.
+    // for a rare word across 10M, over 20 s for a common one). The snippet is cut from
+    // the same highlighted text (`domain::search`): snippet() would need the page's rows
+    // matched again by rowid, and each such lookup walks the words' postings anew.
     let sql = format!(
         "WITH candidates AS (\
              SELECT messages_search.rowid AS id, \
-                 highlight(messages_search, 0, '{MARK_START}', '') AS marked \
+                 highlight(messages_search, 0, '{MARK_START}', '{MARK_END}') AS marked \
              FROM messages_search JOIN messages m ON m.id = messages_search.rowid \
              WHERE messages_search MATCH {expression_param} AND m.retracted_at IS NULL\
              {member_condition}{conditions} \
              ORDER BY messages_search.rowid DESC LIMIT {RANK_WINDOW}), \
          ranked AS (\
-             SELECT id, CAST(length(marked) - length(replace(marked, '{MARK_START}', '')) AS REAL) \
-                 AS rank FROM candidates), \
+             SELECT id, marked, \
+                 CAST(length(marked) - length(replace(marked, '{MARK_START}', '')) AS REAL) AS rank \
+             FROM candidates), \
          page AS (\
-             SELECT id, rank FROM ranked {boundary} ORDER BY rank DESC, id DESC LIMIT {limit_param}) \
-         SELECT {MESSAGE_COLUMNS}, page.rank, \
-             snippet(messages_search, 0, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_WORDS}) AS snippet \
-         FROM page \
-         JOIN messages_search ON messages_search.rowid = page.id \
-         JOIN messages m ON m.id = page.id \
-         WHERE messages_search MATCH {expression_param} \
+             SELECT id, rank, marked FROM ranked {boundary} ORDER BY rank DESC, id DESC LIMIT {limit_param}) \
+         SELECT {MESSAGE_COLUMNS}, page.rank, page.marked AS snippet \
+         FROM page JOIN messages m ON m.id = page.id \
          ORDER BY page.rank DESC, page.id DESC"
     );
     let mut statement = diesel::sql_query(sql)

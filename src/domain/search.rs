@@ -7,7 +7,9 @@ use std::ops::Range;
 use crate::app::App;
 use crate::db;
 use crate::db::messages::{Message, TimeRange};
-use crate::db::search::{MARK_END, MARK_START, SearchFilter, SearchPosition, SearchScope};
+use crate::db::search::{
+    MARK_END, MARK_START, SNIPPET_WORDS, SearchFilter, SearchPosition, SearchScope,
+};
 use crate::domain::access;
 use crate::error::AppResult;
 use crate::vocabulary::cursor::{self, Page, PageRequest};
@@ -99,7 +101,8 @@ pub async fn search(
         .into_iter()
         .map(|hit| {
             let position = hit.position();
-            let snippet = Snippet::from_marked(&hit.snippet, &hit.message.content);
+            let snippet = Snippet::from_marked(&hit.snippet, &hit.message.content)
+                .around_matches(SNIPPET_WORDS);
             SearchResult {
                 message: hit.message,
                 rank: hit.rank,
@@ -145,6 +148,61 @@ impl Snippet {
     }
 }
 
+impl Snippet {
+    /// At most `words` words of the text, from a few before the first match, with `…`
+    /// where it was cut. PostgreSQL's ts_headline has cut already; SQLite's highlight()
+    /// gives the whole message.
+    fn around_matches(self, words: usize) -> Self {
+        // Byte offsets where each word starts and ends.
+        let mut bounds: Vec<(usize, usize)> = Vec::new();
+        let mut start = None;
+        for (at, c) in self.text.char_indices() {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some(at),
+                (true, Some(from)) => {
+                    bounds.push((from, at));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = start {
+            bounds.push((from, self.text.len()));
+        }
+        if bounds.len() <= words {
+            return self;
+        }
+        let first_match = self.highlights.first().map_or(0, |r| r.start);
+        let first_word = bounds
+            .iter()
+            .position(|&(_, end)| end > first_match)
+            .unwrap_or(0);
+        let from_word = first_word.saturating_sub(4).min(bounds.len() - words);
+        let to_word = from_word + words - 1;
+        let (from, to) = (bounds[from_word].0, bounds[to_word].1);
+        let prefix = if from_word > 0 { "… " } else { "" };
+        let suffix = if to_word + 1 < bounds.len() {
+            " …"
+        } else {
+            ""
+        };
+        let shift = |at: usize| at - from + prefix.len();
+        let highlights = self
+            .highlights
+            .iter()
+            .filter(|r| r.start >= from && r.end <= to)
+            .map(|r| shift(r.start)..shift(r.end))
+            .collect();
+        Self {
+            text: format!(
+                "{prefix}{}{suffix}",
+                self.text.get(from..to).unwrap_or_default()
+            ),
+            highlights,
+        }
+    }
+}
+
 /// True when only whitespace lies between the highlight `last` and a new one at `start`.
 fn adjoins(text: &str, last: &Range<usize>, start: usize) -> bool {
     text.get(last.end..start)
@@ -168,6 +226,23 @@ mod tests {
             .filter_map(|r| snippet.text.get(r.clone()))
             .collect();
         assert_eq!(words, ["big deploy", "done"]);
+    }
+
+    #[test]
+    fn long_text_is_cut_around_the_first_match() {
+        let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+        let mut marked = words.clone();
+        marked[20] = format!("{MARK_START}hit{MARK_END}");
+        let snippet = Snippet::from_marked(&marked.join(" "), "unused").around_matches(5);
+        assert_eq!(snippet.text, "… w16 w17 w18 w19 hit …");
+        let words: Vec<&str> = snippet
+            .highlights
+            .iter()
+            .filter_map(|r| snippet.text.get(r.clone()))
+            .collect();
+        assert_eq!(words, ["hit"]);
+        let short = Snippet::from_marked("a b", "unused").around_matches(5);
+        assert_eq!(short.text, "a b");
     }
 
     #[test]
