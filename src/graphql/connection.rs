@@ -24,13 +24,28 @@ pub fn connection<T, C: RelayConnection>(
         .into_iter()
         .map(|item| (cursor(&item), node(item)))
         .collect();
-    let page_info = PageInfo {
-        has_previous_page: page.has_previous_page,
-        has_next_page: page.has_next_page,
-        start_cursor: edges.first().map(|(c, _)| c.clone()),
-        end_cursor: edges.last().map(|(c, _)| c.clone()),
-    };
+    let page_info = page_info(
+        page.has_previous_page,
+        page.has_next_page,
+        edges.first().map(|(c, _)| c),
+        edges.last().map(|(c, _)| c),
+    );
     C::assemble(edges, page_info)
+}
+
+/// A page's `pageInfo`: what lies beyond it, and the cursors of its first and last edge.
+pub fn page_info(
+    has_previous_page: bool,
+    has_next_page: bool,
+    start: Option<&String>,
+    end: Option<&String>,
+) -> PageInfo {
+    PageInfo {
+        has_previous_page,
+        has_next_page,
+        start_cursor: start.cloned(),
+        end_cursor: end.cloned(),
+    }
 }
 
 /// Declares a described connection type and its edge type for one node type.

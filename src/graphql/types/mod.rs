@@ -7,7 +7,7 @@ use async_graphql::connection::PageInfo;
 use async_graphql::{Context, ID, Interface, Object, Result, SimpleObject};
 
 pub use super::connection::connection;
-use super::connection::{RelayConnection, connection_type};
+use super::connection::{RelayConnection, connection_type, page_info};
 use super::lazy::LazyRow;
 use super::loaders::{BlocksKey, ChatKey, MessageKey, Unread, UnreadKey, UserKey};
 use super::{app, caller_id, loaders, with_checked_memberships};
@@ -149,12 +149,12 @@ pub fn search_connection(page: Page<SearchResult>) -> MessageConnection {
             node: MessageNode::loaded(result.message),
         })
         .collect();
-    let page_info = PageInfo {
-        has_previous_page: page.has_previous_page,
-        has_next_page: page.has_next_page,
-        start_cursor: edges.first().map(|e| e.cursor.clone()),
-        end_cursor: edges.last().map(|e| e.cursor.clone()),
-    };
+    let page_info = page_info(
+        page.has_previous_page,
+        page.has_next_page,
+        edges.first().map(|e| &e.cursor),
+        edges.last().map(|e| &e.cursor),
+    );
     MessageConnection { edges, page_info }
 }
 
