@@ -276,6 +276,64 @@ async fn pages_through_every_match_once_best_first() -> TestResult {
     Ok(())
 }
 
+/// Adds `count` messages saying `deploy noise N` to `chat`, straight into the table (the
+/// search index follows by trigger or generated column, as for a send).
+async fn add_noise(server: &TestServer, chat: &str, count: i64) -> TestResult {
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+    let chat = chatql::vocabulary::ids::ChatId::from_global(chat).map_err(|e| e.to_string())?;
+    let mut conn = server.app.db().conn().await?;
+    // $1 before $2 in the text: SQLite numbers `$n` placeholders by first use.
+    chatql::with_conn!(&mut conn, |c| diesel::sql_query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO messages (chat_id, role, kind, content, created_at) \
+         SELECT $2, 'USER', 'TEXT', 'deploy noise ' || i, CURRENT_TIMESTAMP FROM n"
+    )
+    .bind::<BigInt, _>(count)
+    .bind::<BigInt, _>(chat.0)
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finds_a_users_few_matches_among_thousands_in_other_chats() -> TestResult {
+    // SQLite keeps a user-wide search to the user's chats in one of two ways, chosen by how
+    // many of the word's newest matches are theirs; either way the answer is the same.
+    let server = TestServer::start().await?;
+    let (alice, bob, carol) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("carol").await?,
+    );
+    let ours = group(&server, &alice, &[&bob]).await?;
+    let theirs = group(&server, &carol, &[&bob]).await?;
+    send(&server, &alice, &ours, "deploy the old branch").await?;
+    send(&server, &bob, &ours, "deploy again").await?;
+    add_noise(&server, &theirs, 6_000).await?;
+
+    // Alice's two matches are older than the 6,000 in carol's chat, which she is not in.
+    assert_eq!(
+        sorted(found(&server.client(&alice), json!({"q": "deploy"})).await?),
+        ["deploy again", "deploy the old branch"]
+    );
+    // Bob is in both: his search ranks the newest 1,000 matches, all of them noise (one
+    // match each, ties newest first), so the first is the last one added.
+    let data = server
+        .client(&bob)
+        .ok(SEARCH, json!({"q": "deploy", "first": 3}))
+        .await?;
+    assert_eq!(
+        strings_at(&data, "/searchMessages/nodes", "content"),
+        [
+            "deploy noise 6000",
+            "deploy noise 5999",
+            "deploy noise 5998"
+        ]
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_searches_are_refused_with_codes() -> TestResult {
     let server = TestServer::start().await?;
