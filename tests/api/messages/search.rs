@@ -298,8 +298,8 @@ async fn add_noise(server: &TestServer, chat: &str, count: i64) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn finds_a_users_few_matches_among_thousands_in_other_chats() -> TestResult {
-    // SQLite keeps a user-wide search to the user's chats in one of two ways, chosen by how
-    // many of the word's newest matches are theirs; either way the answer is the same.
+    // The ranked window is the newest matches in the caller's chats, not of the whole
+    // database: matches elsewhere, however many and however new, take no place in it.
     let server = TestServer::start().await?;
     let (alice, bob, carol) = (
         server.user("alice").await?,
