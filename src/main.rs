@@ -1,13 +1,14 @@
-//! The `chatql` command line: serve, migrate, mint a token, print the schema.
+//! The `chatql` command line: serve, migrate, mint a token, back up, print the schema.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use chatql::config::{Config, LogArgs, LogFormat, MetricsAt, StorageArgs};
+use chatql::config::{Config, DatabaseTarget, LogArgs, LogFormat, MetricsAt, StorageArgs};
 use chatql::error::AppError;
 use chatql::server::StartError;
 use chatql::vocabulary::ids::UserId;
@@ -61,6 +62,16 @@ enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Write a consistent copy of the SQLite database to PATH while the server runs
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// Where to write the copy: a file that does not exist yet.
+        path: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
 }
@@ -93,6 +104,15 @@ enum CommandError {
     /// Serving stopped with an I/O error.
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
+    /// `backup` was given a path that already exists.
+    #[error("{0} exists: backup writes a new file, it does not overwrite one")]
+    BackupExists(String),
+    /// `backup` of a SQLite file that is not there.
+    #[error("no SQLite database at {0}")]
+    NoDatabase(String),
+    /// `backup` on PostgreSQL.
+    #[error("the database is PostgreSQL: take a backup with pg_dump (see the README's Backups)")]
+    BackupNotSqlite,
     /// `token --user` names nobody, and `--create` was not given.
     #[error("no user `{0}` (pass --create to create it)")]
     NoSuchUser(String),
@@ -131,6 +151,10 @@ async fn main() -> ExitCode {
                 Ok(config) => token(config, &user, create, ttl).await,
                 Err(e) => e.exit(),
             }
+        }
+        Command::Backup { path, storage, log } => {
+            init_tracing(&log);
+            backup(&storage, &path).await
         }
         Command::PrintSchema => {
             print!("{}", graphql::sdl());
@@ -197,6 +221,33 @@ async fn migrate(storage: &StorageArgs) -> Result<(), CommandError> {
     tracing::info!(applied, "migrations applied");
     server::use_search_config(&pool, &storage.search_config).await?;
     Ok(())
+}
+
+async fn backup(storage: &StorageArgs, path: &Path) -> Result<(), CommandError> {
+    if path.exists() {
+        return Err(CommandError::BackupExists(path.display().to_string()));
+    }
+    let database = storage.database();
+    // Connecting would create an empty database, and back that up.
+    if let DatabaseTarget::Sqlite(file, _) = &database
+        && !file.exists()
+    {
+        return Err(CommandError::NoDatabase(file.display().to_string()));
+    }
+    let pool = db::DbPool::connect(&database, 1)?;
+    let started = Instant::now();
+    match db::backup::copy_sqlite_into(&pool, path).await? {
+        db::backup::BackupOutcome::Written => {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            eprintln!(
+                "backup written to {} ({bytes} bytes) in {:.1} s",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        db::backup::BackupOutcome::NotSqlite => Err(CommandError::BackupNotSqlite),
+    }
 }
 
 async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(), CommandError> {

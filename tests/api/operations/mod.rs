@@ -1,6 +1,7 @@
 //! What an operator sees: `/metrics`, the request log, `Retry-After`, response compression
-//! and the command line's help and hints.
+//! the command line's help and hints, and backups.
 
+mod backup;
 mod cli;
 mod compression;
 mod logs;
