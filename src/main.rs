@@ -1,4 +1,5 @@
-//! The `chatql` command line: serve, migrate, mint a token, back up, print the schema.
+//! The `chatql` command line: serve, migrate, mint a token, back up, export, print the
+//! schema.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,9 @@ use tracing_subscriber::EnvFilter;
 use chatql::config::{Config, DatabaseTarget, LogArgs, LogFormat, MetricsAt, StorageArgs};
 use chatql::error::AppError;
 use chatql::server::StartError;
-use chatql::vocabulary::ids::UserId;
+use chatql::vocabulary::ids::{ChatId, UserId};
 use chatql::{db, domain, graphql, server};
+use chrono::NaiveDateTime;
 
 /// mimalloc instead of glibc's allocator: GraphQL execution allocates many small,
 /// short-lived objects per field, and glibc malloc/free were ~25 % of the server's CPU.
@@ -72,8 +74,43 @@ enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Write a JSON Lines dump of the data to stdout, read in one consistent snapshot
+    /// (see the README's "Export").
+    Export {
+        /// Only this chat (its global id, or its number in the dump); repeatable.
+        #[arg(long = "chat", value_parser = parse_chat_id)]
+        chats: Vec<ChatId>,
+        /// Only the chats this user is a member of (global id or number); repeatable.
+        #[arg(long = "user", value_parser = parse_user_id)]
+        users: Vec<UserId>,
+        /// Only messages created at or after this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<NaiveDateTime>,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+}
+
+fn parse_chat_id(text: &str) -> Result<ChatId, String> {
+    text.parse()
+        .map(ChatId)
+        .or_else(|_| ChatId::from_global(text).map_err(|e| e.to_string()))
+}
+
+fn parse_user_id(text: &str) -> Result<UserId, String> {
+    text.parse()
+        .map(UserId)
+        .or_else(|_| UserId::from_global(text).map_err(|e| e.to_string()))
+}
+
+fn parse_time(text: &str) -> Result<NaiveDateTime, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.naive_utc())
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
 }
 
 fn init_tracing(log: &LogArgs) {
@@ -98,6 +135,9 @@ enum CommandError {
     /// A database call failed.
     #[error("database: {0}")]
     Db(#[from] db::DbError),
+    /// An export failed.
+    #[error("export: {0}")]
+    Transfer(#[from] domain::transfer::TransferError),
     /// A service refused or failed (e.g. an invalid username).
     #[error("{0}")]
     App(#[from] AppError),
@@ -107,7 +147,7 @@ enum CommandError {
     /// `backup` was given a path that already exists.
     #[error("{0} exists: backup writes a new file, it does not overwrite one")]
     BackupExists(String),
-    /// `backup` of a SQLite file that is not there.
+    /// `backup` or `export` of a SQLite file that is not there.
     #[error("no SQLite database at {0}")]
     NoDatabase(String),
     /// `backup` on PostgreSQL.
@@ -155,6 +195,21 @@ async fn main() -> ExitCode {
         Command::Backup { path, storage, log } => {
             init_tracing(&log);
             backup(&storage, &path).await
+        }
+        Command::Export {
+            chats,
+            users,
+            since,
+            storage,
+            log,
+        } => {
+            init_tracing(&log);
+            let request = domain::transfer::ExportRequest {
+                chats,
+                users,
+                since,
+            };
+            export(&storage, &request).await
         }
         Command::PrintSchema => {
             print!("{}", graphql::sdl());
@@ -248,6 +303,40 @@ async fn backup(storage: &StorageArgs, path: &Path) -> Result<(), CommandError> 
         }
         db::backup::BackupOutcome::NotSqlite => Err(CommandError::BackupNotSqlite),
     }
+}
+
+async fn export(
+    storage: &StorageArgs,
+    request: &domain::transfer::ExportRequest,
+) -> Result<(), CommandError> {
+    let database = storage.database();
+    if let DatabaseTarget::Sqlite(file, _) = &database
+        && !file.exists()
+    {
+        return Err(CommandError::NoDatabase(file.display().to_string()));
+    }
+    let pool = db::DbPool::connect(&database, 1)?;
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let summary = domain::transfer::export(&pool, request, &mut out).await?;
+    eprintln!(
+        "exported {} users, {} chats, {} members, {} messages ({} edits, {} reactions, \
+         {} mentions, {} pins), {} sessions, {} blocks, {} thread reads in {:.1} s",
+        summary.users,
+        summary.chats,
+        summary.members,
+        summary.messages,
+        summary.edits,
+        summary.reactions,
+        summary.mentions,
+        summary.pins,
+        summary.sessions,
+        summary.blocks,
+        summary.thread_reads,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(), CommandError> {

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod blocks;
 pub mod chats;
+pub mod dump;
 pub mod members;
 pub mod mentions;
 pub mod message_edits;

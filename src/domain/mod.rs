@@ -17,6 +17,7 @@ pub mod sending;
 pub mod sessions;
 pub mod statistics;
 pub mod threads;
+pub mod transfer;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

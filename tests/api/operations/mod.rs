@@ -1,9 +1,10 @@
 //! What an operator sees: `/metrics`, the request log, `Retry-After`, response compression
-//! the command line's help and hints, and backups.
+//! the command line's help and hints, backups and exports.
 
 mod backup;
 mod cli;
 mod compression;
+mod export;
 mod logs;
 mod metrics;
 mod retry;
