@@ -1,5 +1,5 @@
-//! The `chatql` command line: serve, migrate, mint a token, back up, export, print the
-//! schema.
+//! The `chatql` command line: serve, migrate, mint a token, back up, export, import,
+//! print the schema.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -91,6 +91,17 @@ enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Read a dump made by `chatql export` from stdin into this database (see the
+    /// README's "Import").
+    Import {
+        /// Skip a bad line (listed at the end) instead of stopping at it.
+        #[arg(long)]
+        skip_bad: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
 }
@@ -135,8 +146,8 @@ enum CommandError {
     /// A database call failed.
     #[error("database: {0}")]
     Db(#[from] db::DbError),
-    /// An export failed.
-    #[error("export: {0}")]
+    /// An export or import failed.
+    #[error("{0}")]
     Transfer(#[from] domain::transfer::TransferError),
     /// A service refused or failed (e.g. an invalid username).
     #[error("{0}")]
@@ -210,6 +221,14 @@ async fn main() -> ExitCode {
                 since,
             };
             export(&storage, &request).await
+        }
+        Command::Import {
+            skip_bad,
+            storage,
+            log,
+        } => {
+            init_tracing(&log);
+            import(&storage, domain::transfer::ImportOptions { skip_bad }).await
         }
         Command::PrintSchema => {
             print!("{}", graphql::sdl());
@@ -335,6 +354,48 @@ async fn export(
         summary.blocks,
         summary.thread_reads,
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn import(
+    storage: &StorageArgs,
+    options: domain::transfer::ImportOptions,
+) -> Result<(), CommandError> {
+    let pool = db::DbPool::connect(&storage.database(), 2)?;
+    pool.run_migrations().await?;
+    server::use_search_config(&pool, &storage.search_config).await?;
+    let started = Instant::now();
+    let on_terminal = std::io::stderr().is_terminal();
+    let stdin = std::io::stdin();
+    let summary = domain::transfer::import(&pool, stdin.lock(), options, |so_far| {
+        if on_terminal {
+            eprint!(
+                "\r{} lines, {} messages added, {:.0} lines/s",
+                so_far.lines,
+                so_far.messages,
+                so_far.lines as f64 / started.elapsed().as_secs_f64().max(0.001)
+            );
+        }
+    })
+    .await?;
+    if on_terminal {
+        eprintln!();
+    }
+    for (line, reason) in &summary.skipped {
+        eprintln!("skipped line {line}: {reason}");
+    }
+    eprintln!(
+        "imported {} lines in {:.1} s: added {} users, {} chats, {} messages and {} other rows; \
+         {} already there; {} bad lines skipped",
+        summary.lines,
+        started.elapsed().as_secs_f64(),
+        summary.users,
+        summary.chats,
+        summary.messages,
+        summary.others,
+        summary.existing,
+        summary.skipped_count
     );
     Ok(())
 }

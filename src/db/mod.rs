@@ -6,6 +6,7 @@ pub mod backup;
 pub mod blocks;
 pub mod chats;
 pub mod dump;
+pub mod imports;
 pub mod members;
 pub mod mentions;
 pub mod message_edits;

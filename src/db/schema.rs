@@ -139,6 +139,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    database_identity (id) {
+        id -> Text,
+    }
+}
+
+diesel::table! {
+    imported_rows (origin, kind, source_id) {
+        origin -> Text,
+        kind -> Text,
+        source_id -> BigInt,
+        local_id -> BigInt,
+    }
+}
+
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
@@ -160,5 +175,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pins,
     mentions,
     blocks,
-    thread_reads
+    thread_reads,
+    database_identity,
+    imported_rows
 );

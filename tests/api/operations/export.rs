@@ -7,16 +7,16 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn export(server: &TestServer, args: &[&str]) -> TestResult<std::process::Output> {
+pub fn export(database_url: &str, args: &[&str]) -> TestResult<std::process::Output> {
     Ok(std::process::Command::new(env!("CARGO_BIN_EXE_chatql"))
-        .args(["export", "--database-url", &server.db.url])
+        .args(["export", "--database-url", database_url])
         .args(args)
         .output()?)
 }
 
 /// The dump's lines, parsed; fails when the export did.
-fn records(server: &TestServer, args: &[&str]) -> TestResult<Vec<Value>> {
-    let output = export(server, args)?;
+pub fn records(database_url: &str, args: &[&str]) -> TestResult<Vec<Value>> {
+    let output = export(database_url, args)?;
     assert!(
         output.status.success(),
         "{}",
@@ -29,11 +29,11 @@ fn records(server: &TestServer, args: &[&str]) -> TestResult<Vec<Value>> {
     Ok(lines)
 }
 
-fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["type"] == kind).collect()
 }
 
-fn number(global: &str) -> TestResult<i64> {
+pub fn number(global: &str) -> TestResult<i64> {
     Ok(chatql::vocabulary::ids::MessageId::from_global(global)
         .map(|id| id.0)
         .or_else(|_| chatql::vocabulary::ids::ChatId::from_global(global).map(|id| id.0))
@@ -41,17 +41,32 @@ fn number(global: &str) -> TestResult<i64> {
         .map_err(|e| e.to_string())?)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
-    let server = TestServer::start().await?;
+/// What [`seed`] made.
+pub struct Seeded {
+    pub alice: TestUser,
+    pub bob: TestUser,
+    pub carol: TestUser,
+    pub dave: TestUser,
+    pub team: String,
+    pub other: String,
+    pub hello: String,
+    pub reply: String,
+    pub edited: String,
+    pub oops: String,
+}
+
+/// A database with every kind of row: users, a block, two chats (with their sessions),
+/// a mention, a reply (a thread, read by carol), an edit, a retraction, a reaction, a pin,
+/// a read watermark, a pinned and a muted chat; two messages an hour old.
+pub async fn seed(server: &TestServer) -> TestResult<Seeded> {
     let (alice, bob, carol, dave) = (
         server.user("alice").await?,
         server.user("bob").await?,
         server.user("carol").await?,
         server.user("dave").await?,
     );
-    let team = group(&server, &alice, &[&bob, &carol]).await?;
-    let other = group(&server, &dave, &[&carol]).await?;
+    let team = group(server, &alice, &[&bob, &carol]).await?;
+    let other = group(server, &dave, &[&carol]).await?;
     let (a, b, c) = (
         server.client(&alice),
         server.client(&bob),
@@ -73,15 +88,15 @@ async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
         .await?,
         "/sendMessage/id",
     )?;
-    backdate(&server, &hello, 3600).await?;
-    backdate(&server, &reply, 3600).await?;
-    let edited = send(&server, &carol, &team, "first words").await?;
+    backdate(server, &hello, 3600).await?;
+    backdate(server, &reply, 3600).await?;
+    let edited = send(server, &carol, &team, "first words").await?;
     c.ok(
         "mutation($id: ID!) { editMessage(id: $id, content: \"second words\") { id } }",
         json!({"id": edited}),
     )
     .await?;
-    let oops = send(&server, &alice, &team, "oops").await?;
+    let oops = send(server, &alice, &team, "oops").await?;
     a.ok(
         "mutation($id: ID!) { retractMessage(id: $id) { id } }",
         json!({"id": oops}),
@@ -112,9 +127,39 @@ async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
         json!({"u": dave.id}),
     )
     .await?;
-    send(&server, &dave, &other, "elsewhere").await?;
+    send(server, &dave, &other, "elsewhere").await?;
 
-    let all = records(&server, &[])?;
+    Ok(Seeded {
+        alice,
+        bob,
+        carol,
+        dave,
+        team,
+        other,
+        hello,
+        reply,
+        edited,
+        oops,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
+    let server = TestServer::start().await?;
+    let Seeded {
+        alice,
+        bob,
+        carol,
+        dave,
+        team,
+        other,
+        hello,
+        reply,
+        edited,
+        oops,
+    } = seed(&server).await?;
+
+    let all = records(&server.db.url, &[])?;
     let header = &all[0];
     assert_eq!(
         (&header["type"], &header["format"], &header["version"]),
@@ -231,7 +276,7 @@ async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
 
     // --user: the chats dave is in, and the people in them; alice's block of dave is
     // hers, and she is not in the export.
-    let daves = records(&server, &["--user", &dave.id])?;
+    let daves = records(&server.db.url, &["--user", &dave.id])?;
     assert_eq!(daves[0]["chats"], json!([number(&other)?]));
     let mut names: Vec<&str> = of_type(&daves, "user")
         .iter()
@@ -244,7 +289,7 @@ async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
 
     // --chat and --since: the team's messages of the last half hour, and their parts.
     let since = (chrono::Utc::now() - chrono::Duration::minutes(30)).to_rfc3339();
-    let recent = records(&server, &["--chat", &team, "--since", &since])?;
+    let recent = records(&server.db.url, &["--chat", &team, "--since", &since])?;
     let contents: Vec<&str> = of_type(&recent, "message")
         .iter()
         .filter_map(|m| m["content"].as_str())
@@ -256,7 +301,7 @@ async fn exports_every_kind_of_row_in_dependency_order() -> TestResult {
     assert_eq!(of_type(&recent, "member").len(), 3);
 
     // Naming what is not there fails, and writes nothing.
-    let missing = export(&server, &["--chat", "999999"])?;
+    let missing = export(&server.db.url, &["--chat", "999999"])?;
     assert!(!missing.status.success());
     assert!(missing.stdout.is_empty());
     assert!(String::from_utf8(missing.stderr)?.contains("no chat"));

@@ -5,6 +5,7 @@ mod backup;
 mod cli;
 mod compression;
 mod export;
+mod import;
 mod logs;
 mod metrics;
 mod retry;

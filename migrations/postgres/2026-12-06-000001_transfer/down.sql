@@ -1,0 +1,2 @@
+DROP TABLE imported_rows;
+DROP TABLE database_identity;

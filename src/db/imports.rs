@@ -1,0 +1,323 @@
+//! Writing a dump's records (see [`super::dump`]) into this database: every row gets an id
+//! of this database, and `imported_rows` remembers which exported row it came from, so a
+//! second import of the same rows finds them instead of adding them again.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::dump::{
+    BlockRow, ChatRow, EditRow, MemberRow, MentionRow, MessageRow, PinRow, ReactionRow, SessionRow,
+    ThreadReadRow, UserRow,
+};
+use super::schema::{
+    blocks, chat_sessions, chat_tags, chats, database_identity, imported_rows, members, mentions,
+    message_edits, messages, pins, reactions, thread_reads, users,
+};
+use super::{DbConn, DbResult};
+use crate::with_conn;
+
+/// What kind of exported row an `imported_rows` entry maps.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    User,
+    Chat,
+    Session,
+    Message,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Chat => "chat",
+            Kind::Session => "session",
+            Kind::Message => "message",
+        }
+    }
+}
+
+/// This database's identity (written at its first migration), which its exports carry.
+pub async fn identity(conn: &mut DbConn) -> DbResult<String> {
+    Ok(with_conn!(conn, |c| database_identity::table
+        .select(database_identity::id)
+        .first(c)
+        .await)?)
+}
+
+/// The id of the row made from `origin`'s row `source_id`, if one was.
+pub async fn mapped(
+    conn: &mut DbConn,
+    origin: &str,
+    kind: Kind,
+    source_id: i64,
+) -> DbResult<Option<i64>> {
+    Ok(with_conn!(conn, |c| imported_rows::table
+        .find((origin, kind.as_str(), source_id))
+        .select(imported_rows::local_id)
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// Remembers that `local_id` was made from `origin`'s row `source_id`.
+pub async fn remember(
+    conn: &mut DbConn,
+    origin: &str,
+    kind: Kind,
+    source_id: i64,
+    local_id: i64,
+) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::insert_into(imported_rows::table)
+        .values((
+            imported_rows::origin.eq(origin),
+            imported_rows::kind.eq(kind.as_str()),
+            imported_rows::source_id.eq(source_id),
+            imported_rows::local_id.eq(local_id),
+        ))
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+/// The user with this username, if there is one.
+pub async fn user_named(conn: &mut DbConn, username: &str) -> DbResult<Option<i64>> {
+    Ok(with_conn!(conn, |c| users::table
+        .filter(users::username.eq(username))
+        .select(users::id)
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// Inserts a user; returns their id.
+pub async fn insert_user(conn: &mut DbConn, row: &UserRow) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(users::table)
+        .values((
+            users::username.eq(&row.username),
+            users::display_name.eq(&row.display_name),
+            users::avatar_url.eq(&row.avatar_url),
+            users::is_bot.eq(row.is_bot),
+            users::metadata.eq(&row.metadata),
+            users::last_seen_at.eq(row.last_seen_at),
+            users::created_at.eq(row.created_at),
+            users::updated_at.eq(row.updated_at),
+            users::token_generation.eq(0),
+        ))
+        .returning(users::id)
+        .get_result(c)
+        .await)?)
+}
+
+/// Inserts a block between two users of this database, unless it is there (then false).
+pub async fn insert_block(conn: &mut DbConn, row: &BlockRow) -> DbResult<bool> {
+    let added = with_conn!(conn, |c| diesel::insert_into(blocks::table)
+        .values((
+            blocks::blocker_id.eq(row.blocker_id),
+            blocks::blocked_id.eq(row.blocked_id),
+            blocks::created_at.eq(row.created_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)?;
+    Ok(added > 0)
+}
+
+/// Inserts a chat (its references already this database's) and its tags; returns its id.
+/// The active session is set later, once the sessions are in.
+pub async fn insert_chat(conn: &mut DbConn, row: &ChatRow, tags: &[String]) -> DbResult<i64> {
+    let id: i64 = with_conn!(conn, |c| diesel::insert_into(chats::table)
+        .values((
+            chats::kind.eq(&row.kind),
+            chats::category.eq(&row.category),
+            chats::name.eq(&row.name),
+            chats::description.eq(&row.description),
+            chats::avatar_url.eq(&row.avatar_url),
+            chats::metadata.eq(&row.metadata),
+            chats::created_by.eq(row.created_by),
+            chats::direct_key.eq(&row.direct_key),
+            chats::created_at.eq(row.created_at),
+            chats::updated_at.eq(row.updated_at),
+            chats::last_activity_at.eq(row.last_activity_at),
+            chats::external_key.eq(&row.external_key),
+            chats::status.eq(&row.status),
+        ))
+        .returning(chats::id)
+        .get_result(c)
+        .await)?;
+    for tag in tags {
+        with_conn!(conn, |c| diesel::insert_into(chat_tags::table)
+            .values((chat_tags::chat_id.eq(id), chat_tags::tag.eq(tag)))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await)?;
+    }
+    Ok(id)
+}
+
+/// Inserts a session of a chat; returns its id.
+pub async fn insert_session(conn: &mut DbConn, row: &SessionRow) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(
+        chat_sessions::table
+    )
+    .values((
+        chat_sessions::chat_id.eq(row.chat_id),
+        chat_sessions::started_at.eq(row.started_at),
+        chat_sessions::ended_at.eq(row.ended_at),
+    ))
+    .returning(chat_sessions::id)
+    .get_result(c)
+    .await)?)
+}
+
+/// Inserts a message (its references already this database's); returns its id.
+pub async fn insert_message(conn: &mut DbConn, row: &MessageRow) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(messages::table)
+        .values((
+            messages::chat_id.eq(row.chat_id),
+            messages::sender_id.eq(row.sender_id),
+            messages::role.eq(&row.role),
+            messages::kind.eq(&row.kind),
+            messages::content.eq(&row.content),
+            messages::data.eq(&row.data),
+            messages::parent_id.eq(row.parent_id),
+            messages::client_id.eq(&row.client_id),
+            messages::stream_state.eq(&row.stream_state),
+            messages::created_at.eq(row.created_at),
+            messages::edited_at.eq(row.edited_at),
+            messages::retracted_at.eq(row.retracted_at),
+            messages::trace_id.eq(&row.trace_id),
+            messages::session_id.eq(row.session_id),
+        ))
+        .returning(messages::id)
+        .get_result(c)
+        .await)?)
+}
+
+/// Inserts an earlier content of a message.
+pub async fn insert_edit(conn: &mut DbConn, row: &EditRow) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::insert_into(message_edits::table)
+        .values((
+            message_edits::message_id.eq(row.message_id),
+            message_edits::content.eq(&row.content),
+            message_edits::written_at.eq(row.written_at),
+            message_edits::replaced_at.eq(row.replaced_at),
+        ))
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+/// Inserts a reaction, unless it is there.
+pub async fn insert_reaction(conn: &mut DbConn, row: &ReactionRow) -> DbResult<bool> {
+    let added = with_conn!(conn, |c| diesel::insert_into(reactions::table)
+        .values((
+            reactions::message_id.eq(row.message_id),
+            reactions::user_id.eq(row.user_id),
+            reactions::emoji.eq(&row.emoji),
+            reactions::created_at.eq(row.created_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)?;
+    Ok(added > 0)
+}
+
+/// Inserts a mention, unless it is there.
+pub async fn insert_mention(conn: &mut DbConn, row: &MentionRow) -> DbResult<bool> {
+    let added = with_conn!(conn, |c| diesel::insert_into(mentions::table)
+        .values((
+            mentions::user_id.eq(row.user_id),
+            mentions::chat_id.eq(row.chat_id),
+            mentions::message_id.eq(row.message_id),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)?;
+    Ok(added > 0)
+}
+
+/// Inserts a pin, unless the message is pinned.
+pub async fn insert_pin(conn: &mut DbConn, row: &PinRow) -> DbResult<bool> {
+    let added = with_conn!(conn, |c| diesel::insert_into(pins::table)
+        .values((
+            pins::message_id.eq(row.message_id),
+            pins::chat_id.eq(row.chat_id),
+            pins::pinned_by.eq(row.pinned_by),
+            pins::pinned_at.eq(row.pinned_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)?;
+    Ok(added > 0)
+}
+
+/// Inserts a membership, unless the user is a member already.
+pub async fn insert_member(conn: &mut DbConn, row: &MemberRow) -> DbResult<bool> {
+    let added = with_conn!(conn, |c| diesel::insert_into(members::table)
+        .values((
+            members::chat_id.eq(row.chat_id),
+            members::user_id.eq(row.user_id),
+            members::role.eq(&row.role),
+            members::joined_at.eq(row.joined_at),
+            members::last_read_message_id.eq(row.last_read_message_id),
+            members::last_read_at.eq(row.last_read_at),
+            members::last_delivered_message_id.eq(row.last_delivered_message_id),
+            members::pinned.eq(row.pinned),
+            members::muted.eq(row.muted),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)?;
+    Ok(added > 0)
+}
+
+/// Inserts how far a member read a thread, unless it is there.
+pub async fn insert_thread_read(conn: &mut DbConn, row: &ThreadReadRow) -> DbResult<bool> {
+    let added = with_conn!(conn, |c| diesel::insert_into(thread_reads::table)
+        .values((
+            thread_reads::user_id.eq(row.user_id),
+            thread_reads::message_id.eq(row.message_id),
+            thread_reads::last_read_message_id.eq(row.last_read_message_id),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)?;
+    Ok(added > 0)
+}
+
+/// Sets what the server derives for a chat from its rows: its newest message, each thread
+/// root's last reply, and its active session.
+pub async fn derive_chat(
+    conn: &mut DbConn,
+    chat: i64,
+    active_session: Option<i64>,
+) -> DbResult<()> {
+    let newest: Option<i64> = with_conn!(conn, |c| messages::table
+        .filter(messages::chat_id.eq(chat))
+        .select(diesel::dsl::max(messages::id))
+        .first(c)
+        .await)?;
+    with_conn!(conn, |c| diesel::update(chats::table.find(chat))
+        .set((
+            chats::last_message_id.eq(newest),
+            chats::active_session_id.eq(active_session),
+        ))
+        .execute(c)
+        .await)?;
+    let replies = diesel::alias!(messages as replies);
+    with_conn!(conn, |c| diesel::update(messages::table)
+        .filter(messages::chat_id.eq(chat))
+        .set(
+            messages::last_reply_id.eq(replies
+                .filter(
+                    replies
+                        .field(messages::parent_id)
+                        .eq(messages::id.nullable())
+                )
+                .select(diesel::dsl::max(replies.field(messages::id)))
+                .single_value()),
+        )
+        .execute(c)
+        .await)?;
+    Ok(())
+}
