@@ -79,6 +79,38 @@ pub async fn remember(
     Ok(())
 }
 
+/// Remembers many `(source_id, local_id)` pairs of one kind in one statement. The pairs
+/// are numbers written into the SQL (diesel's batch insert does not build for SQLite
+/// through diesel-async here); the origin, text from a dump, is bound. Both backends name
+/// a `VALUES` list's columns `column1`, `column2`, and read `$1` as the first parameter.
+pub async fn remember_many(
+    conn: &mut DbConn,
+    origin: &str,
+    kind: Kind,
+    pairs: &[(i64, i64)],
+) -> DbResult<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut values = String::with_capacity(pairs.len() * 24);
+    for (i, (source, local)) in pairs.iter().enumerate() {
+        if i > 0 {
+            values.push(',');
+        }
+        values.push_str(&format!("({source},{local})"));
+    }
+    let sql = format!(
+        "INSERT INTO imported_rows (origin, kind, source_id, local_id) \
+         SELECT $1, '{}', column1, column2 FROM (VALUES {values}) AS pairs",
+        kind.as_str()
+    );
+    with_conn!(conn, |c| diesel::sql_query(sql.clone())
+        .bind::<diesel::sql_types::Text, _>(origin)
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
 /// The user with this username, if there is one.
 pub async fn user_named(conn: &mut DbConn, username: &str) -> DbResult<Option<i64>> {
     Ok(with_conn!(conn, |c| users::table

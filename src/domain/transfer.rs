@@ -35,6 +35,9 @@ pub const FORMAT: &str = "chatql-export";
 pub const VERSION: u32 = 1;
 /// Rows read per statement.
 const PAGE: i64 = 1_000;
+/// Imported messages remembered per statement (4 values each, well under SQLite's 32,766
+/// bound parameters).
+const REMEMBER_BATCH: usize = 1_000;
 
 /// Why an export failed. Not an [`crate::error::AppError`]: these reach a terminal, not
 /// a GraphQL client, and a failed write is not a server fault.
@@ -524,7 +527,8 @@ async fn import_chat<R: std::io::BufRead>(
     let ChatRecord { chat, tags } = record;
     let source_chat = chat.id;
     let source_active_session = chat.active_session_id;
-    let local_chat = match imports::mapped(conn, origin, Kind::Chat, source_chat).await? {
+    let imported_before = imports::mapped(conn, origin, Kind::Chat, source_chat).await?;
+    let local_chat = match imported_before {
         Some(local) => {
             summary.existing += 1;
             local
@@ -580,6 +584,7 @@ async fn import_chat<R: std::io::BufRead>(
     // and parts of messages imported before are there already.
     let mut made: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
     let mut sessions: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    let mut unremembered: Vec<(i64, i64)> = Vec::with_capacity(REMEMBER_BATCH);
     async fn message_id(
         conn: &mut DbConn,
         origin: &str,
@@ -614,9 +619,11 @@ async fn import_chat<R: std::io::BufRead>(
                 sessions.insert(row.id, local);
             }
             Record::Message(row) => {
-                if imports::mapped(conn, origin, Kind::Message, row.id)
-                    .await?
-                    .is_some()
+                // A chat not imported before has no message imported before either.
+                if imported_before.is_some()
+                    && imports::mapped(conn, origin, Kind::Message, row.id)
+                        .await?
+                        .is_some()
                 {
                     summary.existing += 1;
                     continue;
@@ -645,7 +652,12 @@ async fn import_chat<R: std::io::BufRead>(
                     },
                 )
                 .await?;
-                imports::remember(conn, origin, Kind::Message, source, local).await?;
+                // Remembered in batches: until then `made` answers for them.
+                unremembered.push((source, local));
+                if unremembered.len() >= REMEMBER_BATCH {
+                    imports::remember_many(conn, origin, Kind::Message, &unremembered).await?;
+                    unremembered.clear();
+                }
                 made.insert(source, local);
                 summary.messages += 1;
             }
@@ -765,6 +777,7 @@ async fn import_chat<R: std::io::BufRead>(
             }
         }
     }
+    imports::remember_many(conn, origin, Kind::Message, &unremembered).await?;
     let active = source_active_session.and_then(|id| sessions.get(&id).copied());
     imports::derive_chat(conn, local_chat, active).await?;
     Ok(())
