@@ -297,18 +297,23 @@ async fn migrate(storage: &StorageArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn backup(storage: &StorageArgs, path: &Path) -> Result<(), CommandError> {
-    if path.exists() {
-        return Err(CommandError::BackupExists(path.display().to_string()));
-    }
+/// One connection to a database that must exist already: connecting to a SQLite file that
+/// is not there would create an empty database, and back up or export that.
+fn connect_existing(storage: &StorageArgs) -> Result<db::DbPool, CommandError> {
     let database = storage.database();
-    // Connecting would create an empty database, and back that up.
     if let DatabaseTarget::Sqlite(file, _) = &database
         && !file.exists()
     {
         return Err(CommandError::NoDatabase(file.display().to_string()));
     }
-    let pool = db::DbPool::connect(&database, 1)?;
+    Ok(db::DbPool::connect(&database, 1)?)
+}
+
+async fn backup(storage: &StorageArgs, path: &Path) -> Result<(), CommandError> {
+    if path.exists() {
+        return Err(CommandError::BackupExists(path.display().to_string()));
+    }
+    let pool = connect_existing(storage)?;
     let started = Instant::now();
     match db::backup::copy_sqlite_into(&pool, path).await? {
         db::backup::BackupOutcome::Written => {
@@ -328,13 +333,7 @@ async fn export(
     storage: &StorageArgs,
     request: &domain::transfer::ExportRequest,
 ) -> Result<(), CommandError> {
-    let database = storage.database();
-    if let DatabaseTarget::Sqlite(file, _) = &database
-        && !file.exists()
-    {
-        return Err(CommandError::NoDatabase(file.display().to_string()));
-    }
-    let pool = db::DbPool::connect(&database, 1)?;
+    let pool = connect_existing(storage)?;
     let started = Instant::now();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

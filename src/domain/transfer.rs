@@ -408,10 +408,10 @@ pub async fn import<R: std::io::BufRead>(
     };
     let mut summary = ImportSummary::default();
     let origin = match reader.next(&mut summary)? {
-        Some((_, Record::Header(header))) => {
+        Some((line, Record::Header(header))) => {
             if header.format != FORMAT || header.version != VERSION {
                 return Err(TransferError::BadLine {
-                    line: 1,
+                    line,
                     reason: format!(
                         "a {} version {} dump; this chatql reads {FORMAT} version {VERSION}",
                         header.format, header.version

@@ -27,6 +27,30 @@ fn import(database_url: &str, dump: &str, args: &[&str]) -> TestResult<std::proc
     Ok(child.wait_with_output()?)
 }
 
+/// A client signed in as `username` on `server` (whose user ids are not the seed's).
+async fn client_for(server: &TestServer, username: &str) -> TestResult<Client> {
+    let admin = server.admin();
+    let id = str_at(
+        &admin
+            .ok(
+                "query($n: String!) { user(username: $n) { id } }",
+                json!({"n": username}),
+            )
+            .await?,
+        "/user/id",
+    )?;
+    let token = str_at(
+        &admin
+            .ok(
+                "mutation($u: ID!) { issueToken(userId: $u) }",
+                json!({"u": id}),
+            )
+            .await?,
+        "/issueToken",
+    )?;
+    Ok(Client::new(server.url(), Some(token), None))
+}
+
 fn succeeded(output: &std::process::Output) -> TestResult<String> {
     let stderr = String::from_utf8(output.stderr.clone())?;
     assert!(output.status.success(), "{stderr}");
@@ -161,26 +185,7 @@ async fn a_dump_imports_into_a_fresh_database_the_same_and_only_once() -> TestRe
     // A server on the imported database: the same unread counts, search finds what was
     // sent, and the reply is still the thread's.
     let served = TestServer::start_on(target, &[]).await?;
-    let admin = served.admin();
-    let dave_there = str_at(
-        &admin
-            .ok(
-                "query($n: String!) { user(username: $n) { id } }",
-                json!({"n": dave.username}),
-            )
-            .await?,
-        "/user/id",
-    )?;
-    let token = str_at(
-        &admin
-            .ok(
-                "mutation($u: ID!) { issueToken(userId: $u) }",
-                json!({"u": dave_there}),
-            )
-            .await?,
-        "/issueToken",
-    )?;
-    let dave_client = Client::new(served.url(), Some(token), None);
+    let dave_client = client_for(&served, &dave.username).await?;
     let unread = dave_client
         .ok(
             "{ chats(first: 10) { nodes { name unreadCount } } }",
@@ -188,25 +193,7 @@ async fn a_dump_imports_into_a_fresh_database_the_same_and_only_once() -> TestRe
         )
         .await?;
     assert_eq!(unread, unread_in_source);
-    let bob_there = str_at(
-        &admin
-            .ok(
-                "query($n: String!) { user(username: $n) { id } }",
-                json!({"n": bob.username}),
-            )
-            .await?,
-        "/user/id",
-    )?;
-    let token = str_at(
-        &admin
-            .ok(
-                "mutation($u: ID!) { issueToken(userId: $u) }",
-                json!({"u": bob_there}),
-            )
-            .await?,
-        "/issueToken",
-    )?;
-    let bob_client = Client::new(served.url(), Some(token), None);
+    let bob_client = client_for(&served, &bob.username).await?;
     let found = bob_client
         .ok(
             "{ searchMessages(query: \"hello\") { nodes { content replyCount replies(first: 5) { nodes { content } } } } }",
