@@ -336,9 +336,18 @@ pub async fn derive_chat(
         ))
         .execute(c)
         .await)?;
+    // Only thread roots: rewriting every row would also make PostgreSQL compute each
+    // message's search vector again.
     let replies = diesel::alias!(messages as replies);
     with_conn!(conn, |c| diesel::update(messages::table)
         .filter(messages::chat_id.eq(chat))
+        .filter(
+            messages::id.nullable().eq_any(
+                replies
+                    .filter(replies.field(messages::chat_id).eq(chat))
+                    .select(replies.field(messages::parent_id)),
+            ),
+        )
         .set(
             messages::last_reply_id.eq(replies
                 .filter(

@@ -484,22 +484,11 @@ pub async fn import<R: std::io::BufRead>(
                 summary.others += u64::from(added);
             }
             Record::Chat(chat) => {
-                let chat_summary = pool
-                    .transaction(async |conn| {
-                        let mut part = ImportSummary::default();
-                        import_chat(conn, &origin, &users, &mut reader, &mut part, line, chat)
-                            .await?;
-                        Ok::<_, TransferError>(part)
-                    })
-                    .await?;
-                summary.lines += chat_summary.lines;
-                summary.chats += chat_summary.chats;
-                summary.messages += chat_summary.messages;
-                summary.others += chat_summary.others;
-                summary.existing += chat_summary.existing;
-                summary.skipped_count += chat_summary.skipped_count;
-                summary.skipped.extend(chat_summary.skipped);
-                summary.skipped.truncate(100);
+                // Counted straight into the summary: a chat that fails ends the import.
+                pool.transaction(async |conn| {
+                    import_chat(conn, &origin, &users, &mut reader, &mut summary, line, chat).await
+                })
+                .await?;
                 progress(&summary);
             }
             Record::Header(_) => reader.bad(&mut summary, line, "a second header".to_owned())?,
@@ -585,6 +574,7 @@ async fn import_chat<R: std::io::BufRead>(
     let mut made: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
     let mut sessions: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
     let mut unremembered: Vec<(i64, i64)> = Vec::with_capacity(REMEMBER_BATCH);
+    let mut sessions_added = false;
     async fn message_id(
         conn: &mut DbConn,
         origin: &str,
@@ -600,23 +590,25 @@ async fn import_chat<R: std::io::BufRead>(
     while let Some((line, record)) = reader.next(summary)? {
         match record {
             Record::Session(row) => {
-                let local = match imports::mapped(conn, origin, Kind::Session, row.id).await? {
+                let source = row.id;
+                let local = match imports::mapped(conn, origin, Kind::Session, source).await? {
                     Some(local) => local,
                     None => {
                         let local = imports::insert_session(
                             conn,
                             &SessionRow {
                                 chat_id: local_chat,
-                                ..row.clone()
+                                ..row
                             },
                         )
                         .await?;
-                        imports::remember(conn, origin, Kind::Session, row.id, local).await?;
+                        imports::remember(conn, origin, Kind::Session, source, local).await?;
                         summary.others += 1;
+                        sessions_added = true;
                         local
                     }
                 };
-                sessions.insert(row.id, local);
+                sessions.insert(source, local);
             }
             Record::Message(row) => {
                 // A chat not imported before has no message imported before either.
@@ -778,7 +770,11 @@ async fn import_chat<R: std::io::BufRead>(
         }
     }
     imports::remember_many(conn, origin, Kind::Message, &unremembered).await?;
-    let active = source_active_session.and_then(|id| sessions.get(&id).copied());
-    imports::derive_chat(conn, local_chat, active).await?;
+    // What the server derives depends on messages and sessions only: a chat imported
+    // before that gained neither keeps what it had.
+    if imported_before.is_none() || !made.is_empty() || sessions_added {
+        let active = source_active_session.and_then(|id| sessions.get(&id).copied());
+        imports::derive_chat(conn, local_chat, active).await?;
+    }
     Ok(())
 }
