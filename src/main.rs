@@ -91,10 +91,26 @@ enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
-    /// Read a dump made by `chatql export` from stdin into this database (see the
-    /// README's "Import").
+    /// Read a dump made by `chatql export` (or OpenAI-style conversations, or an IM
+    /// frontend's UI state) into this database (see the README's "Import").
     Import {
-        /// Skip a bad line (listed at the end) instead of stopping at it.
+        /// The file to read; stdin when absent or `-`.
+        file: Option<PathBuf>,
+        /// What the input is.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Chatql)]
+        format: ImportFormat,
+        /// `openai`: the username whose conversations these are (found or created).
+        #[arg(long, required_if_eq("format", "openai"))]
+        user: Option<String>,
+        /// `openai`: the assistant's username (a bot user, found or created).
+        #[arg(long, default_value = "assistant")]
+        assistant: String,
+        /// `openai` and `frontend`: where the data comes from, so a second import of the
+        /// same source adds nothing (`frontend`: the app, when the file has no `app`;
+        /// `openai`: by default `openai:<user>`).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Skip a bad line or item (listed at the end) instead of stopping at it.
         #[arg(long)]
         skip_bad: bool,
         #[command(flatten)]
@@ -104,6 +120,18 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL) to stdout.
     PrintSchema,
+}
+
+/// The formats `chatql import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImportFormat {
+    /// A dump made by `chatql export`.
+    Chatql,
+    /// OpenAI-style conversations: `{"messages": [{"role", "content"}]}` per line, or a
+    /// JSON array of them.
+    Openai,
+    /// An IM frontend's UI state: users, and chats with members and messages.
+    Frontend,
 }
 
 fn parse_chat_id(text: &str) -> Result<ChatId, String> {
@@ -155,6 +183,9 @@ enum CommandError {
     /// Serving stopped with an I/O error.
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
+    /// The input of `import` could not be read.
+    #[error("reading {0}: {1}")]
+    Input(String, #[source] std::io::Error),
     /// `backup` was given a path that already exists.
     #[error("{0} exists: backup writes a new file, it does not overwrite one")]
     BackupExists(String),
@@ -223,12 +254,29 @@ async fn main() -> ExitCode {
             export(&storage, &request).await
         }
         Command::Import {
+            file,
+            format,
+            user,
+            assistant,
+            origin,
             skip_bad,
             storage,
             log,
         } => {
             init_tracing(&log);
-            import(&storage, domain::transfer::ImportOptions { skip_bad }).await
+            let source = ImportSource {
+                file,
+                format,
+                user,
+                assistant,
+                origin,
+            };
+            import(
+                &storage,
+                &source,
+                domain::transfer::ImportOptions { skip_bad },
+            )
+            .await
         }
         Command::PrintSchema => {
             print!("{}", graphql::sdl());
@@ -357,36 +405,129 @@ async fn export(
     Ok(())
 }
 
+/// What `chatql import` reads, and how.
+struct ImportSource {
+    file: Option<PathBuf>,
+    format: ImportFormat,
+    user: Option<String>,
+    assistant: String,
+    origin: Option<String>,
+}
+
+/// A reader that counts the bytes read through it (for the progress bar).
+struct CountingReader<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The input file (or stdin), and its size when it is a regular file.
+fn open_input(file: Option<&Path>) -> Result<(Box<dyn std::io::Read>, Option<u64>), CommandError> {
+    let opened = match file {
+        Some(path) if path != Path::new("-") => std::fs::File::open(path)
+            .map_err(|e| CommandError::Input(path.display().to_string(), e))?,
+        // stdin redirected from a file has a size too (a pipe has none).
+        _ => {
+            use std::os::fd::AsFd;
+            let stdin = std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| CommandError::Input("stdin".to_owned(), e))?;
+            std::fs::File::from(stdin)
+        }
+    };
+    let size = opened
+        .metadata()
+        .ok()
+        .filter(|metadata| metadata.is_file())
+        .map(|metadata| metadata.len());
+    Ok((Box::new(opened), size))
+}
+
 async fn import(
     storage: &StorageArgs,
+    source: &ImportSource,
     options: domain::transfer::ImportOptions,
 ) -> Result<(), CommandError> {
+    use domain::transfer::{ImportInput, foreign};
+    let (input, size) = open_input(source.file.as_deref())?;
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut input = std::io::BufReader::with_capacity(
+        1 << 16,
+        CountingReader {
+            inner: input,
+            read: read.clone(),
+        },
+    );
+    let read_whole = |input: &mut dyn std::io::Read| {
+        let mut text = String::new();
+        input
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|e| CommandError::Input("the input".to_owned(), e))
+    };
+    let input = match source.format {
+        ImportFormat::Chatql => ImportInput::Dump(input),
+        ImportFormat::Openai => {
+            let options = foreign::openai::OpenAiOptions {
+                user: source.user.clone().unwrap_or_default(),
+                assistant: source.assistant.clone(),
+                origin: source.origin.clone(),
+            };
+            ImportInput::Converted(foreign::openai::convert(
+                &read_whole(&mut input)?,
+                &options,
+            )?)
+        }
+        ImportFormat::Frontend => ImportInput::Converted(foreign::frontend::convert(
+            &read_whole(&mut input)?,
+            source.origin.as_deref(),
+        )?),
+    };
     let pool = db::DbPool::connect(&storage.database(), 2)?;
     pool.run_migrations().await?;
     server::use_search_config(&pool, &storage.search_config).await?;
     let started = Instant::now();
-    let on_terminal = std::io::stderr().is_terminal();
-    let stdin = std::io::stdin();
-    let summary = domain::transfer::import(&pool, stdin.lock(), options, |so_far| {
-        if on_terminal {
-            eprint!(
-                "\r{} lines, {} messages added, {:.0} lines/s",
-                so_far.lines,
-                so_far.messages,
-                so_far.lines as f64 / started.elapsed().as_secs_f64().max(0.001)
-            );
-        }
+    // A dump from a file: a bar over its bytes; converted records: over their count (the
+    // document is read already); a dump from a pipe: counts and rate only.
+    let (total, in_bytes) = match (&input, size) {
+        (ImportInput::Dump(_), Some(size)) => (Some(size), true),
+        (ImportInput::Dump(_), None) => (None, false),
+        (ImportInput::Converted(items), _) => (Some(items.len() as u64), false),
+    };
+    let bar = import_progress_bar(total, in_bytes);
+    let summary = domain::transfer::import(&pool, input, options, |so_far| {
+        bar.set_position(if in_bytes {
+            read.load(std::sync::atomic::Ordering::Relaxed)
+        } else {
+            so_far.lines
+        });
+        bar.set_message(format!(
+            "{} messages ({:.0}/s), {} users, {} chats added; {} already there",
+            so_far.messages,
+            so_far.messages as f64 / started.elapsed().as_secs_f64().max(0.001),
+            so_far.users,
+            so_far.chats,
+            so_far.existing
+        ));
     })
-    .await?;
-    if on_terminal {
-        eprintln!();
-    }
-    for (line, reason) in &summary.skipped {
-        eprintln!("skipped line {line}: {reason}");
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    for (place, reason) in &summary.skipped {
+        eprintln!("skipped {place}: {reason}");
     }
     eprintln!(
-        "imported {} lines in {:.1} s: added {} users, {} chats, {} messages and {} other rows; \
-         {} already there; {} bad lines skipped",
+        "imported {} records in {:.1} s: added {} users, {} chats, {} messages and {} other rows; \
+         {} already there; {} bad lines or items skipped",
         summary.lines,
         started.elapsed().as_secs_f64(),
         summary.users,
@@ -397,6 +538,33 @@ async fn import(
         summary.skipped_count
     );
     Ok(())
+}
+
+/// The import's progress on stderr, when stderr is a terminal: a bar when the size of
+/// the input is known (`in_bytes`: in bytes, else in records), a spinner otherwise.
+fn import_progress_bar(total: Option<u64>, in_bytes: bool) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+    }
+    let (bar, template) = match (total, in_bytes) {
+        (Some(total), true) => (
+            ProgressBar::new(total),
+            "{bar:30} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}, ~{eta} left: {msg}",
+        ),
+        (Some(total), false) => (
+            ProgressBar::new(total),
+            "{bar:30} {percent:>3}% {pos}/{len} records, ~{eta} left: {msg}",
+        ),
+        (None, _) => (
+            ProgressBar::new_spinner(),
+            "{spinner} {pos} records {per_sec}: {msg}",
+        ),
+    };
+    match ProgressStyle::with_template(template) {
+        Ok(style) => bar.with_style(style),
+        Err(_) => bar,
+    }
 }
 
 async fn token(config: Config, user: &str, create: bool, ttl: u64) -> Result<(), CommandError> {

@@ -111,10 +111,19 @@ pub async fn remember_many(
     Ok(())
 }
 
-/// The user with this username, if there is one.
+/// The user with this username in any case, if there is one.
 pub async fn user_named(conn: &mut DbConn, username: &str) -> DbResult<Option<i64>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text};
+    // Any case, as the unique index `users_username_ci` compares them (usernames are
+    // ASCII): lower() on PostgreSQL, NOCASE on SQLite, so each backend uses its index.
+    let (column, name, collation) = match conn {
+        DbConn::Pg(_) => ("lower(username) = ", username.to_ascii_lowercase(), ""),
+        DbConn::Sqlite(_) => ("username = ", username.to_owned(), " COLLATE NOCASE"),
+    };
+    let same_name = sql::<Bool>(column).bind::<Text, _>(name).sql(collation);
     Ok(with_conn!(conn, |c| users::table
-        .filter(users::username.eq(username))
+        .filter(same_name)
         .select(users::id)
         .first(c)
         .await

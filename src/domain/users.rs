@@ -62,7 +62,7 @@ pub(crate) fn is_username_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 
-fn check_username(username: &str) -> AppResult<()> {
+pub(crate) fn check_username(username: &str) -> AppResult<()> {
     let valid_chars = username.chars().all(is_username_char);
     if username.is_empty() || username.chars().count() > MAX_USERNAME || !valid_chars {
         return Err(AppError::BadInput(format!(

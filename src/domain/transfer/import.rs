@@ -1,6 +1,6 @@
 //! `chatql import`: a dump read into this database, ids remapped and remembered per origin.
 
-use super::{ChatRecord, FORMAT, Record, TransferError, VERSION};
+use super::{ChatRecord, FORMAT, Place, Record, TransferError, VERSION};
 use crate::db::dump::{
     BlockRow, ChatRow, EditRow, MemberRow, MentionRow, MessageRow, PinRow, ReactionRow, SessionRow,
     ThreadReadRow,
@@ -32,42 +32,74 @@ pub struct ImportSummary {
     pub others: u64,
     /// Users, chats and messages found already imported (or a user of the same name).
     pub existing: u64,
-    /// Bad lines skipped (`skip_bad`), with why: at most the first 100.
-    pub skipped: Vec<(u64, String)>,
+    /// Bad lines or items skipped (`skip_bad`), with why: at most the first 100.
+    pub skipped: Vec<(Place, String)>,
     pub skipped_count: u64,
 }
 
-/// A dump being read: the line number of each record.
-struct DumpReader<R> {
-    lines: std::io::Lines<R>,
-    line: u64,
+/// What an import reads.
+pub enum ImportInput<R> {
+    /// A chatql dump, one record per line.
+    Dump(R),
+    /// Records converted from another format (see [`super::foreign`]), each with where in
+    /// that input it came from, or why that part could not be converted.
+    Converted(Vec<(Place, Result<Record, String>)>),
+}
+
+/// Where the records come from.
+enum Source<R> {
+    Lines { lines: std::io::Lines<R>, line: u64 },
+    Converted(std::vec::IntoIter<(Place, Result<Record, String>)>),
+}
+
+/// Records read between two calls of an import's `progress`.
+const PROGRESS_EVERY: u64 = 1_000;
+
+/// The input being read: each record with its place.
+struct DumpReader<'p, R> {
+    source: Source<R>,
+    /// Told how far the import is, every [`PROGRESS_EVERY`] records.
+    progress: &'p mut dyn FnMut(&ImportSummary),
     /// A record read ahead (the chat that ended the previous chat's records).
-    pending: Option<(u64, Record)>,
+    pending: Option<(Place, Record)>,
     options: ImportOptions,
 }
 
-impl<R: std::io::BufRead> DumpReader<R> {
+impl<R: std::io::BufRead> DumpReader<'_, R> {
     /// The next record; bad lines are skipped into `summary` or returned as errors.
     fn next(
         &mut self,
         summary: &mut ImportSummary,
-    ) -> Result<Option<(u64, Record)>, TransferError> {
+    ) -> Result<Option<(Place, Record)>, TransferError> {
         if let Some(pending) = self.pending.take() {
             return Ok(Some(pending));
         }
         loop {
-            let Some(text) = self.lines.next() else {
-                return Ok(None);
+            let (place, parsed) = match &mut self.source {
+                Source::Lines { lines, line } => {
+                    let Some(text) = lines.next() else {
+                        return Ok(None);
+                    };
+                    let text = text.map_err(TransferError::Read)?;
+                    *line += 1;
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    let parsed = serde_json::from_str::<Record>(&text).map_err(|e| e.to_string());
+                    (Place::Line(*line), parsed)
+                }
+                Source::Converted(items) => match items.next() {
+                    Some(item) => item,
+                    None => return Ok(None),
+                },
             };
-            let text = text.map_err(TransferError::Read)?;
-            self.line += 1;
-            if text.trim().is_empty() {
-                continue;
-            }
             summary.lines += 1;
-            match serde_json::from_str::<Record>(&text) {
-                Ok(record) => return Ok(Some((self.line, record))),
-                Err(e) => self.bad(summary, self.line, e.to_string())?,
+            if summary.lines.is_multiple_of(PROGRESS_EVERY) {
+                (self.progress)(summary);
+            }
+            match parsed {
+                Ok(record) => return Ok(Some((place, record))),
+                Err(reason) => self.bad(summary, place, reason)?,
             }
         }
     }
@@ -76,42 +108,49 @@ impl<R: std::io::BufRead> DumpReader<R> {
     fn bad(
         &self,
         summary: &mut ImportSummary,
-        line: u64,
+        place: Place,
         reason: String,
     ) -> Result<(), TransferError> {
         if !self.options.skip_bad {
-            return Err(TransferError::BadLine { line, reason });
+            return Err(TransferError::Bad { place, reason });
         }
         summary.skipped_count += 1;
         if summary.skipped.len() < 100 {
-            summary.skipped.push((line, reason));
+            summary.skipped.push((place, reason));
         }
         Ok(())
     }
 }
 
-/// Reads a dump into this database. Users are matched by origin and id, then by username;
-/// each chat, with everything of it, is one transaction (all of it or none); rows already
-/// imported from the same origin are found, not added again. `progress` is called after
-/// each chat.
+/// Reads a dump (or converted records) into this database. Users are matched by origin
+/// and id, then by username; each chat, with everything of it, is one transaction (all of
+/// it or none); rows already imported from the same origin are found, not added again.
+/// `progress` is called every thousand records and after each chat.
 pub async fn import<R: std::io::BufRead>(
     pool: &DbPool,
-    input: R,
+    input: ImportInput<R>,
     options: ImportOptions,
     mut progress: impl FnMut(&ImportSummary),
 ) -> Result<ImportSummary, TransferError> {
+    let source = match input {
+        ImportInput::Dump(reader) => Source::Lines {
+            lines: reader.lines(),
+            line: 0,
+        },
+        ImportInput::Converted(items) => Source::Converted(items.into_iter()),
+    };
     let mut reader = DumpReader {
-        lines: input.lines(),
-        line: 0,
+        source,
+        progress: &mut progress,
         pending: None,
         options,
     };
     let mut summary = ImportSummary::default();
     let origin = match reader.next(&mut summary)? {
-        Some((line, Record::Header(header))) => {
+        Some((place, Record::Header(header))) => {
             if header.format != FORMAT || header.version != VERSION {
-                return Err(TransferError::BadLine {
-                    line,
+                return Err(TransferError::Bad {
+                    place,
                     reason: format!(
                         "a {} version {} dump; this chatql reads {FORMAT} version {VERSION}",
                         header.format, header.version
@@ -120,21 +159,21 @@ pub async fn import<R: std::io::BufRead>(
             }
             header.origin
         }
-        Some((line, _)) => {
-            return Err(TransferError::BadLine {
-                line,
+        Some((place, _)) => {
+            return Err(TransferError::Bad {
+                place,
                 reason: "the first record must be the header".to_owned(),
             });
         }
         None => {
-            return Err(TransferError::BadLine {
-                line: 1,
+            return Err(TransferError::Bad {
+                place: Place::Line(1),
                 reason: "empty input: no header".to_owned(),
             });
         }
     };
     let mut users: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-    while let Some((line, record)) = reader.next(&mut summary)? {
+    while let Some((place, record)) = reader.next(&mut summary)? {
         match record {
             Record::User(row) => {
                 let (local, added) = pool
@@ -166,7 +205,7 @@ pub async fn import<R: std::io::BufRead>(
                 else {
                     reader.bad(
                         &mut summary,
-                        line,
+                        place,
                         "a block of a user not in the dump".to_owned(),
                     )?;
                     continue;
@@ -186,15 +225,24 @@ pub async fn import<R: std::io::BufRead>(
             Record::Chat(chat) => {
                 // Counted straight into the summary: a chat that fails ends the import.
                 pool.transaction(async |conn| {
-                    import_chat(conn, &origin, &users, &mut reader, &mut summary, line, chat).await
+                    import_chat(
+                        conn,
+                        &origin,
+                        &users,
+                        &mut reader,
+                        &mut summary,
+                        place,
+                        chat,
+                    )
+                    .await
                 })
                 .await?;
-                progress(&summary);
+                (reader.progress)(&summary);
             }
-            Record::Header(_) => reader.bad(&mut summary, line, "a second header".to_owned())?,
+            Record::Header(_) => reader.bad(&mut summary, place, "a second header".to_owned())?,
             _ => reader.bad(
                 &mut summary,
-                line,
+                place,
                 "a record outside of its chat".to_owned(),
             )?,
         }
@@ -207,9 +255,9 @@ async fn import_chat<R: std::io::BufRead>(
     conn: &mut DbConn,
     origin: &str,
     users: &std::collections::HashMap<i64, i64>,
-    reader: &mut DumpReader<R>,
+    reader: &mut DumpReader<'_, R>,
     summary: &mut ImportSummary,
-    line: u64,
+    place: Place,
     record: ChatRecord,
 ) -> Result<(), TransferError> {
     let user = |id: Option<i64>| id.and_then(|id| users.get(&id).copied());
@@ -231,8 +279,8 @@ async fn import_chat<R: std::io::BufRead>(
             {
                 Some((a, b)) => {
                     let (Some(a), Some(b)) = (user(a.parse().ok()), user(b.parse().ok())) else {
-                        return Err(TransferError::BadLine {
-                            line,
+                        return Err(TransferError::Bad {
+                            place,
                             reason: "a direct chat of users not in the dump".to_owned(),
                         });
                     };
@@ -240,13 +288,21 @@ async fn import_chat<R: std::io::BufRead>(
                 }
                 None => None,
             };
-            let existing_direct = match &direct_key {
-                Some(key) => crate::db::chats::find_direct(conn, key)
+            // The chat a direct key or an application key names is the same chat.
+            let existing = match (&direct_key, &chat.external_key, user(chat.created_by)) {
+                (Some(key), _, _) => crate::db::chats::find_direct(conn, key)
                     .await?
                     .map(|c| c.id.0),
-                None => None,
+                (None, Some(key), Some(creator)) => crate::db::chats::find_by_external_key(
+                    conn,
+                    crate::vocabulary::ids::UserId(creator),
+                    key,
+                )
+                .await?
+                .map(|c| c.id.0),
+                _ => None,
             };
-            let local = match existing_direct {
+            let local = match existing {
                 Some(local) => {
                     summary.existing += 1;
                     local
@@ -287,7 +343,7 @@ async fn import_chat<R: std::io::BufRead>(
         }
         Ok(imports::mapped(conn, origin, Kind::Message, id).await?)
     }
-    while let Some((line, record)) = reader.next(summary)? {
+    while let Some((place, record)) = reader.next(summary)? {
         match record {
             Record::Session(row) => {
                 let source = row.id;
@@ -324,7 +380,11 @@ async fn import_chat<R: std::io::BufRead>(
                     Some(id) => match users.get(&id) {
                         Some(&local) => Some(local),
                         None => {
-                            reader.bad(summary, line, format!("sender {id} is not in the dump"))?;
+                            reader.bad(
+                                summary,
+                                place,
+                                format!("sender {id} is not in the dump"),
+                            )?;
                             continue;
                         }
                     },
@@ -417,7 +477,7 @@ async fn import_chat<R: std::io::BufRead>(
                 let Some(member) = user(Some(row.user_id)) else {
                     reader.bad(
                         summary,
-                        line,
+                        place,
                         format!("member {} is not in the dump", row.user_id),
                     )?;
                     continue;
@@ -457,13 +517,13 @@ async fn import_chat<R: std::io::BufRead>(
                 }
             }
             Record::Chat(next) => {
-                reader.pending = Some((line, Record::Chat(next)));
+                reader.pending = Some((place, Record::Chat(next)));
                 break;
             }
             Record::Header(_) | Record::User(_) | Record::Block(_) => {
                 reader.bad(
                     summary,
-                    line,
+                    place,
                     "a user or block after the chats began".to_owned(),
                 )?;
             }

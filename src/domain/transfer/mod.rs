@@ -17,10 +17,11 @@
 //! database is consistent and its memory does not grow with the number of messages.
 
 mod export;
+pub mod foreign;
 mod import;
 
 pub use export::{ExportRequest, ExportSummary, export};
-pub use import::{ImportOptions, ImportSummary, import};
+pub use import::{ImportInput, ImportOptions, ImportSummary, import};
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
@@ -52,9 +53,55 @@ pub enum TransferError {
     NoSuchUser(String),
     #[error("reading the dump: {0}")]
     Read(#[source] std::io::Error),
-    /// A line that is not a record, or a record that does not fit (the line is 1-based).
-    #[error("line {line}: {reason}")]
-    BadLine { line: u64, reason: String },
+    /// A line that is not a record, or a record that does not fit.
+    #[error("{place}: {reason}")]
+    Bad { place: Place, reason: String },
+}
+
+/// Where in an import's input a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A line, 1-based.
+    Line(u64),
+    /// An item of a foreign document (a conversation, a chat), 1-based, and a message in
+    /// it.
+    Item {
+        noun: &'static str,
+        index: u64,
+        message: Option<u64>,
+    },
+}
+
+impl Place {
+    /// The `number`th message (1-based) of this item.
+    pub fn message(self, number: u64) -> Place {
+        match self {
+            Place::Item { noun, index, .. } => Place::Item {
+                noun,
+                index,
+                message: Some(number),
+            },
+            line => line,
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Line(line) => write!(f, "line {line}"),
+            Place::Item {
+                noun,
+                index,
+                message: None,
+            } => write!(f, "{noun} {index}"),
+            Place::Item {
+                noun,
+                index,
+                message: Some(message),
+            } => write!(f, "{noun} {index}, message {message}"),
+        }
+    }
 }
 
 /// The first line of a dump.

@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 use super::export::{Seeded, records, seed};
 use crate::common::*;
 
-fn import(database_url: &str, dump: &str, args: &[&str]) -> TestResult<std::process::Output> {
+pub(super) fn import(
+    database_url: &str,
+    dump: &str,
+    args: &[&str],
+) -> TestResult<std::process::Output> {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatql"))
         .args(["import", "--database-url", database_url])
         .args(args)
@@ -28,7 +32,7 @@ fn import(database_url: &str, dump: &str, args: &[&str]) -> TestResult<std::proc
 }
 
 /// A client signed in as `username` on `server` (whose user ids are not the seed's).
-async fn client_for(server: &TestServer, username: &str) -> TestResult<Client> {
+pub(super) async fn client_for(server: &TestServer, username: &str) -> TestResult<Client> {
     let admin = server.admin();
     let id = str_at(
         &admin
@@ -51,7 +55,7 @@ async fn client_for(server: &TestServer, username: &str) -> TestResult<Client> {
     Ok(Client::new(server.url(), Some(token), None))
 }
 
-fn succeeded(output: &std::process::Output) -> TestResult<String> {
+pub(super) fn succeeded(output: &std::process::Output) -> TestResult<String> {
     let stderr = String::from_utf8(output.stderr.clone())?;
     assert!(output.status.success(), "{stderr}");
     Ok(stderr)
@@ -238,7 +242,7 @@ async fn a_bad_line_is_refused_with_its_number_or_skipped() -> TestResult {
         stderr.contains("skipped line 4: missing field `id`"),
         "{stderr}"
     );
-    assert!(stderr.contains("1 bad lines skipped"), "{stderr}");
+    assert!(stderr.contains("1 bad lines or items skipped"), "{stderr}");
     assert!(stderr.contains("2 chats, 5 messages"), "{stderr}");
     assert_eq!(
         without_ids(&records(&target.url, &[])?),

@@ -5,6 +5,7 @@ mod backup;
 mod cli;
 mod compression;
 mod export;
+mod foreign;
 mod import;
 mod logs;
 mod metrics;
