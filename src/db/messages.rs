@@ -58,6 +58,12 @@ pub struct NewMessage<'a> {
     pub created_at: NaiveDateTime,
     pub trace_id: Option<&'a str>,
     pub session_id: Option<SessionId>,
+    /// When it was stored: the chat's last activity, and when its sender read up to it.
+    /// `created_at` for a send; the import's own time for a message imported with an
+    /// earlier `created_at`, so the chat's activity never goes back (sessions and the chat
+    /// list go by it).
+    #[diesel(skip_insertion)]
+    pub stored_at: NaiveDateTime,
 }
 
 /// Inserts a message as its chat's newest, in a transaction that holds the chat's lock
@@ -90,7 +96,7 @@ pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<
         () => {
             KeepPrepared(diesel::update(chats::table.find(new.chat_id)).set((
                 chats::last_message_id.eq(newest_id!()),
-                chats::last_activity_at.eq(new.created_at),
+                chats::last_activity_at.eq(new.stored_at),
             )))
         };
     }
@@ -103,7 +109,7 @@ pub async fn insert_newest(conn: &mut DbConn, new: &NewMessage<'_>) -> DbResult<
                 )
                 .set((
                     members::last_read_message_id.eq(newest_id!()),
-                    members::last_read_at.eq(Some(new.created_at)),
+                    members::last_read_at.eq(Some(new.stored_at)),
                     members::last_delivered_message_id.eq(newest_id!()),
                 )),
             )

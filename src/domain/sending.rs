@@ -14,6 +14,7 @@
 //! from other instances.
 
 use async_graphql::InputObject;
+use chrono::NaiveDateTime;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,6 +70,10 @@ pub struct SendMessage {
     /// Members this message mentions (at most 50), besides the members its content names
     /// as `@username`. Each must be a member of the chat.
     pub mentions: Option<Vec<UserId>>,
+    /// When it was sent, for messages imported from another system (`importMessages`);
+    /// a send is stored at the time it arrives. Not part of the GraphQL input.
+    #[graphql(skip)]
+    pub sent_at: Option<NaiveDateTime>,
 }
 
 impl SendMessage {
@@ -157,19 +162,9 @@ impl SendQueues {
 /// Sends a message (members only). A repeated `clientId` from the same sender in the same
 /// chat returns the original message instead of storing a duplicate.
 async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppResult<Message> {
-    check_content(&queues.app, &input.content, input.stream())?;
-    if let Some(client_id) = &input.client_id
-        && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
-    {
-        return Err(AppError::BadInput(format!(
-            "`clientId` must be 1–{MAX_CLIENT_ID} characters"
-        )));
-    }
-    check_trace_id(input.trace_id.as_deref())?;
-    mentions::check_requested(input.mentions.as_deref())?;
     // Checked before the send joins a batch: a refusal inside the batch's transaction
     // would fail the others' sends too.
-    json_to_text("data", input.data.as_ref())?;
+    check_input(&queues.app, &input)?;
     let sent = submit(queues, caller, input).await?;
     if let Some(trace_id) = &sent.trace_id {
         tracing::info!(
@@ -180,6 +175,81 @@ async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppRes
         );
     }
     Ok(sent)
+}
+
+/// The checks of a send's input that need no database.
+fn check_input(app: &App, input: &SendMessage) -> AppResult<()> {
+    check_content(app, &input.content, input.stream())?;
+    if let Some(client_id) = &input.client_id
+        && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
+    {
+        return Err(AppError::BadInput(format!(
+            "`clientId` must be 1–{MAX_CLIENT_ID} characters"
+        )));
+    }
+    check_trace_id(input.trace_id.as_deref())?;
+    mentions::check_requested(input.mentions.as_deref())?;
+    json_to_text("data", input.data.as_ref())?;
+    Ok(())
+}
+
+/// Most messages one `importMessages` call stores.
+pub const MAX_IMPORTED: usize = 100;
+/// How far ahead of this server's clock an imported message's time may be (the other
+/// system's clock may run a little ahead).
+const IMPORT_CLOCK_SKEW_SECS: i64 = 60;
+
+/// A message from another system: who sent it, and the send (with `sent_at` and a
+/// `client_id`).
+pub struct Imported {
+    pub sender: UserId,
+    pub input: SendMessage,
+}
+
+/// Stores messages another system already has (admin key): each with its own sender
+/// (a member of the chat, held to the rules of a send) and time, all of them or none, in
+/// their order. A `clientId` already stored for its sender answers with that message, so
+/// a sync that repeats itself adds nothing. Subscribers get them as they get sends.
+pub async fn import(
+    app: &App,
+    caller: &crate::auth::Caller,
+    chat: ChatId,
+    messages: Vec<Imported>,
+) -> AppResult<Vec<Message>> {
+    caller.require_admin()?;
+    if messages.len() > MAX_IMPORTED {
+        return Err(AppError::LimitExceeded(format!(
+            "at most {MAX_IMPORTED} messages per importMessages"
+        )));
+    }
+    let latest = now() + chrono::Duration::seconds(IMPORT_CLOCK_SKEW_SECS);
+    for imported in &messages {
+        check_input(app, &imported.input)?;
+        if imported.input.client_id.is_none() {
+            return Err(AppError::BadInput(
+                "an imported message needs a `clientId`".into(),
+            ));
+        }
+        if imported.input.sent_at.is_some_and(|at| at > latest) {
+            return Err(AppError::BadInput("`createdAt` is in the future".into()));
+        }
+    }
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let timeout = app.config().session_timeout_secs;
+    app.write(async |tx| {
+        let sends: Vec<(UserId, &SendMessage)> = messages
+            .iter()
+            .map(|imported| (imported.sender, &imported.input))
+            .collect();
+        store(tx, chat, &sends, timeout)
+            .await?
+            .into_iter()
+            .map(|outcome| outcome.map(|(message, _)| message))
+            .collect()
+    })
+    .await
 }
 
 /// What a send was: its message, and whether this send stored it (false: a repeated
@@ -394,6 +464,7 @@ async fn insert(
     role: MessageRole,
     session_id: SessionId,
 ) -> AppResult<Message> {
+    let stored_at = now();
     Ok(db::messages::insert_newest(
         conn,
         &NewMessage {
@@ -406,9 +477,10 @@ async fn insert(
             parent_id: input.parent_id,
             client_id: input.client_id.as_deref(),
             stream_state: input.stream().then_some(StreamState::Streaming),
-            created_at: now(),
+            created_at: input.sent_at.unwrap_or(stored_at),
             trace_id: input.trace_id.as_deref(),
             session_id: Some(session_id),
+            stored_at: input.sent_at.map_or(stored_at, |sent| sent.max(stored_at)),
         },
     )
     .await?)

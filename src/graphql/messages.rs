@@ -1,6 +1,6 @@
 //! Message queries and mutations (thin: parse ids, call `domain::messages`, wrap).
 
-use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 
 use super::loaders::UserKey;
 use super::scalars::DateTime;
@@ -8,13 +8,38 @@ use super::types::{
     MemberNode, MessageConnection, MessageNode, MessagePageArgs, connection, message_page,
     search_connection,
 };
-use super::{absent_unless_visible, app, caller_id, loaders};
+use super::{absent_unless_visible, app, caller, caller_id, loaders};
 use crate::db::messages::{HistoryFilter, TimeRange};
-use crate::domain::sending::{SendMessage, SendQueues};
+use crate::domain::sending::{self, SendMessage, SendQueues};
 use crate::domain::{messages, pins, reactions, receipts, search, threads};
 use crate::vocabulary::cursor::PageRequest;
-use crate::vocabulary::enums::{MessageRole, StreamState};
+use crate::vocabulary::enums::{MessageKind, MessageRole, StreamState};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
+
+/// A message another system already has, for `importMessages`.
+#[derive(Debug, InputObject)]
+#[graphql(name = "ImportedMessageInput")]
+pub struct ImportedMessage {
+    /// Who sent it: a member of the chat (held to the rules of a send: ASSISTANT from bots,
+    /// SYSTEM from the chat's OWNER or ADMIN).
+    pub sender_id: UserId,
+    /// When it was sent (at most a minute ahead of this server's clock). Messages are
+    /// ordered by when they are stored; this is the time they show.
+    pub created_at: DateTime,
+    /// The text.
+    pub content: String,
+    /// What it carries (default TEXT).
+    pub kind: Option<MessageKind>,
+    /// LLM-style role (default USER, or ASSISTANT for bots).
+    pub role: Option<MessageRole>,
+    /// The message this one replies to (stored before this call).
+    pub parent_id: Option<MessageId>,
+    /// The other system's id for the message: with the sender, what makes a repeated
+    /// import return the stored message instead of a copy.
+    pub client_id: String,
+    /// Free-form data.
+    pub data: Option<serde_json::Value>,
+}
 
 /// Message queries.
 #[derive(Default)]
@@ -171,6 +196,42 @@ impl MessageMutation {
         Ok(MessageNode::loaded(
             queues.send(caller_id(ctx)?, input).await?,
         ))
+    }
+
+    /// Stores messages another system already has, each with its sender and time (admin
+    /// key; at most 100 per call): all of them or none, in order. A `clientId` already
+    /// stored for its sender returns that message instead, so a repeated sync adds
+    /// nothing. Subscribers and unread counts see them as they see sends.
+    async fn import_messages(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ChatId,
+        messages: Vec<ImportedMessage>,
+    ) -> Result<Vec<MessageNode>> {
+        let imported = messages
+            .into_iter()
+            .map(|message| sending::Imported {
+                sender: message.sender_id,
+                input: SendMessage {
+                    chat_id,
+                    content: message.content,
+                    kind: message.kind,
+                    role: message.role,
+                    parent_id: message.parent_id,
+                    client_id: Some(message.client_id),
+                    data: message.data,
+                    stream: None,
+                    trace_id: None,
+                    mentions: None,
+                    sent_at: Some(message.created_at.0),
+                },
+            })
+            .collect();
+        Ok(sending::import(app(ctx)?, caller(ctx), chat_id, imported)
+            .await?
+            .into_iter()
+            .map(MessageNode::loaded)
+            .collect())
     }
 
     /// Replaces a message's content (sender only, inside the edit window); the previous

@@ -10,6 +10,7 @@ use crate::common::*;
 mod assistant;
 mod changes;
 mod cost;
+mod importing;
 mod mentions;
 mod paging;
 mod pins;
