@@ -210,28 +210,89 @@ pub async fn insert_session(conn: &mut DbConn, row: &SessionRow) -> DbResult<i64
     .await)?)
 }
 
-/// Inserts a message (its references already this database's); returns its id.
-pub async fn insert_message(conn: &mut DbConn, row: &MessageRow) -> DbResult<i64> {
-    Ok(with_conn!(conn, |c| diesel::insert_into(messages::table)
-        .values((
-            messages::chat_id.eq(row.chat_id),
-            messages::sender_id.eq(row.sender_id),
-            messages::role.eq(&row.role),
-            messages::kind.eq(&row.kind),
-            messages::content.eq(&row.content),
-            messages::data.eq(&row.data),
-            messages::parent_id.eq(row.parent_id),
-            messages::client_id.eq(&row.client_id),
-            messages::stream_state.eq(&row.stream_state),
-            messages::created_at.eq(row.created_at),
-            messages::edited_at.eq(row.edited_at),
-            messages::retracted_at.eq(row.retracted_at),
-            messages::trace_id.eq(&row.trace_id),
-            messages::session_id.eq(row.session_id),
-        ))
-        .returning(messages::id)
-        .get_result(c)
-        .await)?)
+/// Most messages [`insert_messages`] takes: 14 bound values each, well under SQLite's
+/// 32,766 parameters.
+pub const MESSAGE_BATCH: usize = 500;
+
+/// An inserted row's id, read by name from `RETURNING id`.
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// Inserts messages (their references already this database's) in one statement; returns
+/// their ids in the order of `rows`. A statement's ids are allocated in the order of its
+/// `VALUES` on both backends (PostgreSQL's `nextval`, SQLite's next rowid, row by row), so
+/// the returned ids sorted ascending are the rows' ids in order, whatever order `RETURNING`
+/// reports them in (SQLite leaves it unspecified). Raw SQL with bound values: diesel's
+/// batch insert does not build for SQLite through diesel-async here.
+pub async fn insert_messages(conn: &mut DbConn, rows: &[MessageRow]) -> DbResult<Vec<i64>> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    const COLUMNS: usize = 14;
+    let mut sql = String::with_capacity(200 + rows.len() * COLUMNS * 6);
+    sql.push_str(
+        "INSERT INTO messages (chat_id, sender_id, role, kind, content, data, parent_id, \
+         client_id, stream_state, created_at, edited_at, retracted_at, trace_id, session_id) \
+         VALUES ",
+    );
+    for row in 0..rows.len() {
+        sql.push_str(if row == 0 { "(" } else { ",(" });
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" RETURNING id");
+    let mut ids: Vec<i64> = with_conn!(conn, |c| {
+        let mut query = diesel::sql_query(sql.clone()).into_boxed();
+        for row in rows {
+            query = query
+                .bind::<BigInt, _>(row.chat_id)
+                .bind::<Nullable<BigInt>, _>(row.sender_id)
+                .bind::<Text, _>(row.role.as_str())
+                .bind::<Text, _>(row.kind.as_str())
+                .bind::<Text, _>(row.content.as_str())
+                .bind::<Nullable<Text>, _>(row.data.as_deref())
+                .bind::<Nullable<BigInt>, _>(row.parent_id)
+                .bind::<Nullable<Text>, _>(row.client_id.as_deref())
+                .bind::<Nullable<Text>, _>(row.stream_state.as_deref())
+                .bind::<Timestamp, _>(row.created_at)
+                .bind::<Nullable<Timestamp>, _>(row.edited_at)
+                .bind::<Nullable<Timestamp>, _>(row.retracted_at)
+                .bind::<Nullable<Text>, _>(row.trace_id.as_deref())
+                .bind::<Nullable<BigInt>, _>(row.session_id);
+        }
+        query.load::<InsertedId>(c).await
+    })?
+    .into_iter()
+    .map(|inserted| inserted.id)
+    .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Which of `origin`'s rows `source_ids` were imported before: source id → local id.
+pub async fn mapped_many(
+    conn: &mut DbConn,
+    origin: &str,
+    kind: Kind,
+    source_ids: &[i64],
+) -> DbResult<std::collections::HashMap<i64, i64>> {
+    let found: Vec<(i64, i64)> = with_conn!(conn, |c| imported_rows::table
+        .filter(imported_rows::origin.eq(origin))
+        .filter(imported_rows::kind.eq(kind.as_str()))
+        .filter(imported_rows::source_id.eq_any(source_ids))
+        .select((imported_rows::source_id, imported_rows::local_id))
+        .load(c)
+        .await)?;
+    Ok(found.into_iter().collect())
 }
 
 /// Inserts an earlier content of a message.

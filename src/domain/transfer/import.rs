@@ -250,6 +250,52 @@ pub async fn import<R: std::io::BufRead>(
     Ok(summary)
 }
 
+/// The messages of one chat an import stored.
+struct MadeMessages {
+    /// Source id → local id of the messages stored now: their parts come with them, and
+    /// parts of messages imported before are there already.
+    made: std::collections::HashMap<i64, i64>,
+    /// Stored and not remembered in `imported_rows` yet (remembered in batches; until
+    /// then `made` answers for them).
+    unremembered: Vec<(i64, i64)>,
+    /// Whether the chat was imported before (so its messages may have been too).
+    imported_before: bool,
+}
+
+impl MadeMessages {
+    /// Stores the pending messages in one statement, leaving out those imported before.
+    async fn store(
+        &mut self,
+        conn: &mut DbConn,
+        origin: &str,
+        pending: &mut Vec<MessageRow>,
+        summary: &mut ImportSummary,
+    ) -> Result<(), TransferError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // A chat not imported before has no message imported before either.
+        if self.imported_before {
+            let sources: Vec<i64> = pending.iter().map(|row| row.id).collect();
+            let known = imports::mapped_many(conn, origin, Kind::Message, &sources).await?;
+            pending.retain(|row| !known.contains_key(&row.id));
+            summary.existing += known.len() as u64;
+        }
+        let locals = imports::insert_messages(conn, pending).await?;
+        for (row, local) in pending.iter().zip(locals) {
+            self.made.insert(row.id, local);
+            self.unremembered.push((row.id, local));
+        }
+        summary.messages += pending.len() as u64;
+        pending.clear();
+        if self.unremembered.len() >= REMEMBER_BATCH {
+            imports::remember_many(conn, origin, Kind::Message, &self.unremembered).await?;
+            self.unremembered.clear();
+        }
+        Ok(())
+    }
+}
+
 /// One chat's records, up to the next chat, in the transaction `conn` holds.
 async fn import_chat<R: std::io::BufRead>(
     conn: &mut DbConn,
@@ -325,11 +371,14 @@ async fn import_chat<R: std::io::BufRead>(
             local
         }
     };
-    // Messages of this chat made now (source id → local id): their parts come with them,
-    // and parts of messages imported before are there already.
-    let mut made: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    let mut batch = MadeMessages {
+        made: std::collections::HashMap::new(),
+        unremembered: Vec::with_capacity(REMEMBER_BATCH),
+        imported_before: imported_before.is_some(),
+    };
+    // Messages read and not stored yet: their `id` is the dump's, the rest this database's.
+    let mut pending: Vec<MessageRow> = Vec::with_capacity(imports::MESSAGE_BATCH);
     let mut sessions: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-    let mut unremembered: Vec<(i64, i64)> = Vec::with_capacity(REMEMBER_BATCH);
     let mut sessions_added = false;
     async fn message_id(
         conn: &mut DbConn,
@@ -344,6 +393,10 @@ async fn import_chat<R: std::io::BufRead>(
         Ok(imports::mapped(conn, origin, Kind::Message, id).await?)
     }
     while let Some((place, record)) = reader.next(summary)? {
+        // What follows messages refers to them: the waiting ones are stored first.
+        if !matches!(record, Record::Message(_)) {
+            batch.store(conn, origin, &mut pending, summary).await?;
+        }
         match record {
             Record::Session(row) => {
                 let source = row.id;
@@ -367,15 +420,6 @@ async fn import_chat<R: std::io::BufRead>(
                 sessions.insert(source, local);
             }
             Record::Message(row) => {
-                // A chat not imported before has no message imported before either.
-                if imported_before.is_some()
-                    && imports::mapped(conn, origin, Kind::Message, row.id)
-                        .await?
-                        .is_some()
-                {
-                    summary.existing += 1;
-                    continue;
-                }
                 let sender = match row.sender_id {
                     Some(id) => match users.get(&id) {
                         Some(&local) => Some(local),
@@ -390,31 +434,28 @@ async fn import_chat<R: std::io::BufRead>(
                     },
                     None => None,
                 };
-                let parent = message_id(conn, origin, &made, row.parent_id).await?;
-                let session = row.session_id.and_then(|id| sessions.get(&id).copied());
-                let source = row.id;
-                let local = imports::insert_message(
-                    conn,
-                    &MessageRow {
-                        chat_id: local_chat,
-                        sender_id: sender,
-                        parent_id: parent,
-                        session_id: session,
-                        ..row
-                    },
-                )
-                .await?;
-                // Remembered in batches: until then `made` answers for them.
-                unremembered.push((source, local));
-                if unremembered.len() >= REMEMBER_BATCH {
-                    imports::remember_many(conn, origin, Kind::Message, &unremembered).await?;
-                    unremembered.clear();
+                // A reply to a message still waiting needs that message's id first.
+                if row
+                    .parent_id
+                    .is_some_and(|parent| pending.iter().any(|waiting| waiting.id == parent))
+                {
+                    batch.store(conn, origin, &mut pending, summary).await?;
                 }
-                made.insert(source, local);
-                summary.messages += 1;
+                let parent = message_id(conn, origin, &batch.made, row.parent_id).await?;
+                let session = row.session_id.and_then(|id| sessions.get(&id).copied());
+                pending.push(MessageRow {
+                    chat_id: local_chat,
+                    sender_id: sender,
+                    parent_id: parent,
+                    session_id: session,
+                    ..row
+                });
+                if pending.len() >= imports::MESSAGE_BATCH {
+                    batch.store(conn, origin, &mut pending, summary).await?;
+                }
             }
             Record::Edit(row) => {
-                if let Some(&message) = made.get(&row.message_id) {
+                if let Some(&message) = batch.made.get(&row.message_id) {
                     imports::insert_edit(
                         conn,
                         &EditRow {
@@ -428,7 +469,7 @@ async fn import_chat<R: std::io::BufRead>(
             }
             Record::Reaction(row) => {
                 if let (Some(&message), Some(reactor)) =
-                    (made.get(&row.message_id), user(Some(row.user_id)))
+                    (batch.made.get(&row.message_id), user(Some(row.user_id)))
                 {
                     let added = imports::insert_reaction(
                         conn,
@@ -444,7 +485,7 @@ async fn import_chat<R: std::io::BufRead>(
             }
             Record::Mention(row) => {
                 if let (Some(&message), Some(mentioned)) =
-                    (made.get(&row.message_id), user(Some(row.user_id)))
+                    (batch.made.get(&row.message_id), user(Some(row.user_id)))
                 {
                     let added = imports::insert_mention(
                         conn,
@@ -459,7 +500,7 @@ async fn import_chat<R: std::io::BufRead>(
                 }
             }
             Record::Pin(row) => {
-                if let Some(&message) = made.get(&row.message_id) {
+                if let Some(&message) = batch.made.get(&row.message_id) {
                     let added = imports::insert_pin(
                         conn,
                         &PinRow {
@@ -482,9 +523,9 @@ async fn import_chat<R: std::io::BufRead>(
                     )?;
                     continue;
                 };
-                let read = message_id(conn, origin, &made, row.last_read_message_id).await?;
+                let read = message_id(conn, origin, &batch.made, row.last_read_message_id).await?;
                 let delivered =
-                    message_id(conn, origin, &made, row.last_delivered_message_id).await?;
+                    message_id(conn, origin, &batch.made, row.last_delivered_message_id).await?;
                 let added = imports::insert_member(
                     conn,
                     &MemberRow {
@@ -499,8 +540,8 @@ async fn import_chat<R: std::io::BufRead>(
                 summary.others += u64::from(added);
             }
             Record::ThreadRead(row) => {
-                let root = message_id(conn, origin, &made, Some(row.message_id)).await?;
-                let upto = message_id(conn, origin, &made, Some(row.last_read_message_id)).await?;
+                let root = message_id(conn, origin, &batch.made, Some(row.message_id)).await?;
+                let upto = message_id(conn, origin, &batch.made, Some(row.last_read_message_id)).await?;
                 if let (Some(reader_id), Some(root), Some(upto)) =
                     (user(Some(row.user_id)), root, upto)
                 {
@@ -529,10 +570,11 @@ async fn import_chat<R: std::io::BufRead>(
             }
         }
     }
-    imports::remember_many(conn, origin, Kind::Message, &unremembered).await?;
+    batch.store(conn, origin, &mut pending, summary).await?;
+    imports::remember_many(conn, origin, Kind::Message, &batch.unremembered).await?;
     // What the server derives depends on messages and sessions only: a chat imported
     // before that gained neither keeps what it had.
-    if imported_before.is_none() || !made.is_empty() || sessions_added {
+    if imported_before.is_none() || !batch.made.is_empty() || sessions_added {
         let active = source_active_session.and_then(|id| sessions.get(&id).copied());
         imports::derive_chat(conn, local_chat, active).await?;
     }
