@@ -541,7 +541,8 @@ async fn import_chat<R: std::io::BufRead>(
             }
             Record::ThreadRead(row) => {
                 let root = message_id(conn, origin, &batch.made, Some(row.message_id)).await?;
-                let upto = message_id(conn, origin, &batch.made, Some(row.last_read_message_id)).await?;
+                let upto =
+                    message_id(conn, origin, &batch.made, Some(row.last_read_message_id)).await?;
                 if let (Some(reader_id), Some(root), Some(upto)) =
                     (user(Some(row.user_id)), root, upto)
                 {

@@ -253,3 +253,53 @@ async fn a_bad_line_is_refused_with_its_number_or_skipped() -> TestResult {
     assert!(!header_only.status.success());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_chat_imports_in_order_with_replies_across_its_batches() -> TestResult {
+    // A chat of one message, exported, then grown in the dump to 1,201 messages (more
+    // than two of the import's batches of 500), with replies to a message just before
+    // (waiting in the same batch, or at a batch's edge) and far before.
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    send(&server, &alice, &chat, "the first").await?;
+    let source = records(&server.db.url, &[])?;
+    let at = |kind: &str| source.iter().position(|r| r["type"] == kind);
+    let (first, members) = (
+        at("message").ok_or("no message")?,
+        at("member").ok_or("no member")?,
+    );
+    let template = source[first].clone();
+    let base = template["id"].as_i64().ok_or("no id")?;
+    let replies: HashMap<i64, i64> = [(250, 249), (499, 498), (500, 499), (501, 2), (1000, 999)]
+        .into_iter()
+        .collect();
+    let mut dump: Vec<Value> = source[..first].to_vec();
+    for i in 0..1_201_i64 {
+        let mut message = template.clone();
+        message["id"] = json!(base + i);
+        message["content"] = json!(format!("message {i}"));
+        message["clientId"] = Value::Null;
+        message["parentId"] = replies.get(&i).map_or(Value::Null, |p| json!(base + p));
+        dump.push(message);
+    }
+    for member in &source[members..] {
+        let mut member = member.clone();
+        if member["type"] == "member" {
+            member["lastReadMessageId"] = json!(base + 1_200);
+            member["lastDeliveredMessageId"] = json!(base + 1_200);
+        }
+        dump.push(member);
+    }
+
+    let target = TestDb::new().await?;
+    let stderr = succeeded(&import(&target.url, &dump_text(&dump), &[])?)?;
+    assert!(stderr.contains("1201 messages"), "{stderr}");
+    assert_eq!(without_ids(&records(&target.url, &[])?), without_ids(&dump));
+    // Again: every batch is found.
+    let stderr = succeeded(&import(&target.url, &dump_text(&dump), &[])?)?;
+    assert!(stderr.contains("0 messages"), "{stderr}");
+    assert!(stderr.contains("1204 already there"), "{stderr}");
+    Ok(())
+}
