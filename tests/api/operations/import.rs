@@ -208,6 +208,19 @@ async fn a_dump_imports_into_a_fresh_database_the_same_and_only_once() -> TestRe
         found["searchMessages"]["nodes"],
         json!([{"content": "hello @bob", "replyCount": 1, "replies": {"nodes": [{"content": "a reply"}]}}])
     );
+    // The thread's last reply is derived again.
+    let thread = bob_client
+        .ok(
+            "{ searchMessages(query: \"hello\") { nodes { lastReplyAt replies(first: 1) { nodes { createdAt } } } } }",
+            json!({}),
+        )
+        .await?;
+    let root = &thread["searchMessages"]["nodes"][0];
+    assert!(root["lastReplyAt"].is_string(), "{thread}");
+    assert_eq!(
+        root["lastReplyAt"],
+        root["replies"]["nodes"][0]["createdAt"]
+    );
     let unread = bob_client
         .ok(
             "{ chats(first: 10) { nodes { name unreadCount } } }",
