@@ -239,13 +239,21 @@ pub async fn insert_messages(conn: &mut DbConn, rows: &[MessageRow]) -> DbResult
          client_id, stream_state, created_at, edited_at, retracted_at, trace_id, session_id) \
          VALUES ",
     );
+    // PostgreSQL numbers its parameters. SQLite takes `?`: it looks each `$N` up among
+    // the names seen so far, which made parsing a batch quadratic (30 % of the import's
+    // CPU in strncmp).
+    let numbered = matches!(conn, DbConn::Pg(_));
     for row in 0..rows.len() {
         sql.push_str(if row == 0 { "(" } else { ",(" });
         for column in 0..COLUMNS {
             if column > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+            if numbered {
+                sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
