@@ -37,7 +37,7 @@ pub const FORMAT: &str = "chatql-export";
 /// The format's version: a reader refuses a dump of a version it does not know.
 pub const VERSION: u32 = 1;
 
-/// Why an export failed. Not an [`crate::error::AppError`]: these reach a terminal, not
+/// Why an export or import failed. Not an [`crate::error::AppError`]: these reach a terminal, not
 /// a GraphQL client, and a failed write is not a server fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -53,6 +53,9 @@ pub enum TransferError {
     NoSuchUser(String),
     #[error("reading the dump: {0}")]
     Read(#[source] std::io::Error),
+    /// An argument the command cannot work with (e.g. an invalid username).
+    #[error("{0}")]
+    BadArgument(String),
     /// A line that is not a record, or a record that does not fit.
     #[error("{place}: {reason}")]
     Bad { place: Place, reason: String },

@@ -199,6 +199,13 @@ async fn a_bad_conversation_is_refused_with_its_place_or_skipped() -> TestResult
     let not_json = import(&db.url, "{\"messages\": [", &args)?;
     assert!(!not_json.status.success());
     assert!(String::from_utf8(not_json.stderr)?.contains("line 1"));
+    let bad_name = import(
+        &db.url,
+        &text,
+        &["--format", "openai", "--user", "no spaces"],
+    )?;
+    assert!(!bad_name.status.success());
+    assert!(String::from_utf8(bad_name.stderr)?.contains("`no spaces`: username must be"));
     let no_user = import(&db.url, &text, &["--format", "openai"])?;
     assert!(!no_user.status.success());
     assert!(String::from_utf8(no_user.stderr)?.contains("--user"));

@@ -26,7 +26,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
 
-use super::{Converted, header, id_text, member, source_id, text_field, time_field, values};
+use super::{
+    Converted, chat_record, header, id_text, member, source_id, text_field, time_field, values,
+};
 use crate::db::dump::{ChatRow, MessageRow, ReactionRow, UserRow};
 use crate::domain::transfer::{ChatRecord, Place, Record, TransferError};
 use crate::vocabulary::enums::{ChatKind, MemberRole, MessageKind, MessageRole};
@@ -281,21 +283,12 @@ fn convert_chat(
         place,
         Ok(Record::Chat(ChatRecord {
             chat: ChatRow {
-                id: chat_id,
-                kind: kind.as_str().to_owned(),
-                category: None,
                 name,
                 description: text_field(chat, "description")?,
                 avatar_url: text_field(chat, "avatar")?.or(text_field(chat, "avatarUrl")?),
-                metadata: None,
                 created_by: owner,
                 direct_key,
-                created_at,
-                updated_at: last_activity,
-                last_activity_at: last_activity,
-                external_key: None,
-                status: "ACTIVE".to_owned(),
-                active_session_id: None,
+                ..chat_record(chat_id, kind, created_at, last_activity)
             },
             tags: Vec::new(),
         })),

@@ -18,8 +18,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{FORMAT, Header, Place, Record, TransferError, VERSION};
-use crate::db::dump::{MemberRow, UserRow};
-use crate::vocabulary::enums::MemberRole;
+use crate::db::dump::{ChatRow, MemberRow, UserRow};
+use crate::vocabulary::enums::{ChatKind, ChatStatus, MemberRole};
 
 /// Converted records, each with its place in the input or why it could not be converted.
 pub type Converted = Vec<(Place, Result<Record, String>)>;
@@ -96,6 +96,33 @@ fn header(origin: String) -> Record {
         chats: None,
         since: None,
     })
+}
+
+/// A chat record of `kind` from `created_at` to `last_activity`, with nothing else set
+/// (a converter fills in what its input has).
+fn chat_record(
+    id: i64,
+    kind: ChatKind,
+    created_at: NaiveDateTime,
+    last_activity: NaiveDateTime,
+) -> ChatRow {
+    ChatRow {
+        id,
+        kind: kind.as_str().to_owned(),
+        category: None,
+        name: None,
+        description: None,
+        avatar_url: None,
+        metadata: None,
+        created_by: None,
+        direct_key: None,
+        created_at,
+        updated_at: last_activity,
+        last_activity_at: last_activity,
+        external_key: None,
+        status: ChatStatus::Active.as_str().to_owned(),
+        active_session_id: None,
+    }
 }
 
 /// A user who exists only by name in the input (the owner of OpenAI conversations, their

@@ -15,7 +15,8 @@ use chrono::{Duration, NaiveDateTime};
 use serde_json::{Map, Value};
 
 use super::{
-    Converted, header, id_text, member, named_user, source_id, text_field, time_field, values,
+    Converted, chat_record, header, id_text, member, named_user, source_id, text_field, time_field,
+    values,
 };
 use crate::db::dump::{ChatRow, MessageRow};
 use crate::domain::transfer::{ChatRecord, Place, Record, TransferError};
@@ -38,10 +39,8 @@ const TIME_FIELDS: [&str; 4] = ["timestamp", "create_time", "created_at", "creat
 /// Converts OpenAI-style conversations into dump records.
 pub fn convert(text: &str, options: &OpenAiOptions) -> Result<Converted, TransferError> {
     for name in [&options.user, &options.assistant] {
-        crate::domain::users::check_username(name).map_err(|e| TransferError::Bad {
-            place: Place::Line(0),
-            reason: format!("`{name}`: {e}"),
-        })?;
+        crate::domain::users::check_username(name)
+            .map_err(|e| TransferError::BadArgument(format!("`{name}`: {e}")))?;
     }
     let mut conversations = Vec::new();
     for value in values(text)? {
@@ -179,21 +178,10 @@ fn convert_conversation(
         place,
         Ok(Record::Chat(ChatRecord {
             chat: ChatRow {
-                id: chat_id,
-                kind: ChatKind::Assistant.as_str().to_owned(),
-                category: None,
                 name: title,
-                description: None,
-                avatar_url: None,
-                metadata: None,
                 created_by: Some(people.user),
-                direct_key: None,
-                created_at: started,
-                updated_at: last_activity,
-                last_activity_at: last_activity,
                 external_key: given_id,
-                status: "ACTIVE".to_owned(),
-                active_session_id: None,
+                ..chat_record(chat_id, ChatKind::Assistant, started, last_activity)
             },
             tags: Vec::new(),
         })),
