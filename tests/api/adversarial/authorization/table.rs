@@ -338,6 +338,15 @@ pub(super) fn ops() -> Vec<Op> {
             vars: |w| json!({"input": {"chatId": w.chat, "content": "a notice", "role": "SYSTEM"}}),
             ids: vec![],
             expect: [F, F, F, OK, OK, F] },
+        // Messages another system has, with their senders and times: the admin key only.
+        Op { name: "importMessages", transport: HTTP, by: AdminKey, changes: false,
+            document: "mutation($c: ID!, $m: [ImportedMessageInput!]!) {
+                         importMessages(chatId: $c, messages: $m) { id content sender { username } } }",
+            vars: |w| json!({"c": w.chat, "m": [{"senderId": w.member2.id, "createdAt": "2024-01-01T00:00:00Z",
+                                                  "content": "imported", "clientId": format!("imported{}", unique())}]}),
+            // A sender who is no member (or no user) is refused like a send from one.
+            ids: vec![id("/c", Chat, N), id("/m/0/senderId", User, F)],
+            expect: [F, F, F, F, F, OK] },
         Op { name: "editMessage", transport: HTTP, by: Member, changes: false,
             document: "mutation($id: ID!, $t: String!) { editMessage(id: $id, content: $t) { id content chat { name } } }",
             vars: |w| json!({"id": w.member_message, "t": format!("{SECRET} edited")}),
