@@ -250,7 +250,8 @@ pub async fn import<R: std::io::BufRead>(
     Ok(summary)
 }
 
-/// The messages of one chat an import stored.
+/// The messages of one chat an import stores: those waiting for their statement, and
+/// those stored.
 struct MadeMessages {
     /// Source id → local id of the messages stored now: their parts come with them, and
     /// parts of messages imported before are there already.
@@ -260,17 +261,25 @@ struct MadeMessages {
     unremembered: Vec<(i64, i64)>,
     /// Whether the chat was imported before (so its messages may have been too).
     imported_before: bool,
+    /// Messages read and not stored yet: their `id` is the dump's, the rest this
+    /// database's.
+    pending: Vec<MessageRow>,
 }
 
 impl MadeMessages {
+    /// Whether the message `source_id` waits in `pending`.
+    fn waiting(&self, source_id: i64) -> bool {
+        self.pending.iter().any(|row| row.id == source_id)
+    }
+
     /// Stores the pending messages in one statement, leaving out those imported before.
     async fn store(
         &mut self,
         conn: &mut DbConn,
         origin: &str,
-        pending: &mut Vec<MessageRow>,
         summary: &mut ImportSummary,
     ) -> Result<(), TransferError> {
+        let pending = &mut self.pending;
         if pending.is_empty() {
             return Ok(());
         }
@@ -375,9 +384,8 @@ async fn import_chat<R: std::io::BufRead>(
         made: std::collections::HashMap::new(),
         unremembered: Vec::with_capacity(REMEMBER_BATCH),
         imported_before: imported_before.is_some(),
+        pending: Vec::with_capacity(imports::MESSAGE_BATCH),
     };
-    // Messages read and not stored yet: their `id` is the dump's, the rest this database's.
-    let mut pending: Vec<MessageRow> = Vec::with_capacity(imports::MESSAGE_BATCH);
     let mut sessions: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
     let mut sessions_added = false;
     async fn message_id(
@@ -395,7 +403,7 @@ async fn import_chat<R: std::io::BufRead>(
     while let Some((place, record)) = reader.next(summary)? {
         // What follows messages refers to them: the waiting ones are stored first.
         if !matches!(record, Record::Message(_)) {
-            batch.store(conn, origin, &mut pending, summary).await?;
+            batch.store(conn, origin, summary).await?;
         }
         match record {
             Record::Session(row) => {
@@ -435,23 +443,20 @@ async fn import_chat<R: std::io::BufRead>(
                     None => None,
                 };
                 // A reply to a message still waiting needs that message's id first.
-                if row
-                    .parent_id
-                    .is_some_and(|parent| pending.iter().any(|waiting| waiting.id == parent))
-                {
-                    batch.store(conn, origin, &mut pending, summary).await?;
+                if row.parent_id.is_some_and(|parent| batch.waiting(parent)) {
+                    batch.store(conn, origin, summary).await?;
                 }
                 let parent = message_id(conn, origin, &batch.made, row.parent_id).await?;
                 let session = row.session_id.and_then(|id| sessions.get(&id).copied());
-                pending.push(MessageRow {
+                batch.pending.push(MessageRow {
                     chat_id: local_chat,
                     sender_id: sender,
                     parent_id: parent,
                     session_id: session,
                     ..row
                 });
-                if pending.len() >= imports::MESSAGE_BATCH {
-                    batch.store(conn, origin, &mut pending, summary).await?;
+                if batch.pending.len() >= imports::MESSAGE_BATCH {
+                    batch.store(conn, origin, summary).await?;
                 }
             }
             Record::Edit(row) => {
@@ -571,7 +576,7 @@ async fn import_chat<R: std::io::BufRead>(
             }
         }
     }
-    batch.store(conn, origin, &mut pending, summary).await?;
+    batch.store(conn, origin, summary).await?;
     imports::remember_many(conn, origin, Kind::Message, &batch.unremembered).await?;
     // What the server derives depends on messages and sessions only: a chat imported
     // before that gained neither keeps what it had.

@@ -7,21 +7,22 @@ use serde_json::{Value, json};
 use super::import::{client_for, import, succeeded};
 use crate::common::*;
 
-fn fixture(name: &str) -> TestResult<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+/// An example file of `tests/fixtures/import`.
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/import")
-        .join(name);
-    Ok(std::fs::read_to_string(path)?)
+        .join(name)
+}
+
+fn fixture(name: &str) -> TestResult<String> {
+    Ok(std::fs::read_to_string(fixture_path(name))?)
 }
 
 /// The file read as a file argument (so the import knows its size).
 fn import_file(database_url: &str, name: &str, args: &[&str]) -> TestResult<std::process::Output> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/import")
-        .join(name);
     Ok(std::process::Command::new(env!("CARGO_BIN_EXE_chatql"))
         .args(["import", "--database-url", database_url])
-        .arg(path)
+        .arg(fixture_path(name))
         .args(args)
         .output()?)
 }
@@ -426,12 +427,11 @@ async fn progress_is_a_bar_on_a_terminal_and_silent_elsewhere() -> TestResult {
         eprintln!("SKIPPED: no `script` to make a terminal with");
         return Ok(());
     }
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
     // Converted records: a bar over their count, with the counts and the rate.
     let db = TestDb::new().await?;
     let shown = import_on_a_terminal(
         &db.url,
-        &fixtures.join("frontend-ui-state.json"),
+        &fixture_path("frontend-ui-state.json"),
         &["--format", "frontend"],
     )?;
     assert!(shown.contains("100% 29/29 records"), "{shown}");
