@@ -11,6 +11,7 @@ use crate::error::AppResult;
 use crate::events::presence::Presence;
 use crate::events::typing::TypingTimers;
 use crate::events::{Broker, Tx};
+use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@ struct AppInner {
     shutdown: CancellationToken,
     rate: RateLimiter,
     metrics: Metrics,
+    media: Media,
 }
 
 impl App {
@@ -43,6 +45,7 @@ impl App {
         broker: Broker,
         metrics: Metrics,
         shutdown: CancellationToken,
+        media: Media,
     ) -> Self {
         let rate = RateLimiter::new(config.mutations_per_minute, metrics.clone());
         Self {
@@ -57,6 +60,7 @@ impl App {
                 shutdown,
                 rate,
                 metrics,
+                media,
             }),
         }
     }
@@ -121,6 +125,11 @@ impl App {
     /// This server's metrics (what `/metrics` shows).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Attachment storage, URL signing and thumbnailing.
+    pub fn media(&self) -> &Media {
+        &self.inner.media
     }
 
     /// The per-user mutation rate limit.

@@ -114,6 +114,68 @@ impl StorageArgs {
     }
 }
 
+/// Attachments: where their bytes are kept and what an upload may be.
+#[derive(Clone, Debug, Args)]
+pub struct MediaArgs {
+    /// Where attachment bytes are stored: a directory (or `file:///dir`), or
+    /// `s3://bucket[/prefix]` for S3-compatible storage (credentials, region and endpoint
+    /// from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP`). Default: `media` in the data directory.
+    #[arg(long, env = "CHATQL_MEDIA_STORE")]
+    pub media_store: Option<String>,
+
+    /// The server's public base URL (`https://chat.example.com`), put before the paths of
+    /// media URLs; without it they are paths (`/media/…`), to resolve against the API's
+    /// address.
+    #[arg(long, env = "CHATQL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Largest file sent inline with a GraphQL multipart request, in bytes.
+    #[arg(long, env = "CHATQL_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Largest file sent by the two-step upload (`requestUpload`, then a PUT), in bytes.
+    #[arg(long, env = "CHATQL_MAX_LARGE_UPLOAD_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_large_upload_bytes: u64,
+
+    /// Most files in one multipart request.
+    #[arg(long, env = "CHATQL_MAX_UPLOADS_PER_REQUEST", default_value_t = 10)]
+    pub max_uploads_per_request: usize,
+
+    /// Accepted upload types, as sniffed from the bytes: `type/subtype` or `type/*`,
+    /// comma-separated.
+    #[arg(
+        long,
+        env = "CHATQL_UPLOAD_TYPES",
+        value_delimiter = ',',
+        default_value = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,\
+application/zip,audio/*,video/*,\
+application/vnd.openxmlformats-officedocument.wordprocessingml.document,\
+application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,\
+application/vnd.openxmlformats-officedocument.presentationml.presentation,\
+application/vnd.oasis.opendocument.text"
+    )]
+    pub upload_types: Vec<String>,
+
+    /// Most pixels an uploaded image may have (its header is read before any pixel is
+    /// decoded; more is refused as a likely decompression bomb).
+    #[arg(long, env = "CHATQL_MAX_IMAGE_PIXELS", default_value_t = 50_000_000)]
+    pub max_image_pixels: u64,
+
+    /// How long a signed media URL (`Attachment.url`, `thumbnailUrl`) stays valid, in
+    /// seconds (at least this, at most a quarter more).
+    #[arg(long, env = "CHATQL_MEDIA_URL_TTL_SECS", default_value_t = 3600)]
+    pub media_url_ttl_secs: u64,
+
+    /// How long an upload no message carries is kept, in seconds.
+    #[arg(long, env = "CHATQL_PENDING_UPLOAD_TTL_SECS", default_value_t = 24 * 3600)]
+    pub pending_upload_ttl_secs: u64,
+
+    /// Seconds between sweeps removing expired uploads and bytes nothing references.
+    #[arg(long, env = "CHATQL_MEDIA_SWEEP_SECS", default_value_t = 300)]
+    pub media_sweep_secs: u64,
+}
+
 /// How the process logs: what every command needs.
 #[derive(Clone, Debug, Args)]
 pub struct LogArgs {
@@ -173,6 +235,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub media: MediaArgs,
 
     /// Largest accepted HTTP request body, in bytes.
     #[arg(long, env = "CHATQL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
@@ -347,6 +412,12 @@ impl Config {
         if self.ws_max_outgoing_bytes == 0 {
             return Err("ws max outgoing bytes must be at least 1".into());
         }
+        if self.media.max_upload_bytes == 0 || self.media.max_large_upload_bytes == 0 {
+            return Err("upload size limits must be at least 1 byte".into());
+        }
+        if self.media.media_sweep_secs == 0 {
+            return Err("media sweep interval must be at least 1 second".into());
+        }
         if matches!(&self.jwt_secret, Some(secret) if secret.len() < 16) {
             return Err("JWT secret must be at least 16 characters".into());
         }
@@ -361,6 +432,14 @@ impl Config {
     /// The edit window; `None` means unlimited.
     pub fn edit_window(&self) -> Option<Duration> {
         (self.edit_window_secs > 0).then(|| Duration::from_secs(self.edit_window_secs))
+    }
+
+    /// Where attachment bytes are stored (`--media-store`, else `media` in the data dir).
+    pub fn media_store(&self) -> String {
+        match &self.media.media_store {
+            Some(url) => url.clone(),
+            None => self.storage.data_dir.join("media").display().to_string(),
+        }
     }
 
     /// Path of a secret file kept in the data dir.

@@ -5,6 +5,7 @@
 //! logged and replaced by a generic message.
 
 use crate::db::DbError;
+use crate::media::MediaError;
 use crate::vocabulary::InvalidInput;
 
 /// The stable error codes of the API (`extensions.code`).
@@ -24,6 +25,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A size, depth or complexity limit was exceeded.
     LimitExceeded,
+    /// An upload's bytes are of a type not accepted, or not the type it was sent as.
+    UnsupportedMediaType,
     /// A server fault; details only in the log.
     Internal,
     /// An automatic persisted query's hash is not known: send the query with it.
@@ -41,6 +44,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
         }
@@ -56,6 +60,7 @@ impl ErrorCode {
             ErrorCode::Conflict,
             ErrorCode::RateLimited,
             ErrorCode::LimitExceeded,
+            ErrorCode::UnsupportedMediaType,
             ErrorCode::Internal,
             ErrorCode::PersistedQueryNotFound,
         ]
@@ -75,6 +80,7 @@ impl ErrorCode {
             | ErrorCode::BadUserInput
             | ErrorCode::Conflict
             | ErrorCode::LimitExceeded
+            | ErrorCode::UnsupportedMediaType
             | ErrorCode::PersistedQueryNotFound => 400,
         }
     }
@@ -112,6 +118,9 @@ pub enum AppError {
     /// A size or count limit was exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// An upload of a type not accepted, or not the type it was sent as.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A database failure; the detail is logged, never shown.
     #[error("internal server error")]
     Db(#[from] DbError),
@@ -131,6 +140,7 @@ impl AppError {
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            AppError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             AppError::Db(DbError::Query(diesel::result::Error::NotFound)) => ErrorCode::NotFound,
             AppError::Db(_) | AppError::Internal(_) => ErrorCode::Internal,
         }
@@ -151,6 +161,22 @@ impl From<InvalidInput> for AppError {
         match invalid {
             InvalidInput::Malformed(message) => AppError::BadInput(message),
             InvalidInput::TooLarge(message) => AppError::LimitExceeded(message),
+        }
+    }
+}
+
+impl From<MediaError> for AppError {
+    fn from(refused: MediaError) -> Self {
+        let message = refused.to_string();
+        match refused {
+            MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. } => {
+                AppError::LimitExceeded(message)
+            }
+            MediaError::NotAllowed(_)
+            | MediaError::Mismatch { .. }
+            | MediaError::Unreadable { .. } => AppError::UnsupportedMediaType(message),
+            MediaError::Body(_) | MediaError::SizeMismatch { .. } => AppError::BadInput(message),
+            MediaError::Store(_) | MediaError::Worker(_) => AppError::Internal(message),
         }
     }
 }

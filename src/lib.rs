@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod rate;
 pub mod server;

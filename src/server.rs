@@ -9,6 +9,8 @@ use crate::auth::Authenticator;
 use crate::config::{Config, DatabaseTarget, MetricsAt, load_or_create_secret};
 use crate::db::DbPool;
 use crate::events::Broker;
+use crate::media::signing::UrlSigner;
+use crate::media::{Media, MediaStore};
 use crate::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -98,8 +100,21 @@ pub async fn build_app(config: Config) -> Result<App, StartError> {
         DatabaseTarget::Sqlite(..) => Broker::new(config.event_buffer, metrics.clone()),
     };
     let auth = Authenticator::new(&jwt_secret, &admin_key);
-    let app = App::new(db, config, auth, broker, metrics, shutdown);
+    let store = MediaStore::open(&config.media_store()).map_err(StartError::Config)?;
+    tracing::info!(store = %store.describe(), "attachment store ready");
+    let signer =
+        UrlSigner::new(&jwt_secret, config.media.media_url_ttl_secs).map_err(StartError::Config)?;
+    let app = App::new(
+        db,
+        config,
+        auth,
+        broker,
+        metrics,
+        shutdown,
+        Media::new(store, signer),
+    );
     tokio::spawn(crate::domain::users::follow_revocations(app.clone()));
+    tokio::spawn(crate::domain::attachments::sweep_periodically(app.clone()));
     Ok(app)
 }
 

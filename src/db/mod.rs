@@ -2,6 +2,7 @@
 //! dispatch macro (every query is written once and compiled for both backends),
 //! transactions, migrations, and one module per entity holding its models and queries.
 
+pub mod attachments;
 pub mod backup;
 pub mod blocks;
 pub mod chats;

@@ -154,6 +154,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    media_blobs (sha256) {
+        sha256 -> Text,
+        size -> BigInt,
+        mime_type -> Text,
+        touched_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> BigInt,
+        chat_id -> BigInt,
+        uploader_id -> Nullable<BigInt>,
+        message_id -> Nullable<BigInt>,
+        position -> Integer,
+        name -> Text,
+        mime_type -> Text,
+        size -> BigInt,
+        sha256 -> Nullable<Text>,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        thumbnail_sha256 -> Nullable<Text>,
+        ticket_hash -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(members -> chats (chat_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> chats (chat_id));
@@ -163,6 +192,7 @@ diesel::joinable!(reactions -> messages (message_id));
 diesel::joinable!(message_edits -> messages (message_id));
 diesel::joinable!(pins -> messages (message_id));
 diesel::joinable!(mentions -> messages (message_id));
+diesel::joinable!(attachments -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     chats,
@@ -177,5 +207,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     blocks,
     thread_reads,
     database_identity,
-    imported_rows
+    imported_rows,
+    media_blobs,
+    attachments
 );

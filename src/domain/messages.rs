@@ -239,7 +239,8 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
 }
 
 /// Retracts a message (its sender only): it stays as a tombstone with no content, and its
-/// edit history, reactions, mentions and pin go with the content. Retracting twice returns the
+/// edit history, reactions, mentions, attachments and pin go with the content (the
+/// attachments' URLs stop answering at once; their bytes go with the next sweep). Retracting twice returns the
 /// tombstone.
 pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
     app.write(async |conn| {
@@ -256,6 +257,7 @@ pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Mess
         db::message_edits::clear(conn, id).await?;
         db::reactions::clear(conn, id).await?;
         db::mentions::clear(conn, id).await?;
+        db::attachments::detach_all(conn, id).await?;
         let was_pinned = db::pins::unpin(conn, id).await?;
         conn.emit(
             Event::in_chat(

@@ -3,6 +3,7 @@
 //! after it commits.
 
 pub mod access;
+pub mod attachments;
 pub mod blocks;
 pub mod chats;
 pub mod feeds;

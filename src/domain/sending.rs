@@ -27,6 +27,7 @@ use crate::db::messages::Message;
 use crate::db::messages::NewMessage;
 use crate::db::{self, DbConn};
 use crate::domain::access::{not_a_member, senders_locked};
+use crate::domain::attachments::{self, Attachable};
 use crate::domain::blocks;
 use crate::domain::mentions::{self, Mentionable};
 use crate::domain::messages::check_content;
@@ -35,7 +36,7 @@ use crate::domain::{check_trace_id, json_to_text, now};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventKind, Tx};
 use crate::vocabulary::enums::{ChatKind, MessageKind, MessageRole, StreamState};
-use crate::vocabulary::ids::{ChatId, MessageId, SessionId, UserId};
+use crate::vocabulary::ids::{AttachmentId, ChatId, MessageId, SessionId, UserId};
 
 /// Longest client-chosen idempotency key.
 pub const MAX_CLIENT_ID: usize = 128;
@@ -70,6 +71,10 @@ pub struct SendMessage {
     /// Members this message mentions (at most 50), besides the members its content names
     /// as `@username`. Each must be a member of the chat.
     pub mentions: Option<Vec<UserId>>,
+    /// Pending uploads of the sender's into this chat (`uploadAttachment`, or
+    /// `requestUpload` and its PUT) that the message carries, in this order: at most 10.
+    /// A message with attachments may have empty content.
+    pub attachment_ids: Option<Vec<AttachmentId>>,
     /// When it was sent, for messages imported from another system (`importMessages`);
     /// a send is stored at the time it arrives. Not part of the GraphQL input.
     #[graphql(skip)]
@@ -81,6 +86,10 @@ impl SendMessage {
     /// then start empty).
     fn stream(&self) -> bool {
         self.stream.unwrap_or(false)
+    }
+
+    fn attachment_ids(&self) -> &[AttachmentId] {
+        self.attachment_ids.as_deref().unwrap_or_default()
     }
 }
 
@@ -179,7 +188,11 @@ async fn send(queues: &SendQueues, caller: UserId, input: SendMessage) -> AppRes
 
 /// The checks of a send's input that need no database.
 fn check_input(app: &App, input: &SendMessage) -> AppResult<()> {
-    check_content(app, &input.content, input.stream())?;
+    check_content(
+        app,
+        &input.content,
+        input.stream() || !input.attachment_ids().is_empty(),
+    )?;
     if let Some(client_id) = &input.client_id
         && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID)
     {
@@ -314,6 +327,11 @@ async fn store(
     };
     // Who the batch's sends may mention: looked up only when one of them names anyone.
     let mentionable = mentionable_members(tx, chat, sends).await?;
+    let requested: Vec<AttachmentId> = sends
+        .iter()
+        .flat_map(|(_, input)| input.attachment_ids().iter().copied())
+        .collect();
+    let mut attachable = Attachable::load(tx, &requested).await?;
     // In a direct chat, a block either way stops both members' sends.
     let direct_blocks = match &activity {
         Some(activity) if activity.kind == ChatKind::Direct => {
@@ -343,7 +361,9 @@ async fn store(
         };
         let checked = checked.and_then(|role| {
             let names = mentionable.resolve(*caller, input.mentions.as_deref(), &input.content);
-            Ok((role, names?))
+            let names = names?;
+            attachable.take(chat, *caller, input.attachment_ids())?;
+            Ok((role, names))
         });
         let (role, mentions) = match checked {
             Ok(checked) => checked,
@@ -363,6 +383,7 @@ async fn store(
             (None, None) => return Err(AppError::NotFound("chat")),
         };
         let message = insert(tx, chat, *caller, input, role, session_id).await?;
+        attachments::attach(tx, message.id, input.attachment_ids()).await?;
         mentioned.extend(mentions.into_iter().map(|user| (chat, message.id, user)));
         if let Some(parent) = input.parent_id {
             db::threads::set_last_reply(tx, parent, message.id).await?;

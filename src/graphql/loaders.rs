@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
+use crate::db::attachments::Attachment;
 use crate::db::chats::Chat;
 use crate::db::members::Member;
 use crate::db::message_edits::MessageEdit;
@@ -94,6 +95,9 @@ pub struct MentionsKey(pub MessageId);
 /// A message's reaction groups, in the order their first reaction came.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct ReactionsKey(pub MessageId);
+/// A message's attachments, in order.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct AttachmentsKey(pub MessageId);
 /// The emoji a user put on a message.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct MyReactionsKey {
@@ -397,6 +401,27 @@ impl Loader<ReactionsKey> for DbLoader {
                 .entry(ReactionsKey(group.message_id))
                 .or_default()
                 .push(group);
+        }
+        Ok(by_message)
+    }
+}
+
+impl Loader<AttachmentsKey> for DbLoader {
+    type Value = Vec<Attachment>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[AttachmentsKey]) -> LoadResult<AttachmentsKey, Vec<Attachment>> {
+        let rows = db::attachments::of_messages(&mut self.conn().await?, &raw(keys, |k| k.0))
+            .await
+            .map_err(failed)?;
+        let mut by_message: HashMap<AttachmentsKey, Vec<Attachment>> = HashMap::new();
+        for attachment in rows {
+            if let Some(message_id) = attachment.message_id {
+                by_message
+                    .entry(AttachmentsKey(message_id))
+                    .or_default()
+                    .push(attachment);
+            }
         }
         Ok(by_message)
     }

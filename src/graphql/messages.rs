@@ -223,6 +223,7 @@ impl MessageMutation {
                     stream: None,
                     trace_id: None,
                     mentions: None,
+                    attachment_ids: None,
                     sent_at: Some(message.created_at.0),
                 },
             })

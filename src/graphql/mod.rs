@@ -2,6 +2,7 @@
 //! domain services, loaders for nested entities.
 
 pub mod admission;
+pub mod attachments;
 pub mod chats;
 pub mod connection;
 pub mod documents;
@@ -54,6 +55,7 @@ pub struct Mutation(
     users::UserMutation,
     chats::ChatMutation,
     messages::MessageMutation,
+    attachments::AttachmentMutation,
 );
 
 /// The executable schema.

@@ -73,7 +73,8 @@ impl Observed {
                 ErrorCode::BadUserInput
                 | ErrorCode::Forbidden
                 | ErrorCode::NotFound
-                | ErrorCode::Conflict,
+                | ErrorCode::Conflict
+                | ErrorCode::UnsupportedMediaType,
             )
             | None => Outcome::BadRequest,
         };

@@ -116,6 +116,7 @@ id_type!(UserId, "User");
 id_type!(ChatId, "Chat");
 id_type!(MessageId, "Message");
 id_type!(SessionId, "Session");
+id_type!(AttachmentId, "Attachment");
 
 /// Key of a membership: a chat and one of its members. Its global id is
 /// base64url("Member:<chat>:<user>"), so a normalized client cache (Apollo, urql, Relay)

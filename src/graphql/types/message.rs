@@ -10,10 +10,11 @@ use crate::db;
 use crate::db::reactions::ReactionGroup;
 use crate::domain::reactions::MAX_GROUP_USERS;
 use crate::domain::{messages, threads, users};
+use crate::graphql::attachments::AttachmentNode;
 use crate::graphql::caller_id;
 use crate::graphql::loaders::{
-    ChatMembersKey, EditsKey, MentionsKey, MyReactionsKey, PinKey, ReactionsKey, ReactorsKey,
-    SessionKey, ThreadKey, ThreadUnreadKey, UserKey,
+    AttachmentsKey, ChatMembersKey, EditsKey, MentionsKey, MyReactionsKey, PinKey, ReactionsKey,
+    ReactorsKey, SessionKey, ThreadKey, ThreadUnreadKey, UserKey,
 };
 use crate::graphql::scalars::{DateTime, stored_json};
 use crate::graphql::{app, loaders};
@@ -199,6 +200,14 @@ impl MessageNode {
             .await?
             .unwrap_or_default();
         Ok(users.into_iter().map(UserNode::by_id).collect())
+    }
+    /// The files it carries, in the order they were sent. Empty once retracted.
+    async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<AttachmentNode>> {
+        let attachments = loaders(ctx)?
+            .load_one(AttachmentsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(attachments.into_iter().map(AttachmentNode).collect())
     }
     /// Reactions, one group per emoji, in the order each emoji was first used. Empty once
     /// retracted.
