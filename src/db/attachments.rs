@@ -289,3 +289,13 @@ pub async fn forget_blob(conn: &mut DbConn, sha256: &str, before: NaiveDateTime)
     .await)?;
     Ok(deleted > 0)
 }
+
+/// A blob's size and type.
+pub async fn blob(conn: &mut DbConn, sha256: &str) -> DbResult<Option<(i64, String)>> {
+    Ok(with_conn!(conn, |c| media_blobs::table
+        .find(sha256)
+        .select((media_blobs::size, media_blobs::mime_type))
+        .first(c)
+        .await
+        .optional())?)
+}

@@ -460,28 +460,25 @@ pub async fn for_download(
             member_of(&mut conn, attachment.chat_id, caller.user_id()?).await?;
         }
     }
-    drop(conn);
     let (sha256, mime_type, size) = match variant {
-        Variant::Original => (
-            attachment.sha256,
-            attachment.mime_type,
-            u64::try_from(attachment.size).unwrap_or(0),
-        ),
+        Variant::Original => match attachment.sha256 {
+            Some(sha256) => (sha256, attachment.mime_type, attachment.size),
+            None => return Err(AppError::NotFound("attachment")),
+        },
         Variant::Thumbnail => {
             let Some(sha256) = attachment.thumbnail_sha256 else {
                 return Err(AppError::NotFound("thumbnail"));
             };
-            // Its size and type are the blob's; read from the store with the bytes.
-            (Some(sha256), String::new(), 0)
+            let Some((size, mime_type)) = db::attachments::blob(&mut conn, &sha256).await? else {
+                return Err(AppError::NotFound("thumbnail"));
+            };
+            (sha256, mime_type, size)
         }
-    };
-    let Some(sha256) = sha256 else {
-        return Err(AppError::NotFound("attachment"));
     };
     Ok(Download {
         sha256,
         mime_type,
-        size,
+        size: u64::try_from(size).unwrap_or(0),
         name: attachment.name,
     })
 }

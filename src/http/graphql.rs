@@ -6,7 +6,6 @@
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
-use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Method, StatusCode};
@@ -21,11 +20,14 @@ use crate::graphql::persisted::PersistedQueryError;
 use crate::graphql::{self, Endpoint};
 
 use super::accept::Accept;
-use super::graphiql;
+use super::{graphiql, multipart};
+use crate::graphql::attachments::ReceivedUploads;
 
 /// The media type the GraphQL-over-HTTP spec defines for responses.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
+/// The GraphQL multipart request spec's media type (requests with files).
+const MULTIPART_FORM_DATA: &str = "multipart/form-data";
 
 /// Which media type the response uses, from the request's `Accept` header.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,7 +153,17 @@ pub async fn graphql_get(
             Err(e) => Err(Rejection::bad_request(format!("invalid query string: {e}"))),
         };
         let outcome = match params {
-            Ok(params) => execute(&state, &parts.headers, params, Method::GET, response_type).await,
+            Ok(params) => {
+                execute(
+                    &state,
+                    &parts.headers,
+                    params,
+                    Method::GET,
+                    response_type,
+                    None,
+                )
+                .await
+            }
             Err(rejection) => Err(rejection),
         };
         respond(outcome, response_type)
@@ -167,9 +179,10 @@ pub async fn graphql_get(
 
 pub async fn graphql_post(
     State(state): State<Endpoint>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let Some(response_type) = ResponseType::negotiate(&headers) else {
         return not_acceptable();
     };
@@ -183,25 +196,110 @@ pub async fn graphql_post(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if media != APPLICATION_JSON {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("send GraphQL requests as `{APPLICATION_JSON}`"),
-        )
-            .into_response();
-    }
-    let params = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Array(batch)) => {
-            return execute_batch(&state, &headers, batch, response_type).await;
+    let (body, uploads) = match media.as_str() {
+        APPLICATION_JSON => {
+            let limit = state.app.config().max_body_bytes;
+            match axum::body::to_bytes(body, limit).await {
+                Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(value) => (value, None),
+                    Err(e) => {
+                        let refused = Rejection::bad_request(format!("invalid JSON body: {e}"));
+                        return refused.into_response(response_type);
+                    }
+                },
+                Err(_) => {
+                    return (
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("the request body is larger than the limit of {limit} bytes"),
+                    )
+                        .into_response();
+                }
+            }
         }
-        Ok(value) => params_of(value),
-        Err(e) => Err(Rejection::bad_request(format!("invalid JSON body: {e}"))),
+        MULTIPART_FORM_DATA => {
+            match receive_multipart(&state, &headers, content_type, body).await {
+                Ok(received) => (received.operations, Some(received.uploads)),
+                Err(refused) => return refused.into_response(response_type),
+            }
+        }
+        _ => {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "send GraphQL requests as `{APPLICATION_JSON}` (or `{MULTIPART_FORM_DATA}` \
+                     with files, the GraphQL multipart request spec)"
+                ),
+            )
+                .into_response();
+        }
+    };
+    let uploads = uploads.as_ref();
+    let params = match body {
+        serde_json::Value::Array(batch) => {
+            return execute_batch(&state, &headers, batch, response_type, uploads).await;
+        }
+        value => params_of(value),
     };
     let outcome = match params {
-        Ok(params) => execute(&state, &headers, params, Method::POST, response_type).await,
+        Ok(params) => {
+            execute(
+                &state,
+                &headers,
+                params,
+                Method::POST,
+                response_type,
+                uploads,
+            )
+            .await
+        }
         Err(rejection) => Err(rejection),
     };
     respond(outcome, response_type)
+}
+
+/// Receives a multipart request's files (see `super::multipart`), for a user only (files
+/// are stored before execution: an anonymous or admin request has no one to own them),
+/// after checking its declared length against the limit.
+async fn receive_multipart(
+    state: &Endpoint,
+    headers: &HeaderMap,
+    content_type: &str,
+    body: axum::body::Body,
+) -> Result<multipart::Received, Rejection> {
+    let max = multipart::max_request_bytes(&state.app);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max) {
+        return Err(Rejection {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the request is larger than the limit of {max} bytes"),
+            code: ErrorCode::LimitExceeded,
+            allow: None,
+        });
+    }
+    let caller = match caller_from_headers(&state.app, headers).await {
+        Ok(caller) => caller,
+        Err(e) => return Err(Rejection::from(multipart::Refused::from(e))),
+    };
+    if let Err(e) = caller.user_id() {
+        return Err(Rejection::from(multipart::Refused::from(e)));
+    }
+    multipart::receive(&state.app, content_type, body)
+        .await
+        .map_err(Rejection::from)
+}
+
+impl From<multipart::Refused> for Rejection {
+    fn from(refused: multipart::Refused) -> Self {
+        Self {
+            status: refused.status,
+            message: refused.message,
+            code: refused.code,
+            allow: None,
+        }
+    }
 }
 
 /// The HTTP response of one request's outcome, in the negotiated media type.
@@ -269,6 +367,7 @@ async fn execute_batch(
     headers: &HeaderMap,
     batch: Vec<serde_json::Value>,
     response_type: ResponseType,
+    uploads: Option<&ReceivedUploads>,
 ) -> Response {
     if batch.is_empty() || batch.len() > MAX_BATCH {
         let refused = Rejection::bad_request(format!(
@@ -280,7 +379,9 @@ async fn execute_batch(
     let mut results = Vec::with_capacity(batch.len());
     for item in batch {
         let result = match params_of(item) {
-            Ok(params) => execute(state, headers, params, Method::POST, response_type).await,
+            Ok(params) => {
+                execute(state, headers, params, Method::POST, response_type, uploads).await
+            }
             Err(refused) => Err(refused),
         };
         results.push(match result {
@@ -342,7 +443,7 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 
 /// The caller named by the request's headers: a token must verify and its user exist
 /// with the token's generation (a deleted user's or revoked token is `UNAUTHENTICATED`).
-async fn caller_from_headers(
+pub(super) async fn caller_from_headers(
     app: &App,
     headers: &HeaderMap,
 ) -> Result<Caller, crate::error::AppError> {
@@ -368,9 +469,19 @@ async fn execute(
     params: GraphqlParams,
     method: Method,
     response_type: ResponseType,
+    uploads: Option<&ReceivedUploads>,
 ) -> Result<(StatusCode, String), Rejection> {
     let mut observed = Observed::start();
-    let outcome = run(state, headers, params, method, response_type, &mut observed).await;
+    let outcome = run(
+        state,
+        headers,
+        params,
+        method,
+        response_type,
+        uploads,
+        &mut observed,
+    )
+    .await;
     let status = match &outcome {
         Ok((status, _)) => *status,
         Err(rejection) => rejection.status,
@@ -387,6 +498,7 @@ async fn run(
     params: GraphqlParams,
     method: Method,
     response_type: ResponseType,
+    uploads: Option<&ReceivedUploads>,
     observed: &mut Observed,
 ) -> Result<(StatusCode, String), Rejection> {
     if !matches!(
@@ -465,7 +577,10 @@ async fn run(
     let response = match checked {
         Ok(operation) => {
             let operation = operation.map(|op| op.ty);
-            let request = graphql::with_request_data(request, &state.app, caller, operation);
+            let mut request = graphql::with_request_data(request, &state.app, caller, operation);
+            if let Some(uploads) = uploads {
+                request = request.data(uploads.clone());
+            }
             graphql::with_codes(state.schema.execute(request).await)
         }
         Err(refused) => async_graphql::Response::from_errors(vec![refused]),

@@ -9,10 +9,9 @@ use axum::extract::State;
 use axum::http::header::{self, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::app::App;
 use crate::config::MetricsAt;
@@ -21,17 +20,20 @@ use crate::graphql::Endpoint;
 mod accept;
 mod graphiql;
 mod graphql;
+mod media;
+mod multipart;
 mod observe;
 
 use graphql::{graphql_get, graphql_post};
 
-/// Builds the router with CORS, compression (gzip, brotli, zstd, as the client accepts)
-/// and the body limit. Each GraphQL operation logs one line of its own (see `observe`),
-/// so there is no per-request tracing layer.
+/// Builds the router with CORS and compression (gzip, brotli, zstd, as the client
+/// accepts). Bodies are limited where they are read: `--max-body-bytes` for a GraphQL
+/// request, the upload limits for files (see `multipart` and `media`). Each GraphQL
+/// operation logs one line of its own (see `observe`), so there is no per-request tracing
+/// layer.
 pub fn router(app: App) -> Router {
     let config = app.config();
     let cors = cors_layer(&config.cors_origins);
-    let body_limit = config.max_body_bytes;
     let metrics_here = config.metrics == MetricsAt::Api;
     let mut router = Router::new()
         .route("/", get(graphiql::index))
@@ -42,13 +44,21 @@ pub fn router(app: App) -> Router {
     if metrics_here {
         router = router.route("/metrics", get(metrics).with_state(app.clone()));
     }
+    let endpoint = Endpoint::new(app);
+    // Media is served as stored: compressing would break its ranges and lengths, and
+    // what compresses well (text) is rare among attachments.
+    let media = Router::new()
+        .route("/media/{id}", get(media::original))
+        .route("/media/{id}/thumbnail", get(media::thumbnail))
+        .route("/media/uploads/{ticket}", put(media::put_upload))
+        .with_state(endpoint.clone());
     router
-        .with_state(Endpoint::new(app))
+        .with_state(endpoint)
         // The WebSocket upgrade counts sockets awaiting connection_init (per router, i.e.
         // per server).
         .layer(axum::Extension(crate::ws::PendingSockets::default()))
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CompressionLayer::new())
+        .merge(media)
         .layer(cors)
 }
 
@@ -68,7 +78,7 @@ async fn metrics(State(app): State<App>) -> Response {
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
         // What GraphQL clients and tracing libraries send on their own: Apollo Client's
         // name/version, W3C trace context, Sentry, request ids. A preflight naming any other
         // header is refused.
@@ -85,6 +95,16 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             header::HeaderName::from_static("baggage"),
             header::HeaderName::from_static("sentry-trace"),
             header::HeaderName::from_static("x-request-id"),
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_RANGE,
+        ])
+        // What a page reading media with fetch() needs to see.
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_DISPOSITION,
+            header::ETAG,
+            header::ACCEPT_RANGES,
         ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {

@@ -160,6 +160,10 @@ mod tests {
         // IHDR's width and height (bytes 16..24) say 100,000 × 100,000.
         bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        // A valid chunk all the same: its CRC (over type and data) recomputed.
+        let mut crc = flate2::Crc::new();
+        crc.update(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.sum().to_be_bytes());
         let refused = displayed_size(&bomb, "image/png", 50_000_000);
         assert!(matches!(
             refused,

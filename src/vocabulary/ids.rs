@@ -178,6 +178,7 @@ pub fn decode_global(id: &str) -> Option<(&'static str, i64)> {
         ChatId::TYPE_NAME,
         MessageId::TYPE_NAME,
         SessionId::TYPE_NAME,
+        AttachmentId::TYPE_NAME,
     ]
     .into_iter()
     .find(|known| *known == type_name)?;

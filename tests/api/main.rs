@@ -5,6 +5,7 @@
 mod common;
 
 mod adversarial;
+mod attachments;
 mod chats;
 mod clients;
 mod graphiql;

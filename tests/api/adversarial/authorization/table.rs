@@ -338,6 +338,18 @@ pub(super) fn ops() -> Vec<Op> {
             vars: |w| json!({"input": {"chatId": w.chat, "content": "a notice", "role": "SYSTEM"}}),
             ids: vec![],
             expect: [F, F, F, OK, OK, F] },
+        // Files come only inside a multipart request (tests/api/attachments checks who may
+        // upload); as JSON, an Upload is a value, and no value is one.
+        Op { name: "uploadAttachment", transport: HTTP, by: Member, changes: false,
+            document: "mutation($c: ID!, $f: Upload!) { uploadAttachment(chatId: $c, file: $f) { id } }",
+            vars: |w| json!({"c": w.chat, "f": "#upload:0"}),
+            ids: vec![],
+            expect: [B, B, B, B, B, F] },
+        Op { name: "requestUpload", transport: HTTP, by: Member, changes: false,
+            document: "mutation($i: RequestUploadInput!) { requestUpload(input: $i) { uploadUrl attachment { id name } } }",
+            vars: |w| json!({"i": {"chatId": w.chat, "name": "report.pdf", "mimeType": "application/pdf", "size": 1000}}),
+            ids: vec![id("/i/chatId", Chat, N)],
+            expect: [F, F, OK, OK, OK, F] },
         // Messages another system has, with their senders and times: the admin key only.
         Op { name: "importMessages", transport: HTTP, by: AdminKey, changes: false,
             document: "mutation($c: ID!, $m: [ImportedMessageInput!]!) {
