@@ -13,7 +13,9 @@ const LAYERS: &[&[&str]] = &[
     &["config", "vocabulary"],
     // The metrics registry every layer above records into.
     &["metrics"],
-    &["db"],
+    // Storage: the database, and the media store for attachment bytes (with what
+    // reads those bytes: sniffing, images, signed URLs).
+    &["db", "media"],
     // Errors (they map database errors), credentials, the rate limit.
     &["error", "auth", "rate"],
     // Live events: the broker, the PostgreSQL bridge, presence, typing.
