@@ -343,3 +343,31 @@ async fn the_same_bytes_are_stored_once() -> TestResult {
     assert!((1..=2).contains(&count), "{count} blobs");
     Ok(())
 }
+
+/// The same from a frontend's own stack: Apollo Client with apollo-upload-client, `File`
+/// objects in the variables (tests/js/upload.mjs).
+#[tokio::test(flavor = "multi_thread")]
+async fn apollo_upload_client_uploads_and_the_other_member_downloads() -> TestResult {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    if !js.join("node_modules/apollo-upload-client").exists() {
+        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
+    }
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let run = tokio::process::Command::new("node")
+        .arg(js.join("upload.mjs"))
+        .args([server.url(), alice.token.clone(), bob.token.clone(), chat])
+        .output()
+        .await?;
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for step in ["upload and download: ok", "spoofed type refused: ok"] {
+        assert!(out.contains(step), "{out}");
+    }
+    Ok(())
+}
