@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -43,12 +43,14 @@ pub struct BlobRead {
 }
 
 impl MediaStore {
-    /// Opens the store a URL names: `s3://bucket[/prefix]` (credentials, region and
-    /// endpoint from the usual `AWS_*` variables, so MinIO or any S3-compatible server
-    /// works with `AWS_ENDPOINT_URL`), or `file:///dir` / a plain directory path (created
-    /// when missing).
+    /// Opens the store a URL names: `s3://bucket[/prefix][?key=value&…]` (credentials,
+    /// region and endpoint from the usual `AWS_*` variables, so MinIO or any S3-compatible
+    /// server works with `AWS_ENDPOINT_URL`; the query may set any of object_store's S3
+    /// options too, e.g. `endpoint`, `region`, `aws_allow_http`), or `file:///dir` / a plain
+    /// directory path (created when missing).
     pub fn open(url: &str) -> Result<Self, String> {
         if let Some(rest) = url.strip_prefix("s3://") {
+            let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(format!("`{url}` names no bucket"));
@@ -59,10 +61,18 @@ impl MediaStore {
             // minutes of cmake and C per build here.
             #[allow(deprecated)]
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let s3 = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+                let key: AmazonS3ConfigKey = key
+                    .parse()
+                    .map_err(|_| format!("S3 store: unknown option `{key}`"))?;
+                builder = builder.with_config(key, value);
+            }
+            // The URL may hold credentials: errors name the bucket only.
+            let s3 = builder
                 .build()
-                .map_err(|e| format!("S3 store `{url}`: {e}"))?;
+                .map_err(|e| format!("S3 store for bucket `{bucket}`: {e}"))?;
             let prefix = prefix.trim_matches('/');
             let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
                 Arc::new(s3)

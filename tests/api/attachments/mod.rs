@@ -14,6 +14,7 @@ use crate::common::*;
 
 mod lifecycle;
 mod limits;
+mod s3;
 mod serving;
 mod two_step;
 
