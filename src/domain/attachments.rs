@@ -24,6 +24,7 @@ use crate::auth::Caller;
 use crate::db;
 use crate::db::attachments::{Attachment, NewAttachment};
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventKind};
 use crate::media::images;
 use crate::media::ingest::{self, UploadRules, hex};
 use crate::vocabulary::ids::{AttachmentId, ChatId, MessageId, UserId};
@@ -555,9 +556,33 @@ async fn make_thumbnail(app: &App, id: AttachmentId, sha256: &str, mime: String)
         .put(&thumb_sha, Bytes::from(made.bytes))
         .await
         .map_err(MediaError::from)?;
-    let mut conn = app.db().conn().await?;
-    db::attachments::set_thumbnail(&mut conn, id, &thumb_sha).await?;
-    Ok(())
+    // When a message carries the attachment already (it was sent before the thumbnail
+    // was made), its subscribers hear of the change as of any other change to a message.
+    // A send taking the attachment concurrently either commits first (then this sees it)
+    // or after (then its own MessageAdded carries the thumbnail).
+    app.write(async |tx| {
+        db::attachments::set_thumbnail(tx, id, &thumb_sha).await?;
+        let carrier = match db::attachments::find(tx, id).await? {
+            Some(Attachment {
+                message_id: Some(message_id),
+                ..
+            }) => db::messages::find(tx, message_id).await?,
+            _ => None,
+        };
+        if let Some(message) = carrier {
+            tx.emit(
+                Event::in_chat(
+                    message.chat_id,
+                    EventKind::MessageEdited {
+                        message_id: message.id,
+                    },
+                )
+                .in_thread(message.parent_id),
+            );
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// What one sweep removed.

@@ -102,7 +102,8 @@ pub enum EventKind {
         message_id: MessageId,
         sender_id: Option<UserId>,
     },
-    /// A message's content was edited, or a streamed reply finished.
+    /// A message's content was edited, a streamed reply finished, or the thumbnail of an
+    /// image it carries was made.
     MessageEdited { message_id: MessageId },
     /// A message was retracted by its sender.
     MessageRetracted { message_id: MessageId },

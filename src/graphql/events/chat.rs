@@ -34,7 +34,8 @@ chat_event! {
 }
 
 chat_event! {
-    /// A message changed: its content was edited, or a streamed reply finished.
+    /// A message changed: its content was edited, a streamed reply finished, or the
+    /// thumbnail of an image it carries is ready (`attachments { thumbnailUrl }`).
     MessageEdited { message: MessageRef } {
         /// The message's id.
         async fn message_id(&self) -> ID {

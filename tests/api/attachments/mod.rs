@@ -372,3 +372,55 @@ async fn apollo_upload_client_uploads_and_the_other_member_downloads() -> TestRe
     }
     Ok(())
 }
+
+/// A thumbnail made after the message was sent reaches subscribers as a change of that
+/// message (`MessageEdited`), so a feed alone ends up showing it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thumbnail_made_after_the_send_reaches_subscribers() -> TestResult {
+    use crate::common::ws::WsClient;
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bob").await?;
+    let chat = group(&server, &alice, &[&bob]).await?;
+    let mut feed = WsClient::user(&server, &bob).await?;
+    feed.subscribe(
+        "1",
+        "subscription($c: ID!) { chatEvents(chatId: $c) { __typename
+           ... on MessageAdded { message { id content attachments { thumbnailUrl } } }
+           ... on MessageEdited { message { id attachments { thumbnailUrl } } } } }",
+        json!({ "c": chat }),
+    )
+    .await?;
+    feed.until_live("1", async |m| {
+        send(&server, &alice, &chat, &m).await.map(drop)
+    })
+    .await?;
+    // Big enough that decoding it takes longer than sending the message.
+    let photo = upload(
+        &server,
+        &alice,
+        &chat,
+        "big.png",
+        "image/png",
+        png(2400, 1600)?,
+    )
+    .await?
+    .attachment()?;
+    let sent = server
+        .client(&alice)
+        .ok(SEND, json!({ "c": chat, "a": [str_at(&photo, "/id")?] }))
+        .await?;
+    let message = str_at(&sent, "/sendMessage/id")?;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let event = tokio::time::timeout(Duration::from_secs(30), feed.next("1")).await??;
+        let event = &event["chatEvents"];
+        seen.push(event["__typename"].clone());
+        if event["message"]["id"] == message.as_str()
+            && event["message"]["attachments"][0]["thumbnailUrl"].is_string()
+        {
+            return Ok(());
+        }
+    }
+    Err(format!("no event carried the thumbnail: {seen:?}").into())
+}
