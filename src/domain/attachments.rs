@@ -117,26 +117,26 @@ where
 {
     let store = &app.media().store;
     let received = ingest::receive(store, body, declared, rules).await?;
-    let mut conn = app.db().conn().await?;
-    db::attachments::touch_blob(
-        &mut conn,
-        &received.sha256,
-        size_of(received.size),
-        &received.mime_type,
-        now(),
-    )
-    .await?;
-    drop(conn);
-    store
-        .keep(received.written, &received.sha256)
-        .await
-        .map_err(crate::media::MediaError::from)?;
-    Ok(Upload {
+    let upload = Upload {
         sha256: received.sha256,
         size: received.size,
         mime_type: received.mime_type,
         dimensions: received.dimensions,
-    })
+    };
+    touch(&mut app.db().conn().await?, &upload).await?;
+    store
+        .keep(received.written, &upload.sha256)
+        .await
+        .map_err(crate::media::MediaError::from)?;
+    Ok(upload)
+}
+
+/// Records (again) that an upload's bytes are kept, so a sweep leaves them alone for its
+/// grace period (see the module's summary).
+async fn touch(conn: &mut db::DbConn, upload: &Upload) -> AppResult<()> {
+    let size = size_of(upload.size);
+    db::attachments::touch_blob(conn, &upload.sha256, size, &upload.mime_type, now()).await?;
+    Ok(())
 }
 
 /// The rules of an upload sent inline with a GraphQL request.
@@ -183,14 +183,7 @@ pub async fn create(
         .write(async |conn| {
             member_of(conn, chat, caller).await?;
             // Touched again: a sweep may not take the bytes between receipt and here.
-            db::attachments::touch_blob(
-                conn,
-                &upload.sha256,
-                size_of(upload.size),
-                &upload.mime_type,
-                now(),
-            )
-            .await?;
+            touch(conn, upload).await?;
             Ok(db::attachments::insert(
                 conn,
                 &NewAttachment {
@@ -326,14 +319,7 @@ where
     }
     let filled = app
         .write(async |conn| {
-            db::attachments::touch_blob(
-                conn,
-                &upload.sha256,
-                size_of(upload.size),
-                &upload.mime_type,
-                now(),
-            )
-            .await?;
+            touch(conn, &upload).await?;
             let filled = db::attachments::fill(
                 conn,
                 waiting.id,

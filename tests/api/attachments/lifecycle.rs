@@ -14,11 +14,15 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> TestResult<bool>
     Ok(())
 }
 
+/// A server that sweeps every second and keeps unsent uploads for one.
+async fn sweeping_server() -> TestResult<TestServer> {
+    TestServer::start_with(&["--pending-upload-ttl-secs", "1", "--media-sweep-secs", "1"]).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_retracted_message_stops_serving_its_attachments_and_their_bytes_go() -> TestResult {
-    let server =
-        TestServer::start_with(&["--pending-upload-ttl-secs", "1", "--media-sweep-secs", "1"])
-            .await?;
+async fn a_retracted_or_deleted_message_stops_serving_its_attachments_and_their_bytes_go()
+-> TestResult {
+    let server = sweeping_server().await?;
     let alice = server.user("alice").await?;
     let bob = server.user("bob").await?;
     let chat = group(&server, &alice, &[&bob]).await?;
@@ -64,14 +68,43 @@ async fn a_retracted_message_stops_serving_its_attachments_and_their_bytes_go() 
         Ok(!stored.exists())
     })
     .await?;
+
+    // A message a moderator deletes takes its files along the same way.
+    let other = b"%PDF-1.4 deleted soon".to_vec();
+    let file = upload(
+        &server,
+        &bob,
+        &chat,
+        "b.pdf",
+        "application/pdf",
+        other.clone(),
+    )
+    .await?
+    .attachment()?;
+    let sent = server
+        .client(&bob)
+        .ok(SEND, json!({ "c": chat, "a": [str_at(&file, "/id")?] }))
+        .await?;
+    let url = str_at(&sent, "/sendMessage/attachments/0/url")?;
+    server
+        .client(&alice)
+        .ok(
+            "mutation($m: ID!) { deleteMessage(id: $m) }",
+            json!({ "m": str_at(&sent, "/sendMessage/id")? }),
+        )
+        .await?;
+    assert_eq!(fetch(&server, &url, None, &[]).await?.status(), 404);
+    let stored = blob_file(&server, &other);
+    eventually("the deleted message's file bytes removed", async || {
+        Ok(!stored.exists())
+    })
+    .await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_never_sent_are_removed_after_their_ttl() -> TestResult {
-    let server =
-        TestServer::start_with(&["--pending-upload-ttl-secs", "1", "--media-sweep-secs", "1"])
-            .await?;
+    let server = sweeping_server().await?;
     let alice = server.user("alice").await?;
     let chat = group(&server, &alice, &[]).await?;
     let document = b"%PDF-1.4 never sent".to_vec();
@@ -104,9 +137,7 @@ async fn uploads_never_sent_are_removed_after_their_ttl() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_chat_removes_the_bytes_only_it_referenced() -> TestResult {
-    let server =
-        TestServer::start_with(&["--pending-upload-ttl-secs", "1", "--media-sweep-secs", "1"])
-            .await?;
+    let server = sweeping_server().await?;
     let alice = server.user("alice").await?;
     let doomed = group(&server, &alice, &[]).await?;
     let kept = group(&server, &alice, &[]).await?;
