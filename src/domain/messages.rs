@@ -240,8 +240,8 @@ pub async fn edit(app: &App, caller: UserId, id: MessageId, content: &str) -> Ap
 
 /// Retracts a message (its sender only): it stays as a tombstone with no content, and its
 /// edit history, reactions, mentions, attachments and pin go with the content (the
-/// attachments' URLs stop answering at once; their bytes go with the next sweep). Retracting twice returns the
-/// tombstone.
+/// attachments' URLs stop answering at once; their bytes go with the next sweep).
+/// Retracting twice returns the tombstone.
 pub async fn retract(app: &App, caller: UserId, id: MessageId) -> AppResult<Message> {
     app.write(async |conn| {
         let (message, _, _) = visible_message_locked(conn, caller, id).await?;
