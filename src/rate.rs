@@ -70,6 +70,16 @@ impl RateLimiter {
     /// Counts `mutations` (the fields of one request) for `user_id`, or refuses when they
     /// do not all fit in what is left of the window (then none is counted).
     pub fn check(&self, user_id: i64, mutations: u32) -> Result<(), Limited> {
+        self.admit(user_id, mutations, true)
+    }
+
+    /// Whether `mutations` would fit now, counting nothing: a multipart request asks before
+    /// its files are received and stored, and its mutations are counted when they run.
+    pub fn would_allow(&self, user_id: i64, mutations: u32) -> Result<(), Limited> {
+        self.admit(user_id, mutations, false)
+    }
+
+    fn admit(&self, user_id: i64, mutations: u32, count_them: bool) -> Result<(), Limited> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -91,7 +101,9 @@ impl RateLimiter {
                 retry_after: WINDOW.saturating_sub(now.duration_since(*start)),
             });
         }
-        *count += mutations;
+        if count_them {
+            *count += mutations;
+        }
         Ok(())
     }
 }
@@ -115,6 +127,15 @@ mod tests {
             "a refused request counted nothing"
         );
         assert!(RateLimiter::new(0, Metrics::new()).check(1, 1).is_ok());
+    }
+
+    #[test]
+    fn asking_counts_nothing() {
+        let limiter = RateLimiter::new(2, Metrics::new());
+        assert!((0..5).all(|_| limiter.would_allow(1, 2).is_ok()));
+        assert!(limiter.would_allow(1, 3).is_err());
+        assert!(limiter.check(1, 2).is_ok());
+        assert!(limiter.would_allow(1, 1).is_err());
     }
 
     #[test]

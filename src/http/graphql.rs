@@ -106,6 +106,8 @@ struct Rejection {
     message: String,
     code: ErrorCode,
     allow: Option<&'static str>,
+    /// `Retry-After`, in seconds, of a rate-limited refusal.
+    retry_after: Option<u64>,
 }
 
 impl Rejection {
@@ -115,6 +117,7 @@ impl Rejection {
             message: message.into(),
             code: ErrorCode::BadUserInput,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -130,6 +133,11 @@ impl Rejection {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -277,16 +285,17 @@ async fn receive_multipart(
             message: format!("the request is larger than the limit of {max} bytes"),
             code: ErrorCode::LimitExceeded,
             allow: None,
+            retry_after: None,
         });
     }
     let caller = match caller_from_headers(&state.app, headers).await {
         Ok(caller) => caller,
         Err(e) => return Err(Rejection::from(multipart::Refused::from(e))),
     };
-    if let Err(e) = caller.user_id() {
-        return Err(Rejection::from(multipart::Refused::from(e)));
-    }
-    multipart::receive(&state.app, content_type, body)
+    let user = caller
+        .user_id()
+        .map_err(|e| Rejection::from(multipart::Refused::from(e)))?;
+    multipart::receive(&state.app, user, content_type, body)
         .await
         .map_err(Rejection::from)
 }
@@ -298,6 +307,7 @@ impl From<multipart::Refused> for Rejection {
             message: refused.message,
             code: refused.code,
             allow: None,
+            retry_after: refused.retry_after,
         }
     }
 }
@@ -547,6 +557,7 @@ async fn run(
             message: "only queries may be sent with GET; use POST".into(),
             code: ErrorCode::BadUserInput,
             allow: Some("POST"),
+            retry_after: None,
         });
     }
     // Under `application/graphql-response+json` a request that is not executed gets a 4xx;

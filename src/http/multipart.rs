@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::domain::attachments;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::attachments::{ReceivedFile, ReceivedUploads, UPLOAD_PLACEHOLDER_PREFIX};
+use crate::vocabulary::ids::UserId;
 
 /// Most bytes of the `map` field.
 const MAX_MAP_BYTES: u64 = 64 * 1024;
@@ -26,6 +27,8 @@ pub struct Refused {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
+    /// For a rate-limited request: the seconds until it may come again.
+    pub retry_after: Option<u64>,
 }
 
 impl Refused {
@@ -34,6 +37,7 @@ impl Refused {
             status: StatusCode::BAD_REQUEST,
             code: ErrorCode::BadUserInput,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -42,6 +46,7 @@ impl Refused {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: ErrorCode::LimitExceeded,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -64,6 +69,7 @@ impl From<AppError> for Refused {
             status,
             code,
             message: error.public_message(),
+            retry_after: None,
         }
     }
 }
@@ -84,8 +90,14 @@ pub fn max_request_bytes(app: &App) -> u64 {
         .saturating_add(files.saturating_mul(config.media.max_upload_bytes + PART_OVERHEAD))
 }
 
-/// Reads a multipart request (its `Content-Type` header given), receiving its files.
-pub async fn receive(app: &App, content_type: &str, body: Body) -> Result<Received, Refused> {
+/// Reads a multipart request of `user`'s (its `Content-Type` header given), receiving its
+/// files.
+pub async fn receive(
+    app: &App,
+    user: UserId,
+    content_type: &str,
+    body: Body,
+) -> Result<Received, Refused> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| Refused::bad(format!("invalid multipart request: {e}")))?;
     let config = app.config();
@@ -108,6 +120,18 @@ pub async fn receive(app: &App, content_type: &str, body: Body) -> Result<Receiv
             "a request carries at most {max_files} files, not {}",
             map.len()
         )));
+    }
+    // Files are stored before their mutations run and are counted: a user out of
+    // mutations for the minute is refused before any file is read.
+    let files = u32::try_from(map.len()).unwrap_or(u32::MAX);
+    if let Err(limited) = app.rate().would_allow(user.0, files) {
+        let retry_after = limited.retry_after_secs();
+        return Err(Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: ErrorCode::RateLimited,
+            message: AppError::from(limited).public_message(),
+            retry_after: Some(retry_after),
+        });
     }
     let mut paths: Vec<(String, Vec<String>)> = Vec::with_capacity(map.len());
     for (key, value) in map {

@@ -148,3 +148,41 @@ async fn an_endless_upload_is_refused_once_past_its_limit() -> TestResult {
     }
     Ok(())
 }
+
+/// Files are stored before their mutations run: a user out of mutations for the minute is
+/// refused before a file is read, with when to come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_user_is_refused_before_any_file_is_stored() -> TestResult {
+    let server = TestServer::start_with(&["--mutations-per-minute", "2"]).await?;
+    let alice = server.user("alice").await?;
+    let chat = group(&server, &alice, &[]).await?;
+    // createChat used one of the two; one upload fits, a second does not.
+    upload(
+        &server,
+        &alice,
+        &chat,
+        "a.txt",
+        "text/plain",
+        b"first".to_vec(),
+    )
+    .await?
+    .attachment()?;
+    let stored = files_in(&server);
+    let refused = upload(
+        &server,
+        &alice,
+        &chat,
+        "b.txt",
+        "text/plain",
+        b"second".to_vec(),
+    )
+    .await?;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (429, "RATE_LIMITED")
+    );
+    let wait: u64 = refused.retry_after.as_deref().unwrap_or("").parse()?;
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert_eq!(files_in(&server), stored, "the refused file was not kept");
+    Ok(())
+}

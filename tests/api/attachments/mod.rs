@@ -32,6 +32,8 @@ pub(crate) const SEND: &str = "mutation($c: ID!, $a: [ID!]) {
 pub(crate) struct Answer {
     pub status: u16,
     pub body: Value,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl Answer {
@@ -91,8 +93,17 @@ pub(crate) async fn upload_as(
     }
     let response = request.send().await?;
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body: Value = response.json().await?;
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        retry_after,
+    })
 }
 
 /// Uploads one file as `user`.
