@@ -138,6 +138,37 @@ impl Limit {
     }
 }
 
+/// How an upload's bytes ended, as a label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Received and stored.
+    Stored,
+    /// Over a size or pixel limit.
+    TooLarge,
+    /// A type not accepted, or not the one it was sent as.
+    UnsupportedType,
+    /// The body broke off, or the store failed.
+    Failed,
+}
+
+impl UploadOutcome {
+    const ALL: [UploadOutcome; 4] = [
+        UploadOutcome::Stored,
+        UploadOutcome::TooLarge,
+        UploadOutcome::UnsupportedType,
+        UploadOutcome::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            UploadOutcome::Stored => "stored",
+            UploadOutcome::TooLarge => "too_large",
+            UploadOutcome::UnsupportedType => "unsupported_type",
+            UploadOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// What the database pool holds, read when `/metrics` is scraped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStatus {
@@ -179,6 +210,10 @@ struct Inner {
     event_renders: [Counter; 2],
     resyncs: Counter,
     rate_limited: [Counter; 2],
+    uploads: [Counter; UploadOutcome::ALL.len()],
+    upload_bytes: Counter,
+    /// Thumbnails made (`made`) or given up (`failed`).
+    thumbnails: [Counter; 2],
     pool_max: Gauge,
     pool_connections: [Gauge; 2],
     pool_waiting: Gauge,
@@ -272,6 +307,30 @@ impl Metrics {
             rate_limited_family,
         );
 
+        let uploads_family = Family::<Labels<1>, Counter>::default();
+        let uploads = UploadOutcome::ALL
+            .map(|outcome| uploads_family.get_or_create_owned(&[("outcome", outcome.as_str())]));
+        registry.register(
+            "uploads",
+            "Attachment uploads received (multipart files and two-step PUTs), by outcome",
+            uploads_family,
+        );
+        let upload_bytes = Counter::default();
+        registry.register_with_unit(
+            "upload",
+            "Bytes of uploads stored (before deduplication)",
+            Unit::Bytes,
+            upload_bytes.clone(),
+        );
+        let thumbnails_family = Family::<Labels<1>, Counter>::default();
+        let thumbnails = [("outcome", "made"), ("outcome", "failed")]
+            .map(|label| thumbnails_family.get_or_create_owned(&[label]));
+        registry.register(
+            "thumbnails",
+            "Image thumbnails made off the request path, or given up (unreadable, too slow)",
+            thumbnails_family,
+        );
+
         let pool_max = Gauge::default();
         registry.register(
             "db_pool_max",
@@ -305,6 +364,9 @@ impl Metrics {
                 event_renders,
                 resyncs,
                 rate_limited,
+                uploads,
+                upload_bytes,
+                thumbnails,
                 pool_max,
                 pool_connections,
                 pool_waiting,
@@ -358,6 +420,23 @@ impl Metrics {
     /// Counts a request refused by `limit`.
     pub fn rate_limited(&self, limit: Limit) {
         self.inner.rate_limited[limit.index()].inc();
+    }
+
+    /// Counts an upload's end, and its bytes when stored.
+    pub fn upload(&self, outcome: UploadOutcome, bytes: u64) {
+        let index = UploadOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        self.inner.uploads[index].inc();
+        if outcome == UploadOutcome::Stored {
+            self.inner.upload_bytes.inc_by(bytes);
+        }
+    }
+
+    /// Counts a thumbnail made (`true`) or given up.
+    pub fn thumbnail(&self, made: bool) {
+        self.inner.thumbnails[usize::from(!made)].inc();
     }
 
     /// The exposition text, with the pool's gauges set from `pool` first.

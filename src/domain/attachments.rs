@@ -23,10 +23,11 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::db;
 use crate::db::attachments::{Attachment, NewAttachment};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::{Event, EventKind};
 use crate::media::images;
 use crate::media::ingest::{self, UploadRules, hex};
+use crate::metrics::UploadOutcome;
 use crate::vocabulary::ids::{AttachmentId, ChatId, MessageId, UserId};
 
 /// Most attachments one message carries.
@@ -106,6 +107,30 @@ fn dimensions_of(dimensions: Option<(u32, u32)>) -> Option<(i32, i32)> {
 /// `LIMIT_EXCEEDED` past the size limit, `UNSUPPORTED_MEDIA_TYPE` for a type not allowed
 /// or not the one `declared`. No attachment yet: [`create`] makes one.
 pub async fn receive<S, E>(
+    app: &App,
+    body: S,
+    declared: Option<&str>,
+    rules: &UploadRules,
+) -> AppResult<Upload>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let outcome = receive_unmetered(app, body, declared, rules).await;
+    let metered = match &outcome {
+        Ok(_) => UploadOutcome::Stored,
+        Err(e) => match e.code() {
+            ErrorCode::LimitExceeded => UploadOutcome::TooLarge,
+            ErrorCode::UnsupportedMediaType => UploadOutcome::UnsupportedType,
+            _ => UploadOutcome::Failed,
+        },
+    };
+    let bytes = outcome.as_ref().map_or(0, |upload| upload.size);
+    app.metrics().upload(metered, bytes);
+    outcome
+}
+
+async fn receive_unmetered<S, E>(
     app: &App,
     body: S,
     declared: Option<&str>,
@@ -507,7 +532,9 @@ fn spawn_thumbnail(app: &App, attachment: &Attachment) {
     let id = attachment.id;
     let mime = attachment.mime_type.clone();
     tokio::spawn(async move {
-        if let Err(e) = make_thumbnail(&app, id, &sha256, mime).await {
+        let made = make_thumbnail(&app, id, &sha256, mime).await;
+        app.metrics().thumbnail(made.is_ok());
+        if let Err(e) = made {
             tracing::warn!(attachment = %id.to_global(), error = %e, "no thumbnail");
         }
     });

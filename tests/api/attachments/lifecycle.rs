@@ -227,5 +227,12 @@ async fn an_exif_rotated_photo_gets_an_upright_thumbnail_without_its_metadata() 
         bottom[2] > 200 && bottom[0] < 60,
         "bottom should be blue: {bottom:?}"
     );
+    let metrics = scrape(&format!("http://{}/metrics", server.addr)).await?;
+    assert_eq!(
+        metrics
+            .get(r#"chatql_thumbnails_total{outcome="made"}"#)
+            .copied(),
+        Some(1.0)
+    );
     Ok(())
 }

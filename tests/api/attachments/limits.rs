@@ -110,6 +110,22 @@ async fn oversize_spoofed_and_unaccepted_files_are_refused_with_clear_codes() ->
     .await?
     .attachment()?;
     assert_eq!(fine["mimeType"], "text/plain");
+
+    // Operators see the same in /metrics (the file-count refusal read no file).
+    let metrics = scrape(&format!("http://{}/metrics", server.addr)).await?;
+    let count = |outcome: &str| {
+        metrics
+            .get(&format!("chatql_uploads_total{{outcome=\"{outcome}\"}}"))
+            .copied()
+    };
+    assert_eq!(count("too_large"), Some(2.0), "the big file and the bomb");
+    assert_eq!(
+        count("unsupported_type"),
+        Some(4.0),
+        "the spoofed PDF, three pages"
+    );
+    assert_eq!(count("stored"), Some(1.0));
+    assert_eq!(metrics.get("chatql_upload_bytes_total").copied(), Some(7.0));
     Ok(())
 }
 
