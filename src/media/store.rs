@@ -225,3 +225,35 @@ impl MediaStore {
         Ok(old.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MediaStore;
+
+    /// An S3 store speaks TLS with ring's provider (rustls is built without a default
+    /// one): a request to an endpoint that refuses the connection fails as a connection
+    /// error, not for want of a crypto provider.
+    #[tokio::test]
+    async fn an_s3_store_over_https_has_its_tls_provider() {
+        let opened = MediaStore::open(
+            "s3://bucket/prefix?endpoint=https://127.0.0.1:9&region=us-east-1\
+             &access_key_id=a&secret_access_key=b",
+        );
+        let Ok(store) = opened else {
+            panic!("the S3 store did not open");
+        };
+        assert_eq!(store.describe(), "s3://bucket/prefix");
+        let failed = store.read("00").await;
+        let Err(e) = failed else {
+            panic!("nothing listens there");
+        };
+        let text = format!("{e:?}").to_lowercase();
+        assert!(!text.contains("provider"), "{text}");
+    }
+
+    #[test]
+    fn a_store_url_with_an_unknown_option_is_refused() {
+        let refused = MediaStore::open("s3://bucket?colour=blue");
+        assert!(matches!(refused, Err(message) if message.contains("colour")));
+    }
+}
