@@ -85,6 +85,24 @@ impl ErrorCode {
         }
     }
 
+    /// The HTTP status of a refusal on a plain HTTP path (uploads, `/media`), where each
+    /// code has the status HTTP gives it, unlike GraphQL-over-HTTP's
+    /// [`ErrorCode::refused_status`].
+    pub fn plain_http_status(self) -> u16 {
+        match self {
+            ErrorCode::NotFound => 404,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::LimitExceeded => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::BadUserInput | ErrorCode::Conflict | ErrorCode::PersistedQueryNotFound => {
+                400
+            }
+        }
+    }
+
     /// The code an error of a response carries, once [`assign_code`] ran.
     pub fn of(error: &async_graphql::ServerError) -> Option<Self> {
         match error.extensions.as_ref()?.get("code")? {

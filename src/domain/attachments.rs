@@ -510,9 +510,15 @@ pub fn signed_url(app: &App, id: AttachmentId, variant: Variant) -> String {
         .media()
         .signer
         .sign(&media_path(id, variant), chrono::Utc::now().timestamp());
+    public_url(app, signed)
+}
+
+/// The URL clients use for a path of this server: under `--public-url` when set, else the
+/// path itself.
+pub fn public_url(app: &App, path: String) -> String {
     match &app.config().media.public_url {
-        Some(base) => format!("{}{signed}", base.trim_end_matches('/')),
-        None => signed,
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => path,
     }
 }
 

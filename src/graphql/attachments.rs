@@ -203,11 +203,7 @@ impl AttachmentMutation {
             size,
         )
         .await?;
-        let path = format!("/media/uploads/{ticket}");
-        let upload_url = match &app.config().media.public_url {
-            Some(base) => format!("{}{path}", base.trim_end_matches('/')),
-            None => path,
-        };
+        let upload_url = attachments::public_url(app, format!("/media/uploads/{ticket}"));
         let expires_at = DateTime(attachment.expires_at.unwrap_or(attachment.created_at));
         Ok(UploadTicket {
             attachment: AttachmentNode(attachment),

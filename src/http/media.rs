@@ -45,15 +45,8 @@ fn refused_by(error: AppError) -> Response {
     if code == ErrorCode::Internal {
         tracing::error!(error = ?error, "serving media failed");
     }
-    let status = match code {
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
+    let status =
+        StatusCode::from_u16(code.plain_http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     refused(status, error.public_message(), code)
 }
 

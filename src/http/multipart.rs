@@ -57,16 +57,9 @@ impl From<AppError> for Refused {
         if code == ErrorCode::Internal {
             tracing::error!(error = ?error, "receiving an upload failed");
         }
-        let status = match code {
-            ErrorCode::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
         Self {
-            status,
+            status: StatusCode::from_u16(code.plain_http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code,
             message: error.public_message(),
             retry_after: None,

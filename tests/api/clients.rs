@@ -6,30 +6,14 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn js_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn apollo_client_keeps_its_cache_fresh_and_speaks_persisted_queries_and_batches() -> TestResult
 {
-    if !js_dir().join("node_modules/@apollo/client").exists() {
-        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
-    }
     let server = TestServer::start().await?;
     let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
     let chat = group(&server, &alice, &[&bob]).await?;
-    let run = tokio::process::Command::new("node")
-        .arg(js_dir().join("apollo.mjs"))
-        .args([server.url(), alice.token.clone(), bob.token.clone(), chat])
-        .output()
-        .await?;
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let args = [server.url(), alice.token.clone(), bob.token.clone(), chat];
+    let out = node_script("@apollo/client", "apollo.mjs", &args).await?;
     for step in [
         "normalized cache: ok",
         "persisted queries: ok",

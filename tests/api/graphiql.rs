@@ -262,26 +262,15 @@ async fn graphiql_runs_in_a_browser_cut_off_from_the_internet() -> TestResult {
     let Some(chromium) = chromium()? else {
         return Ok(());
     };
-    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !js.join("node_modules/playwright-core").exists() {
-        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
-    }
     let server = TestServer::start().await?;
     let alice = server.user("alice").await?;
-    let output = tokio::process::Command::new("node")
-        .arg(js.join("graphiql.mjs"))
-        .arg(format!("http://{}", server.addr))
-        .arg(&alice.token)
-        .arg(&alice.username)
-        .arg(&chromium)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser check failed:\n{stdout}\n{stderr}"
-    );
+    let args = [
+        format!("http://{}", server.addr),
+        alice.token.clone(),
+        alice.username.clone(),
+        chromium.display().to_string(),
+    ];
+    let stdout = node_script("playwright-core", "graphiql.mjs", &args).await?;
     let seen: serde_json::Value = serde_json::from_str(stdout.trim())?;
     let text = |key: &str| seen[key].as_str().unwrap_or_default().to_owned();
 

@@ -5,27 +5,10 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn js_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn passes_every_graphql_over_http_audit() -> TestResult {
     let server = TestServer::start().await?;
-    if !js_dir().join("node_modules/graphql-http").exists() {
-        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
-    }
-    let output = tokio::process::Command::new("node")
-        .arg(js_dir().join("http-audits.mjs"))
-        .arg(server.url())
-        .output()
-        .await?;
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "audits failed:\n{report}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = node_script("graphql-http", "http-audits.mjs", &[server.url()]).await?;
     assert!(report.contains("all audits ok"), "{report}");
     Ok(())
 }

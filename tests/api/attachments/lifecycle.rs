@@ -27,22 +27,7 @@ async fn a_retracted_or_deleted_message_stops_serving_its_attachments_and_their_
     let bob = server.user("bob").await?;
     let chat = group(&server, &alice, &[&bob]).await?;
     let document = b"%PDF-1.4 retracted soon".to_vec();
-    let file = upload(
-        &server,
-        &alice,
-        &chat,
-        "a.pdf",
-        "application/pdf",
-        document.clone(),
-    )
-    .await?
-    .attachment()?;
-    let sent = server
-        .client(&alice)
-        .ok(SEND, json!({ "c": chat, "a": [str_at(&file, "/id")?] }))
-        .await?;
-    let message = str_at(&sent, "/sendMessage/id")?;
-    let url = str_at(&sent, "/sendMessage/attachments/0/url")?;
+    let (message, url) = send_pdf(&server, &alice, &chat, document.clone()).await?;
     assert_eq!(fetch(&server, &url, None, &[]).await?.status(), 200);
 
     server
@@ -71,26 +56,12 @@ async fn a_retracted_or_deleted_message_stops_serving_its_attachments_and_their_
 
     // A message a moderator deletes takes its files along the same way.
     let other = b"%PDF-1.4 deleted soon".to_vec();
-    let file = upload(
-        &server,
-        &bob,
-        &chat,
-        "b.pdf",
-        "application/pdf",
-        other.clone(),
-    )
-    .await?
-    .attachment()?;
-    let sent = server
-        .client(&bob)
-        .ok(SEND, json!({ "c": chat, "a": [str_at(&file, "/id")?] }))
-        .await?;
-    let url = str_at(&sent, "/sendMessage/attachments/0/url")?;
+    let (message, url) = send_pdf(&server, &bob, &chat, other.clone()).await?;
     server
         .client(&alice)
         .ok(
             "mutation($m: ID!) { deleteMessage(id: $m) }",
-            json!({ "m": str_at(&sent, "/sendMessage/id")? }),
+            json!({ "m": message }),
         )
         .await?;
     assert_eq!(fetch(&server, &url, None, &[]).await?.status(), 404);
@@ -149,22 +120,9 @@ async fn deleting_a_chat_removes_the_bytes_only_it_referenced() -> TestResult {
         (&doomed, &only_doomed),
         (&kept, &shared),
     ] {
-        let file = upload(
-            &server,
-            &alice,
-            chat,
-            "f.pdf",
-            "application/pdf",
-            bytes.clone(),
-        )
-        .await?
-        .attachment()?;
-        let sent = server
-            .client(&alice)
-            .ok(SEND, json!({ "c": chat, "a": [str_at(&file, "/id")?] }))
-            .await?;
+        let (_, url) = send_pdf(&server, &alice, chat, bytes.clone()).await?;
         if chat == &kept {
-            kept_url = str_at(&sent, "/sendMessage/attachments/0/url")?;
+            kept_url = url;
         }
     }
     server

@@ -4,18 +4,6 @@ use futures_util::stream;
 
 use super::*;
 
-fn files_in(server: &TestServer) -> usize {
-    let blobs = server.db.dir.path().join("media").join("blobs");
-    let Ok(fanouts) = std::fs::read_dir(blobs) else {
-        return 0;
-    };
-    fanouts
-        .filter_map(Result::ok)
-        .filter_map(|dir| std::fs::read_dir(dir.path()).ok())
-        .map(Iterator::count)
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_spoofed_and_unaccepted_files_are_refused_with_clear_codes() -> TestResult {
     let server = TestServer::start_with(&[
@@ -96,7 +84,7 @@ async fn oversize_spoofed_and_unaccepted_files_are_refused_with_clear_codes() ->
         (413, "LIMIT_EXCEEDED")
     );
     // None of that was kept.
-    assert_eq!(files_in(&server), 0);
+    assert_eq!(stored_blobs(&server), 0);
 
     // Within the limits all is well.
     let fine = upload(
@@ -183,7 +171,7 @@ async fn a_rate_limited_user_is_refused_before_any_file_is_stored() -> TestResul
     )
     .await?
     .attachment()?;
-    let stored = files_in(&server);
+    let stored = stored_blobs(&server);
     let refused = upload(
         &server,
         &alice,
@@ -199,6 +187,10 @@ async fn a_rate_limited_user_is_refused_before_any_file_is_stored() -> TestResul
     );
     let wait: u64 = refused.retry_after.as_deref().unwrap_or("").parse()?;
     assert!((1..=60).contains(&wait), "Retry-After: {wait}");
-    assert_eq!(files_in(&server), stored, "the refused file was not kept");
+    assert_eq!(
+        stored_blobs(&server),
+        stored,
+        "the refused file was not kept"
+    );
     Ok(())
 }

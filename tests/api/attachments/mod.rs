@@ -156,6 +156,40 @@ pub(crate) fn blob_file(server: &TestServer, bytes: &[u8]) -> std::path::PathBuf
         .join(sha)
 }
 
+/// How many blobs the filesystem store holds under the test server's data dir.
+pub(crate) fn stored_blobs(server: &TestServer) -> usize {
+    let blobs = server.db.dir.path().join("media").join("blobs");
+    let Ok(fanouts) = std::fs::read_dir(blobs) else {
+        return 0;
+    };
+    fanouts
+        .filter_map(Result::ok)
+        .filter_map(|dir| std::fs::read_dir(dir.path()).ok())
+        .map(Iterator::count)
+        .sum()
+}
+
+/// Uploads a PDF as `user` and sends it alone in a message; the message's id and the
+/// file's signed URL.
+pub(crate) async fn send_pdf(
+    server: &TestServer,
+    user: &TestUser,
+    chat: &str,
+    bytes: Vec<u8>,
+) -> TestResult<(String, String)> {
+    let file = upload(server, user, chat, "file.pdf", "application/pdf", bytes)
+        .await?
+        .attachment()?;
+    let sent = server
+        .client(user)
+        .ok(SEND, json!({ "c": chat, "a": [str_at(&file, "/id")?] }))
+        .await?;
+    Ok((
+        str_at(&sent, "/sendMessage/id")?,
+        str_at(&sent, "/sendMessage/attachments/0/url")?,
+    ))
+}
+
 /// An absolute URL for a path the API gave (`/media/…`).
 pub(crate) fn absolute(server: &TestServer, path: &str) -> String {
     format!("http://{}{path}", server.addr)
@@ -346,11 +380,7 @@ async fn the_same_bytes_are_stored_once() -> TestResult {
         .attachment()?;
     assert_ne!(first["id"], second["id"]);
     assert!(blob_file(&server, &bytes).is_file());
-    let blobs = server.db.dir.path().join("media").join("blobs");
-    let mut count = 0;
-    for fanout in std::fs::read_dir(&blobs)? {
-        count += std::fs::read_dir(fanout?.path())?.count();
-    }
+    let count = stored_blobs(&server);
     // One original (thumbnails may have been made meanwhile: at most one, shared too).
     assert!((1..=2).contains(&count), "{count} blobs");
     Ok(())
@@ -360,24 +390,11 @@ async fn the_same_bytes_are_stored_once() -> TestResult {
 /// objects in the variables (tests/js/upload.mjs).
 #[tokio::test(flavor = "multi_thread")]
 async fn apollo_upload_client_uploads_and_the_other_member_downloads() -> TestResult {
-    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !js.join("node_modules/apollo-upload-client").exists() {
-        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
-    }
     let server = TestServer::start().await?;
     let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
     let chat = group(&server, &alice, &[&bob]).await?;
-    let run = tokio::process::Command::new("node")
-        .arg(js.join("upload.mjs"))
-        .args([server.url(), alice.token.clone(), bob.token.clone(), chat])
-        .output()
-        .await?;
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let args = [server.url(), alice.token.clone(), bob.token.clone(), chat];
+    let out = node_script("apollo-upload-client", "upload.mjs", &args).await?;
     for step in ["upload and download: ok", "spoofed type refused: ok"] {
         assert!(out.contains(step), "{out}");
     }

@@ -440,3 +440,28 @@ pub async fn scrape(url: &str) -> TestResult<std::collections::HashMap<String, f
     assert!(text.ends_with("# EOF\n"), "{text}");
     samples(&text)
 }
+
+/// Runs a Node script of `tests/js` (whose dependency `package` must be installed there)
+/// with these arguments; its standard output, once it exited 0. Any other exit is an error
+/// showing what it printed.
+pub async fn node_script(package: &str, script: &str, args: &[String]) -> TestResult<String> {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    if !js.join("node_modules").join(package).exists() {
+        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
+    }
+    let run = tokio::process::Command::new("node")
+        .arg(js.join(script))
+        .args(args)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    if !run.status.success() {
+        return Err(format!(
+            "{script} failed ({}):\n{stdout}\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        )
+        .into());
+    }
+    Ok(stdout)
+}

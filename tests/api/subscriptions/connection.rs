@@ -178,41 +178,23 @@ async fn per_user_caps_and_presence() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_graphql_ws_client_itself_authenticates_queries_and_follows_a_chat() -> TestResult {
-    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !js.join("node_modules/graphql-ws").exists() {
-        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (./scripts/test does)".into());
-    }
     let server = TestServer::start().await?;
     let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
     let chat = group(&server, &alice, &[&bob]).await?;
-    let smoke = tokio::process::Command::new("node")
-        .arg(js.join("ws-smoke.mjs"))
-        .args([server.ws_url(), alice.token.clone()])
-        .output()
-        .await?;
-    assert!(
-        smoke.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&smoke.stdout),
-        String::from_utf8_lossy(&smoke.stderr)
-    );
-    let chat_run = tokio::process::Command::new("node")
-        .arg(js.join("ws-chat.mjs"))
-        .args([
-            server.ws_url(),
-            server.url(),
-            alice.token.clone(),
-            bob.token.clone(),
-            chat,
-        ])
-        .output()
-        .await?;
-    let out = String::from_utf8_lossy(&chat_run.stdout);
-    assert!(
-        chat_run.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&chat_run.stderr)
-    );
+    node_script(
+        "graphql-ws",
+        "ws-smoke.mjs",
+        &[server.ws_url(), alice.token.clone()],
+    )
+    .await?;
+    let args = [
+        server.ws_url(),
+        server.url(),
+        alice.token.clone(),
+        bob.token.clone(),
+        chat,
+    ];
+    let out = node_script("graphql-ws", "ws-chat.mjs", &args).await?;
     assert!(
         out.contains("ws-chat: ok: one, two, three, four, five"),
         "{out}"
@@ -272,30 +254,17 @@ async fn the_graphql_ws_client_reconnects_with_a_fresh_token_after_expiry() -> T
     let server = TestServer::start().await?;
     let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
     let chat = group(&server, &alice, &[&bob]).await?;
-    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !js.join("node_modules/graphql-ws").exists() {
-        return Err("tests/js/node_modules is missing: run `npm ci --prefix tests/js`".into());
-    }
     // The client mints its own tokens for Alice (the first lasting 2 s) through the admin
     // key, as an app refreshing its token would.
-    let run = tokio::process::Command::new("node")
-        .arg(js.join("ws-refresh.mjs"))
-        .args([
-            server.ws_url(),
-            server.url(),
-            ADMIN_KEY.to_owned(),
-            alice.id.clone(),
-            bob.token.clone(),
-            chat,
-        ])
-        .output()
-        .await?;
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let args = [
+        server.ws_url(),
+        server.url(),
+        ADMIN_KEY.to_owned(),
+        alice.id.clone(),
+        bob.token.clone(),
+        chat,
+    ];
+    let out = node_script("graphql-ws", "ws-refresh.mjs", &args).await?;
     assert!(out.contains("ws-refresh: ok: closed 4403"), "{out}");
     Ok(())
 }
