@@ -22,10 +22,43 @@ pub struct Delivered {
 
 /// Which rendering of an event: the operation it is rendered for (whatever identifies its
 /// output, e.g. a document with its variables).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct RenditionKey {
     /// Identifies the operation whose output this is.
-    pub operation: Arc<str>,
+    operation: Arc<str>,
+    /// Of `operation`, computed once per subscription rather than once per event and
+    /// subscriber (the text is a whole document).
+    hash: u64,
+}
+
+impl RenditionKey {
+    /// The key of the operation `operation` identifies.
+    pub fn new(operation: Arc<str>) -> Self {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys, so every subscriber of the operation computes the same hash; the
+        // map hashes it again with its own random keys, and equal hashes still compare
+        // the texts.
+        let mut hasher = std::hash::DefaultHasher::new();
+        operation.hash(&mut hasher);
+        Self {
+            operation,
+            hash: hasher.finish(),
+        }
+    }
+}
+
+impl PartialEq for RenditionKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.operation, &other.operation) || self.operation == other.operation
+    }
+}
+
+impl Eq for RenditionKey {}
+
+impl std::hash::Hash for RenditionKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 /// An event rendered for one operation.

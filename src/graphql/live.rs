@@ -153,8 +153,8 @@ struct Template {
     query: String,
     operation_name: Option<String>,
     variables: Variables,
-    /// The three as one key, for [`RenditionKey`].
-    key: Arc<str>,
+    /// The three as one key.
+    key: RenditionKey,
 }
 
 impl Template {
@@ -180,7 +180,7 @@ impl Template {
         let variables = serde_json::to_string(&keyed).unwrap_or_default();
         let name = operation_name.as_deref().unwrap_or("");
         Self {
-            key: format!("{name}\n{variables}\n{}", request.query).into(),
+            key: RenditionKey::new(format!("{name}\n{variables}\n{}", request.query).into()),
             query: request.query.clone(),
             operation_name,
             variables: request.variables.clone(),
@@ -304,9 +304,7 @@ impl LiveOperation {
     /// and a text per member of a big chat would add up.
     async fn render_shared(&self, event: &Arc<Delivered>, item: Item) -> Option<Arc<str>> {
         let metrics = self.context.app.metrics();
-        let key = RenditionKey {
-            operation: self.template.key.clone(),
-        };
+        let key = self.template.key.clone();
         let mut executed = false;
         let rendition = event
             .rendition(key, || {

@@ -109,8 +109,13 @@ impl Connection {
         let Some(outgoing_rx) = self.outgoing_rx.take() else {
             return;
         };
-        // One writer, fed in order through the bounded queue.
-        let mut writer = tokio::spawn(outgoing::write_all(sink, outgoing_rx));
+        // One writer, fed in order through the bounded queue (subscription frames that
+        // find it empty are written by their own tasks).
+        let mut writer = tokio::spawn(outgoing::write_all(
+            sink,
+            outgoing_rx,
+            self.outgoing.writer_side(),
+        ));
 
         let config = self.app.config().clone();
         let init_deadline = Instant::now() + Duration::from_secs(config.ws_init_timeout_secs);

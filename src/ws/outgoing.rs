@@ -6,14 +6,21 @@
 //! a frame that would take the queue past its byte budget is not queued, and the socket
 //! is closed instead (see [`Outgoing::overflowed`]): a client that does not read cannot
 //! make the server hold more than the budget (plus one message, when the queue was empty).
+//!
+//! A subscription frame that finds nothing queued and the socket free is written by its
+//! own task, not handed to the writer task: one task wake-up per delivery instead of two
+//! (the hop cost ~10 % of the server's CPU in a 10,000-subscriber fan-out). Order holds:
+//! a frame goes directly only when no other frame is queued or being written.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::extract::ws::{Message, WebSocket};
+use std::task::{Context, Poll};
+
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Why a frame was not queued.
@@ -25,12 +32,16 @@ pub enum SendError {
     Overflow,
 }
 
-/// A frame on its way to the socket, with the bytes and the slot it holds until sent.
+/// A frame on its way to the socket, with the bytes and the slot it holds until sent; no
+/// frame when it stands for one written directly whose flush the writer is to finish.
 pub struct Queued {
-    pub message: Message,
+    message: Option<Message>,
     _bytes: Reserved,
     _slot: Option<OwnedSemaphorePermit>,
 }
+
+/// The socket's write half.
+type Sink = SplitSink<WebSocket, Message>;
 
 /// The sending side; cheap to clone (one per subscription task).
 #[derive(Clone)]
@@ -39,12 +50,20 @@ pub struct Outgoing {
     shared: Arc<Shared>,
 }
 
+/// What the writer task holds of the queue: the shared socket, but no sender (the writer
+/// ends once every sender is gone).
+pub struct WriterSide(Arc<Shared>);
+
 struct Shared {
+    /// Bytes of the frames queued or being written, direct ones included: zero means
+    /// nothing is waiting, so a frame may go directly without passing one queued earlier.
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     /// Slots for subscription frames; control frames do not take one.
     slots: Arc<Semaphore>,
     overflow: CancellationToken,
+    /// The socket, once the writer has it and until it ends; whoever writes holds it.
+    sink: Mutex<Option<Sink>>,
 }
 
 /// Bytes counted against the budget until dropped (sent, or discarded with the queue).
@@ -72,19 +91,76 @@ impl Outgoing {
             max_bytes,
             slots: Arc::new(Semaphore::new(max_frames.max(1))),
             overflow: CancellationToken::new(),
+            sink: Mutex::new(None),
         });
         (Self { tx, shared }, rx)
     }
 
-    /// Queues a frame of a subscription, waiting for a free slot.
+    /// The writer task's handle on the socket (see [`write_all`]).
+    pub fn writer_side(&self) -> WriterSide {
+        WriterSide(Arc::clone(&self.shared))
+    }
+
+    /// Sends a frame of a subscription: written at once when nothing else is queued and
+    /// the socket is free, else queued (waiting for a free slot).
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        // Bytes first, so a frame waiting for its slot is already counted.
-        let bytes = self.reserve(&message)?;
+        let Some(claimed) = self.claim_idle(&message) else {
+            // Bytes first, so a frame waiting for its slot is already counted.
+            let bytes = self.reserve(&message)?;
+            return self.queue(message, bytes).await;
+        };
+        let Ok(mut socket) = self.shared.sink.try_lock() else {
+            // The writer has the socket: queue behind it.
+            return self.queue(message, claimed).await;
+        };
+        let Some(sink) = socket.as_mut() else {
+            // Not handed to the writer yet, or the socket is gone (the queue says which).
+            return self.queue(message, claimed).await;
+        };
+        // Never waits on the client: a socket that cannot take the frame now gets it
+        // through the queue, so a client that stops reading still fills the queue up to
+        // its byte budget and is closed (see the module comment).
+        match poll_once(|cx| sink.poll_ready_unpin(cx)).await {
+            Poll::Pending => {
+                drop(socket);
+                return self.queue(message, claimed).await;
+            }
+            Poll::Ready(Err(_)) => return Err(SendError::Closed),
+            Poll::Ready(Ok(())) => {}
+        }
+        if sink.start_send_unpin(message).is_err() {
+            return Err(SendError::Closed);
+        }
+        match poll_once(|cx| sink.poll_flush_unpin(cx)).await {
+            Poll::Ready(Ok(())) => Ok(()),
+            Poll::Ready(Err(_)) => Err(SendError::Closed),
+            // Part of it is still to go: the writer finishes the flush, and the frame's
+            // bytes stay counted (and later frames behind it) until then.
+            Poll::Pending => self.push(None, claimed, None),
+        }
+    }
+
+    /// Counts `message` as the only frame in flight when nothing is queued or being
+    /// written; `None` otherwise.
+    fn claim_idle(&self, message: &Message) -> Option<Reserved> {
+        let bytes = frame_bytes(message);
+        self.shared
+            .queued_bytes
+            .compare_exchange(0, bytes, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Reserved {
+                shared: Arc::clone(&self.shared),
+                bytes,
+            })
+    }
+
+    /// Queues a frame whose bytes are counted, once a slot is free.
+    async fn queue(&self, message: Message, bytes: Reserved) -> Result<(), SendError> {
         let slot = Arc::clone(&self.shared.slots)
             .acquire_owned()
             .await
             .map_err(|_| SendError::Closed)?;
-        self.push(message, bytes, Some(slot))
+        self.push(Some(message), bytes, Some(slot))
     }
 
     /// Queues a control frame of the connection itself (ack, pong, keep-alive, errors)
@@ -92,7 +168,7 @@ impl Outgoing {
     /// slow; they still count against the byte budget.
     pub fn send_now(&self, message: Message) -> Result<(), SendError> {
         let bytes = self.reserve(&message)?;
-        self.push(message, bytes, None)
+        self.push(Some(message), bytes, None)
     }
 
     /// Queues the close frame, over budget or not: it is the last frame.
@@ -101,7 +177,7 @@ impl Outgoing {
             shared: Arc::clone(&self.shared),
             bytes: 0,
         };
-        self.push(message, bytes, None)
+        self.push(Some(message), bytes, None)
     }
 
     /// Completes once a frame was refused for the byte budget.
@@ -139,7 +215,7 @@ impl Outgoing {
 
     fn push(
         &self,
-        message: Message,
+        message: Option<Message>,
         bytes: Reserved,
         slot: Option<OwnedSemaphorePermit>,
     ) -> Result<(), SendError> {
@@ -157,13 +233,12 @@ impl Outgoing {
 /// previous flush went out leaves together (one `send` call instead of one each).
 const MAX_BATCH: usize = 16;
 
-/// The socket's one writer: every frame, from the connection or its subscription tasks,
-/// leaves in queue order; ends after the close frame, when the socket fails, or once every
-/// sender is gone.
-pub async fn write_all(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::UnboundedReceiver<Queued>,
-) {
+/// The socket's writer for queued frames: every frame, from the connection or its
+/// subscription tasks, leaves in queue order (and after any written directly before it);
+/// ends after the close frame, when the socket fails, or once every sender is gone.
+pub async fn write_all(sink: Sink, mut queue: mpsc::UnboundedReceiver<Queued>, side: WriterSide) {
+    let shared = side.0;
+    *shared.sink.lock().await = Some(sink);
     // Frames keep their bytes counted (and slots taken) until the socket has them.
     let mut batch: Vec<Queued> = Vec::new();
     'writing: while let Some(first) = queue.recv().await {
@@ -174,11 +249,18 @@ pub async fn write_all(
                 Err(_) => break,
             }
         }
+        let mut socket = shared.sink.lock().await;
+        let Some(sink) = socket.as_mut() else {
+            break;
+        };
         let mut closing = false;
         for queued in &batch {
-            closing = matches!(queued.message, Message::Close(_));
+            let Some(message) = &queued.message else {
+                continue; // written already; the flush below finishes it
+            };
+            closing = matches!(message, Message::Close(_));
             // The clone shares the payload.
-            if sink.feed(queued.message.clone()).await.is_err() {
+            if sink.feed(message.clone()).await.is_err() {
                 break 'writing;
             }
             if closing {
@@ -188,9 +270,20 @@ pub async fn write_all(
         if sink.flush().await.is_err() || closing {
             break;
         }
+        drop(socket);
         batch.clear();
     }
-    let _ = sink.close().await;
+    // Taken out, so a subscription task finds the socket gone rather than writing after
+    // the close frame.
+    let sink = shared.sink.lock().await.take();
+    if let Some(mut sink) = sink {
+        let _ = sink.close().await;
+    }
+}
+
+/// Polls `f` once, with the calling task's context: what it returns, even `Pending`.
+async fn poll_once<T>(mut f: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    std::future::poll_fn(|cx| Poll::Ready(f(cx))).await
 }
 
 /// What a frame weighs against the budget: its payload.

@@ -105,8 +105,14 @@ pub async fn run_subscription(request: async_graphql::Request, live: LiveContext
         Protocol::Transport => "next",
         Protocol::Legacy => "data",
     };
+    // Made once: every frame is this, the payload and `}` (no formatting per delivery).
+    let head = format!(r#"{{"type":"{kind}","id":{id_text},"payload":"#);
     let frame = |payload: &str| {
-        Message::Text(format!(r#"{{"type":"{kind}","id":{id_text},"payload":{payload}}}"#).into())
+        let mut text = String::with_capacity(head.len() + payload.len() + 1);
+        text.push_str(&head);
+        text.push_str(payload);
+        text.push('}');
+        Message::Text(text.into())
     };
     // Boxed: opening executes the whole operation, and a subscription's future keeps the
     // size of its largest await point for as long as it lives.
