@@ -14,10 +14,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use axum::extract::ws::{Message, WebSocket};
 use std::task::{Context, Poll};
 
+use axum::extract::ws::{Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
@@ -115,6 +114,8 @@ impl Outgoing {
         };
         let Some(sink) = socket.as_mut() else {
             // Not handed to the writer yet, or the socket is gone (the queue says which).
+            // Released first: the writer needs it to free a slot.
+            drop(socket);
             return self.queue(message, claimed).await;
         };
         // Never waits on the client: a socket that cannot take the frame now gets it
