@@ -10,8 +10,9 @@
 //! active chats). Every subscription records when each message arrived; the tool reports
 //! deliveries expected and received, events lost (must be 0, counted per socket and
 //! subscription), out-of-order deliveries, latency percentiles (overall and for the
-//! biggest chat), delivery throughput and the server's memory per subscription and per
-//! socket.
+//! biggest chat), when each message reached its first and its last subscriber (the
+//! slowest five named), delivery throughput and the server's memory per subscription and
+//! per socket.
 //!
 //! ```text
 //! cargo build --release                  # the server binary this tool starts
@@ -781,6 +782,8 @@ struct SubStats {
     other: BTreeMap<String, u64>,
     /// Latencies in µs, per window (see [`Plan::window_of`]).
     latencies_us: [Vec<u32>; 2],
+    /// Each first copy's sequence number and latency (µs), for the per-message spread.
+    arrivals: Vec<(u32, u32)>,
     /// Why the subscription ended before the run did.
     ended: Option<String>,
 }
@@ -856,8 +859,10 @@ impl SubStats {
             self.out_of_order += 1;
         }
         self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
-        let latency = received_at.saturating_sub(sent_at);
-        self.latencies_us[plan.window_of(seq)].push(u32::try_from(latency).unwrap_or(u32::MAX));
+        let latency = u32::try_from(received_at.saturating_sub(sent_at)).unwrap_or(u32::MAX);
+        self.latencies_us[plan.window_of(seq)].push(latency);
+        self.arrivals
+            .push((u32::try_from(seq).unwrap_or(u32::MAX), latency));
         Recorded::Delivered
     }
 
@@ -2203,6 +2208,7 @@ impl Report<'_> {
             sent_per_chat.get(biggest).copied().unwrap_or(0),
             latency_line(&mut self.latencies(None, Some(biggest)))
         );
+        self.print_per_message();
         if opts.slow_readers > 0 {
             let split = run.ctx.plan.split;
             println!(
@@ -2258,6 +2264,37 @@ impl Report<'_> {
             ),
         }
         passed
+    }
+
+    /// When each message reached its first and its last subscriber: a tail made by a
+    /// few slow messages shows here, not in the overall percentiles.
+    fn print_per_message(&self) {
+        let mut spans: BTreeMap<u32, (u32, u32, u32)> = BTreeMap::new();
+        for &(seq, latency) in self.subs().flat_map(|s| &s.arrivals) {
+            let span = spans.entry(seq).or_insert((u32::MAX, 0, 0));
+            span.0 = span.0.min(latency);
+            span.1 = span.1.max(latency);
+            span.2 += 1;
+        }
+        if spans.is_empty() {
+            return;
+        }
+        let mut last: Vec<u32> = spans.values().map(|s| s.1).collect();
+        println!("last subscriber, per msg    {}", latency_line(&mut last));
+        let mut slowest: Vec<(&u32, &(u32, u32, u32))> = spans.iter().collect();
+        slowest.sort_by_key(|(_, span)| std::cmp::Reverse(span.1));
+        let shown: Vec<String> = slowest
+            .iter()
+            .take(5)
+            .map(|(seq, (first, last, n))| {
+                format!(
+                    "#{seq} {:.1}..{:.1} ms ({n})",
+                    f64::from(*first) / 1e3,
+                    f64::from(*last) / 1e3
+                )
+            })
+            .collect();
+        println!("  slowest (first..last)     {}", shown.join(", "));
     }
 
     fn print_memory(&self) {
