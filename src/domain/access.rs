@@ -20,12 +20,7 @@ pub const MEMBERSHIP_RECHECK: std::time::Duration = std::time::Duration::from_se
 /// restart, a big chat going live) and would otherwise all query at the same instant,
 /// every interval, stalling everyone's events for that moment.
 pub fn first_membership_recheck() -> std::time::Duration {
-    let mut bytes = [0u8; 2];
-    let spread = match getrandom::fill(&mut bytes) {
-        Ok(()) => f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX),
-        Err(_) => 0.5,
-    };
-    MEMBERSHIP_RECHECK.mul_f64(0.5 + spread)
+    crate::vocabulary::jitter::spread(MEMBERSHIP_RECHECK, 0.5, 1.5)
 }
 
 /// The chat and the caller's membership in it; `NOT_FOUND` for an unknown chat,

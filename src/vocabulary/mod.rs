@@ -6,6 +6,7 @@
 pub mod cursor;
 pub mod enums;
 pub mod ids;
+pub mod jitter;
 pub mod search;
 
 /// A value a client sent that cannot be used: malformed (an id, a cursor, page

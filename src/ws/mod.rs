@@ -31,6 +31,7 @@ use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::live::LiveContext;
 use crate::graphql::{self, ChatSchema, Endpoint};
 use crate::metrics::{GaugeGuard, OperationKind};
+use crate::vocabulary::jitter;
 
 mod outgoing;
 mod pending;
@@ -122,9 +123,12 @@ impl Connection {
         let keepalive_every = Duration::from_secs(config.ws_keepalive_secs.max(1));
         // Two intervals: one ping may cross a message from the client in flight.
         let silence_limit = keepalive_every * 2;
-        let mut keepalive = tokio::time::interval(keepalive_every);
+        // The first ping after half to one interval, at random: sockets that connect
+        // together (clients reconnecting after a restart) would otherwise all be pinged
+        // at the same instant, every interval, and delay everyone's events then.
+        let first_ping = Instant::now() + jitter::spread(keepalive_every, 0.5, 1.0);
+        let mut keepalive = tokio::time::interval_at(first_ping, keepalive_every);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        keepalive.tick().await;
         let mut last_heard = Instant::now();
         let shutdown = self.app.shutdown().clone();
         let outgoing = self.outgoing.clone();

@@ -360,3 +360,35 @@ async fn clients_that_answer_keep_alives_stay_connected() -> TestResult {
     assert_eq!(server.app.presence().sockets.count(key), 2);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_opened_together_are_not_pinged_together() -> TestResult {
+    let server = TestServer::start_with(&["--ws-keepalive-secs", "2"]).await?;
+    let alice = server.user("alice").await?;
+    // Twelve sockets opened one after the other, within a few milliseconds.
+    let mut sockets = Vec::new();
+    for _ in 0..12 {
+        let ws = WsClient::user(&server, &alice).await?;
+        sockets.push((ws, Instant::now()));
+    }
+    // When each got its first ping, counted from its own `connection_ack`.
+    let waits = futures_util::future::join_all(sockets.iter_mut().map(|(ws, acked)| async {
+        let ping = ws.recv_raw().await?;
+        assert_eq!(ping, json!({"type": "ping"}));
+        TestResult::Ok(acked.elapsed())
+    }))
+    .await
+    .into_iter()
+    .collect::<TestResult<Vec<Duration>>>()?;
+    let (Some(first), Some(last)) = (waits.iter().min(), waits.iter().max()) else {
+        return Err("no socket was pinged".into());
+    };
+    // Each within its first interval; spread over it, not all at its end (uniformly over
+    // half an interval, twelve land within 200 ms of each other once in a few million runs).
+    assert!(*last <= Duration::from_millis(2_200), "{waits:?}");
+    assert!(
+        *last - *first >= Duration::from_millis(200),
+        "sockets opened together were pinged together: {waits:?}"
+    );
+    Ok(())
+}
