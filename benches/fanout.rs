@@ -2279,6 +2279,8 @@ impl Report<'_> {
         if spans.is_empty() {
             return;
         }
+        let mut first: Vec<u32> = spans.values().map(|s| s.0).collect();
+        println!("first subscriber, per msg   {}", latency_line(&mut first));
         let mut last: Vec<u32> = spans.values().map(|s| s.1).collect();
         println!("last subscriber, per msg    {}", latency_line(&mut last));
         let mut slowest: Vec<(&u32, &(u32, u32, u32))> = spans.iter().collect();

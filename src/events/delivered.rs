@@ -2,8 +2,10 @@
 //! message it names, and the text each kind of subscription makes of it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::OnceCell;
 
 use super::Event;
@@ -16,8 +18,18 @@ use crate::vocabulary::ids::UserId;
 #[derive(Debug)]
 pub struct Delivered {
     event: Event,
+    /// Its place among everything this process published (set when published), so that a
+    /// receiver opened after it can tell it was published before (see `routes`).
+    sequence: AtomicU64,
     message: OnceCell<Option<Message>>,
     renditions: Mutex<HashMap<RenditionKey, Arc<OnceCell<Rendition>>>>,
+}
+
+/// Renders an event for one operation, as one of its subscribers, ahead of them all (see
+/// `routes`: a chat's events are rendered before its feeds are woken).
+pub trait RenderAhead: Send + Sync {
+    /// The operation's rendering of `event` (kept with the event by the caller).
+    fn render(self: Arc<Self>, event: Arc<Delivered>) -> BoxFuture<'static, Rendition>;
 }
 
 /// Which rendering of an event: the operation it is rendered for (whatever identifies its
@@ -76,9 +88,20 @@ impl Delivered {
     pub fn new(event: Event) -> Self {
         Self {
             event,
+            sequence: AtomicU64::new(0),
             message: OnceCell::new(),
             renditions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Its place in publish order (0 until published).
+    pub(super) fn sequence(&self) -> u64 {
+        self.sequence.load(Ordering::Relaxed)
+    }
+
+    /// Numbered once, by the publisher, before any receiver can see it.
+    pub(super) fn set_sequence(&self, sequence: u64) {
+        self.sequence.store(sequence, Ordering::Relaxed);
     }
 
     /// The event's message as loaded by `load` the first time any subscriber asked.

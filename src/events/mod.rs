@@ -11,7 +11,7 @@ pub mod presence;
 mod routes;
 pub mod typing;
 
-pub use delivered::{Delivered, Rendition, RenditionKey};
+pub use delivered::{Delivered, RenderAhead, Rendition, RenditionKey};
 pub use routes::Receiver;
 
 use std::sync::Arc;
@@ -328,6 +328,19 @@ impl Broker {
     /// everywhere).
     pub fn subscribe_chat(&self, chat: ChatId) -> Receiver {
         self.routes.chat(chat)
+    }
+
+    /// Has `renderer` render `chat`'s events for the operation `key` names before the
+    /// chat's feeds are woken, while it lives and a feed of the chat is open (see
+    /// `routes`): its subscribers then find the text made, and the first of them no longer
+    /// waits for it behind all the others.
+    pub fn render_ahead(
+        &self,
+        chat: ChatId,
+        key: RenditionKey,
+        renderer: std::sync::Weak<dyn RenderAhead>,
+    ) {
+        self.routes.render_ahead(chat, key, renderer);
     }
 
     /// A receiver of the events `user`'s inbox needs, published from now on: every chat's

@@ -11,7 +11,10 @@
 //!    name, variables) for every subscriber it reaches — the first to get it executes,
 //!    the others wait for that text and send the same bytes ([`Delivered::rendition`]).
 //!    A selection whose output depends on the viewer (any resolver that asks who calls,
-//!    `caller()`, marks the rendering) is rendered again per viewer.
+//!    `caller()`, marks the rendering) is rendered again per viewer. Each operation live
+//!    on a chat registers its [`Renderer`] with the broker, whose stage renders the chat's
+//!    events once per operation before the feeds are woken (`events::routes`): then every
+//!    subscriber finds the text made.
 //!
 //! What stays per subscriber is what the feed decides: which events it delivers, the
 //! replay of `after`, resync on lag, the end on removal. Those items (replayed messages,
@@ -19,13 +22,14 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Context, Positioned, Request, Response, Variables};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 
 use super::documents::ParsedDocuments;
 use super::{ChatSchema, response_text, with_codes, with_request_data};
@@ -34,7 +38,7 @@ use crate::auth::Caller;
 use crate::domain::feeds::chat::{ChatFeed, ChatFeedItem};
 use crate::domain::feeds::inbox::{InboxFeed, InboxItem};
 use crate::error::{AppError, AppResult};
-use crate::events::{Delivered, Rendition, RenditionKey};
+use crate::events::{Delivered, RenderAhead, Rendition, RenditionKey};
 use crate::vocabulary::ids::{ChatId, UserId};
 
 /// A subscription's feed, as its root resolver opened it.
@@ -135,16 +139,32 @@ pub async fn open(mut request: Request, context: LiveContext) -> Opened {
     let responses: Vec<Response> = context.schema.execute_stream(request).collect().await;
     let feed = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
     // Feeds open for users only (their resolvers ask for the caller's id).
-    match (feed, context.caller.user_id()) {
-        (Some(feed), Ok(viewer)) if responses.is_empty() => Opened::Live(Box::new(LiveOperation {
-            viewer,
-            context,
-            template,
-            feed,
-            ended: false,
-        })),
-        _ => Opened::Done(responses),
+    let (feed, viewer) = match (feed, context.caller.user_id()) {
+        (Some(feed), Ok(viewer)) if responses.is_empty() => (feed, viewer),
+        _ => return Opened::Done(responses),
+    };
+    let shows = match &feed {
+        Feed::Chat { chat, .. } => Shows::Chat(*chat),
+        Feed::NewMessages(feed) => Shows::NewMessages(feed.chat()),
+        Feed::Inbox(_) => Shows::Inbox,
+    };
+    let renderer = Arc::new(Renderer {
+        context,
+        template,
+        viewer,
+        shows,
+    });
+    if let Shows::Chat(chat) | Shows::NewMessages(chat) = shows {
+        let ahead: Arc<dyn RenderAhead> = renderer.clone();
+        let key = renderer.template.key.clone();
+        let broker = renderer.context.app.broker();
+        broker.render_ahead(chat, key, Arc::downgrade(&ahead) as Weak<dyn RenderAhead>);
     }
+    Opened::Live(Box::new(LiveOperation {
+        renderer,
+        feed,
+        ended: false,
+    }))
 }
 
 /// What identifies an operation's output: its document, operation name and the variables
@@ -260,12 +280,28 @@ fn directive_variables(directives: &[Positioned<Directive>], used: &mut HashSet<
 
 /// An open live operation of one subscriber: its feed, and how its items are rendered.
 pub struct LiveOperation {
+    /// Shared with the broker's stage, which renders live events with it ahead of the
+    /// feeds (it holds it weakly: it goes with the operation).
+    renderer: Arc<Renderer>,
+    feed: Feed,
+    ended: bool,
+}
+
+/// How one subscriber's operation renders its items.
+pub(crate) struct Renderer {
     context: LiveContext,
     template: Template,
     /// The viewer, for renderings that depend on who looks.
     viewer: UserId,
-    feed: Feed,
-    ended: bool,
+    shows: Shows,
+}
+
+/// Which kind of feed the operation shows.
+#[derive(Clone, Copy)]
+enum Shows {
+    Chat(ChatId),
+    NewMessages(ChatId),
+    Inbox,
 }
 
 impl LiveOperation {
@@ -288,16 +324,29 @@ impl LiveOperation {
             };
             // Boxed: rendering executes the document, and this future lives as long as
             // the subscription, idle or not.
+            let renderer = &self.renderer;
             let text = match shared_event(&item) {
-                Some(event) => Box::pin(self.render_shared(&event, item)).await,
-                None => Box::pin(self.render(item)).await.text,
+                Some(event) => Box::pin(renderer.render_shared(&event, item)).await,
+                None => Box::pin(renderer.execute(item)).await.text,
             };
             if let Some(text) = text {
                 return Some(text);
             }
         }
     }
+}
 
+impl RenderAhead for Renderer {
+    fn render(self: Arc<Self>, event: Arc<Delivered>) -> BoxFuture<'static, Rendition> {
+        Box::pin(async move {
+            self.context.app.metrics().event_rendered(false);
+            let item = self.live_item(event);
+            self.execute(item).await
+        })
+    }
+}
+
+impl Renderer {
     /// Renders a live event once for every subscriber of this operation; when the output
     /// depends on the viewer, each other viewer renders their own. Those per-viewer texts
     /// are not kept with the event: an event stays in its chat's channel until evicted,
@@ -309,13 +358,13 @@ impl LiveOperation {
         let rendition = event
             .rendition(key, || {
                 executed = true;
-                self.render(item)
+                self.execute(item)
             })
             .await;
         match rendition.only_for {
             Some(viewer) if viewer != self.viewer => {
                 metrics.event_rendered(false);
-                self.render(self.live_item(event.clone())).await.text
+                self.execute(self.live_item(event.clone())).await.text
             }
             _ => {
                 metrics.event_rendered(!executed);
@@ -327,16 +376,16 @@ impl LiveOperation {
     /// This feed's item for a live event.
     fn live_item(&self, event: Arc<Delivered>) -> Item {
         let live = Ok(ChatFeedItem::Live(event));
-        match &self.feed {
-            Feed::Chat { chat, .. } => Item::Chat(*chat, live),
-            Feed::NewMessages(_) => Item::NewMessages(live),
+        match self.shows {
+            Shows::Chat(chat) => Item::Chat(chat, live),
+            Shows::NewMessages(_) => Item::NewMessages(live),
             // Inbox items are never shared (see `shared_event`).
-            Feed::Inbox(_) => Item::Inbox(InboxItem::Resync),
+            Shows::Inbox => Item::Inbox(InboxItem::Resync),
         }
     }
 
     /// Executes the document for one item, as this subscriber.
-    async fn render(&self, item: Item) -> Rendition {
+    async fn execute(&self, item: Item) -> Rendition {
         let context = &self.context;
         let mut request =
             Request::new(self.template.query.clone()).variables(self.template.variables.clone());

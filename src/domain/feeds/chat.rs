@@ -98,6 +98,11 @@ impl ChatFeed {
         })
     }
 
+    /// The chat it follows.
+    pub fn chat(&self) -> ChatId {
+        self.chat
+    }
+
     /// The next item; `None` when the feed ended (the member left, the chat was deleted).
     pub async fn next(&mut self) -> Option<AppResult<ChatFeedItem>> {
         if self.finished {
