@@ -473,8 +473,15 @@ async fn run_stage(
                 let _ = tokio::time::timeout(RENDER_AHEAD_LIMIT, rendering).await;
             }
         }
-        let table = routes.table();
-        if let Some(feeds) = table.chats.get(&chat).and_then(|r| r.feeds.as_ref()) {
+        // Sent outside the table: waking a big chat's feeds takes milliseconds, and the
+        // other chats' publishes need the table meanwhile. Only this task sends to the
+        // channel while the chat has a stage, so the order holds.
+        let feeds = routes
+            .table()
+            .chats
+            .get(&chat)
+            .and_then(|r| r.feeds.clone());
+        if let Some(feeds) = feeds {
             let _ = feeds.send(event);
         }
     }
