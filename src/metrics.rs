@@ -288,7 +288,7 @@ impl Metrics {
             .map(|label| renders_family.get_or_create_owned(&[label]));
         registry.register(
             "event_renders",
-            "Live events shown to a subscription: its selection executed for it (executed), or the result another subscription of the same operation made reused (shared)",
+            "Live event renderings: a selection executed, ahead of the feeds or by a subscription for itself (executed), or a subscription shown the result made for its operation already (shared)",
             renders_family,
         );
         let resyncs = Counter::default();
@@ -406,8 +406,9 @@ impl Metrics {
         self.inner.events_delivered.inc();
     }
 
-    /// Counts a live event shown to a subscription: `shared` when the output another
-    /// subscription made was reused, else its selection was executed.
+    /// Counts a live event's rendering: `shared` when a subscription reused the output
+    /// made for its operation (ahead of the feeds, or by another subscription), else an
+    /// execution of the selection.
     pub fn event_rendered(&self, shared: bool) {
         self.inner.event_renders[usize::from(shared)].inc();
     }

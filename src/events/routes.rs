@@ -474,8 +474,9 @@ async fn run_stage(
             }
         }
         // Sent outside the table: waking a big chat's feeds takes milliseconds, and the
-        // other chats' publishes need the table meanwhile. Only this task sends to the
-        // channel while the chat has a stage, so the order holds.
+        // other chats' publishes need the table meanwhile. While the chat has a stage its
+        // events all come through here, so the order holds (a stage before this one,
+        // still draining, sends only events older than every receiver opened since).
         let feeds = routes
             .table()
             .chats

@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -158,7 +158,7 @@ pub async fn open(mut request: Request, context: LiveContext) -> Opened {
         let ahead: Arc<dyn RenderAhead> = renderer.clone();
         let key = renderer.template.key.clone();
         let broker = renderer.context.app.broker();
-        broker.render_ahead(chat, key, Arc::downgrade(&ahead) as Weak<dyn RenderAhead>);
+        broker.render_ahead(chat, key, Arc::downgrade(&ahead));
     }
     Opened::Live(Box::new(LiveOperation {
         renderer,
