@@ -44,7 +44,7 @@ use crate::vocabulary::ids::{ChatId, UserId};
 /// A subscription's feed, as its root resolver opened it.
 pub(crate) enum Feed {
     /// `chatEvents`.
-    Chat { chat: ChatId, feed: ChatFeed },
+    Chat(ChatFeed),
     /// `messageAdded`: new messages only, ending after an error or a lag.
     NewMessages(ChatFeed),
     /// `myEvents`.
@@ -144,7 +144,7 @@ pub async fn open(mut request: Request, context: LiveContext) -> Opened {
         _ => return Opened::Done(responses),
     };
     let shows = match &feed {
-        Feed::Chat { chat, .. } => Shows::Chat(*chat),
+        Feed::Chat(feed) => Shows::Chat(feed.chat()),
         Feed::NewMessages(feed) => Shows::NewMessages(feed.chat()),
         Feed::Inbox(_) => Shows::Inbox,
     };
@@ -312,7 +312,7 @@ impl LiveOperation {
                 return None;
             }
             let item = match &mut self.feed {
-                Feed::Chat { chat, feed } => Item::Chat(*chat, feed.next().await?),
+                Feed::Chat(feed) => Item::Chat(feed.chat(), feed.next().await?),
                 Feed::NewMessages(feed) => {
                     let item = feed.next().await?;
                     // An error (a lag is one here) is the last item.

@@ -68,11 +68,7 @@ impl Subscription {
     ) -> Result<Shown<Result<ChatEvent>>> {
         let phase = phase(ctx)?;
         if let Phase::Open(_) = phase {
-            open_chat(ctx, phase, chat_id, thread_id, after, |feed| Feed::Chat {
-                chat: chat_id,
-                feed,
-            })
-            .await?;
+            open_chat(ctx, phase, chat_id, thread_id, after, Feed::Chat).await?;
             return Ok(nothing());
         }
         Ok(match phase.take_item() {
