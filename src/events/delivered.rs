@@ -125,6 +125,12 @@ impl Delivered {
         };
         cell.get_or_init(render).await.clone()
     }
+
+    /// The rendering `key` names if it is made already (`None` while it is being made).
+    pub fn rendition_made(&self, key: &RenditionKey) -> Option<Rendition> {
+        let renditions = self.renditions.lock().unwrap_or_else(|e| e.into_inner());
+        renditions.get(key)?.get().cloned()
+    }
 }
 
 impl std::ops::Deref for Delivered {

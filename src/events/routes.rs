@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
+use super::direct::{Attached, DirectFeed, Shards};
 use super::{Delivered, EventKind, RenderAhead, RenditionKey, Scope};
 use crate::vocabulary::ids::{ChatId, UserId};
 
@@ -47,17 +48,23 @@ struct ChatRoute {
     stage: Option<mpsc::UnboundedSender<Arc<Delivered>>>,
     /// The renderers of each operation live on the chat (any one of them renders it).
     ahead: HashMap<RenditionKey, Cohort>,
+    /// The last event sent (or, by the stage, about to be sent) to `feeds`: a feed may
+    /// attach to the stage once it has seen it (see `direct`).
+    to_feeds: u64,
+    /// Feeds attached since the stage's last event, for its next one.
+    joining: Vec<Attached>,
 }
 
 impl ChatRoute {
     /// Where the chat's next event goes: its stage, or straight to its feeds.
-    fn deliver(&self, event: &Arc<Delivered>) {
+    fn deliver(&mut self, event: &Arc<Delivered>) {
         if let Some(stage) = &self.stage
             && stage.send(event.clone()).is_ok()
         {
             return;
         }
         if let Some(feeds) = &self.feeds {
+            self.to_feeds = event.sequence();
             // An error only means nobody listens right now.
             let _ = feeds.send(event.clone());
         }
@@ -177,7 +184,7 @@ impl Routes {
         match event.scope {
             Scope::Chat(chat) => {
                 let mut reached: Vec<UserId> = Vec::new();
-                if let Some(route) = table.chats.get(&chat) {
+                if let Some(route) = table.chats.get_mut(&chat) {
                     route.deliver(&event);
                     reached.extend(route.followers.iter().copied());
                 }
@@ -221,7 +228,7 @@ impl Routes {
                 let _ = self.accounts.send(event);
             }
             Scope::Everywhere => {
-                for route in table.chats.values() {
+                for route in table.chats.values_mut() {
                     route.deliver(&event);
                 }
                 for route in table.users.values() {
@@ -234,7 +241,18 @@ impl Routes {
 
     /// A receiver of `chat`'s events (and of `Scope::Everywhere`), from now on.
     pub(super) fn chat(self: &Arc<Self>, chat: ChatId) -> Receiver {
+        self.chat_from(chat, None)
+    }
+
+    /// A receiver of `chat`'s events numbered after `sequence`, for a feed the stage
+    /// hands back (see `direct`): the stage still holds the chat's later events.
+    pub(super) fn chat_after(self: &Arc<Self>, chat: ChatId, sequence: u64) -> Receiver {
+        self.chat_from(chat, Some(sequence))
+    }
+
+    fn chat_from(self: &Arc<Self>, chat: ChatId, after: Option<u64>) -> Receiver {
         let mut table = self.table();
+        let from = after.unwrap_or(table.published) + 1;
         let route = table.chats.entry(chat).or_default();
         let inner = match &route.feeds {
             Some(feeds) => feeds.subscribe(),
@@ -249,7 +267,8 @@ impl Routes {
             routes: self.clone(),
             listening: Listening::Chat(chat),
             pending: false,
-            from: table.published + 1,
+            from,
+            seen: from - 1,
         }
     }
 
@@ -282,6 +301,7 @@ impl Routes {
             listening: Listening::User(user),
             pending: true,
             from: table.published + 1,
+            seen: table.published,
         }
     }
 
@@ -294,6 +314,7 @@ impl Routes {
             listening: Listening::Accounts,
             pending: false,
             from: table.published + 1,
+            seen: table.published,
         }
     }
 
@@ -373,6 +394,8 @@ pub struct Receiver {
     /// The first sequence number published after it opened: a stage may still forward
     /// older events (see the module comment).
     from: u64,
+    /// The number of the last event received (or `from - 1`).
+    seen: u64,
 }
 
 impl Receiver {
@@ -380,10 +403,33 @@ impl Receiver {
     pub async fn recv(&mut self) -> Result<Arc<Delivered>, RecvError> {
         loop {
             let event = self.inner.recv().await?;
+            self.seen = event.sequence();
             if event.sequence() >= self.from {
                 return Ok(event);
             }
         }
+    }
+
+    /// For a chat feed that has handled every event it received: has the chat's stage
+    /// offer `feed` the chat's events from its next one on (see `direct`), while this
+    /// receiver stays open unread. `false` (nothing changes) when the chat has no stage,
+    /// or an event sent to the feeds is still unread here.
+    pub fn attach(&self, feed: Weak<dyn DirectFeed>) -> bool {
+        let Listening::Chat(chat) = self.listening else {
+            return false;
+        };
+        let mut table = self.routes.table();
+        let Some(route) = table.chats.get_mut(&chat) else {
+            return false;
+        };
+        if route.stage.is_none() || self.seen < route.to_feeds || !self.inner.is_empty() {
+            return false;
+        }
+        route.joining.push(Attached {
+            feed,
+            from: self.from,
+        });
+        true
     }
 
     /// For an inbox: routes `chats`' events to it from now on (added to what it follows
@@ -431,6 +477,7 @@ impl Drop for Receiver {
                         // Its queue closed, the stage ends after what it holds.
                         route.stage = None;
                         route.ahead.clear();
+                        route.joining.clear();
                         if route.followers.is_empty() {
                             table.chats.remove(&chat);
                         }
@@ -457,14 +504,16 @@ impl Drop for Receiver {
 }
 
 /// A chat's stage (see the module comment): renders each event for every operation live
-/// on the chat, then hands it to the chat's feeds, in the order published. Far behind (a
-/// channel's worth of events queued), it hands them on unrendered to catch up: the feeds
-/// render what they need, as without a stage.
+/// on the chat, then hands it to the chat's feeds and writes it to those attached to it
+/// (see `direct`), in the order published. Far behind (a channel's worth of events
+/// queued), it hands them on unrendered to catch up: the feeds render what they need, as
+/// without a stage (attached ones are handed back for it).
 async fn run_stage(
     routes: Arc<Routes>,
     chat: ChatId,
     mut queue: mpsc::UnboundedReceiver<Arc<Delivered>>,
 ) {
+    let shards = Shards::new();
     while let Some(event) = queue.recv().await {
         if queue.len() < routes.capacity {
             for (key, renderer) in routes.renderers(chat) {
@@ -477,14 +526,21 @@ async fn run_stage(
         // other chats' publishes need the table meanwhile. While the chat has a stage its
         // events all come through here, so the order holds (a stage before this one,
         // still draining, sends only events older than every receiver opened since).
-        let feeds = routes
-            .table()
-            .chats
-            .get(&chat)
-            .and_then(|r| r.feeds.clone());
+        let (feeds, joining) = {
+            let mut table = routes.table();
+            match table.chats.get_mut(&chat) {
+                Some(route) => {
+                    route.to_feeds = event.sequence();
+                    (route.feeds.clone(), std::mem::take(&mut route.joining))
+                }
+                None => (None, Vec::new()),
+            }
+        };
         if let Some(feeds) = feeds {
-            let _ = feeds.send(event);
+            let _ = feeds.send(event.clone());
         }
+        shards.join(joining);
+        shards.offer(&routes, chat, &event).await;
     }
 }
 

@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -35,11 +35,14 @@ use super::documents::ParsedDocuments;
 use super::{ChatSchema, response_text, with_codes, with_request_data};
 use crate::app::App;
 use crate::auth::Caller;
-use crate::domain::feeds::chat::{ChatFeed, ChatFeedItem};
+use crate::domain::feeds::chat::{ChatFeed, ChatFeedItem, ChatFeedStep, FeedFilter};
 use crate::domain::feeds::inbox::{InboxFeed, InboxItem};
 use crate::error::{AppError, AppResult};
-use crate::events::{Delivered, RenderAhead, Rendition, RenditionKey};
-use crate::vocabulary::ids::{ChatId, UserId};
+use crate::events::{
+    Delivered, DirectFeed, HandBack, Offered, RenderAhead, Rendition, RenditionKey,
+};
+use crate::metrics::Metrics;
+use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// A subscription's feed, as its root resolver opened it.
 pub(crate) enum Feed {
@@ -164,6 +167,8 @@ pub async fn open(mut request: Request, context: LiveContext) -> Opened {
         renderer,
         feed,
         ended: false,
+        writer: None,
+        viewer_independent: true,
     }))
 }
 
@@ -285,7 +290,25 @@ pub struct LiveOperation {
     renderer: Arc<Renderer>,
     feed: Feed,
     ended: bool,
+    /// Writes the operation's frames without its task, for the chat's stage (see
+    /// [`LiveOperation::write_directly`]).
+    writer: Option<Arc<dyn FrameWriter>>,
+    /// Until a shared text proved valid for another viewer only: the stage's texts then
+    /// do not fit this subscriber, and it stays off the stage.
+    viewer_independent: bool,
 }
+
+/// Writes one subscription's frames to its socket at once, without waiting (the
+/// WebSocket's side of [`LiveOperation::write_directly`]).
+pub trait FrameWriter: Send + Sync {
+    /// Writes, or queues behind what the socket is writing, the frame carrying
+    /// `payload`; refused when the socket has no room now, or is closing.
+    fn try_write(&self, payload: &str) -> Result<(), WriteRefused>;
+}
+
+/// The socket could not take a frame now.
+#[derive(Debug)]
+pub struct WriteRefused;
 
 /// How one subscriber's operation renders its items.
 pub(crate) struct Renderer {
@@ -305,16 +328,34 @@ enum Shows {
 }
 
 impl LiveOperation {
+    /// Lets the chat's stage write this operation's live events through `writer` while
+    /// its feed keeps up (see `events::direct`): [`LiveOperation::next`] then waits
+    /// until the stage hands the feed back, and never sees the events written meanwhile.
+    pub fn write_directly(&mut self, writer: Arc<dyn FrameWriter>) {
+        self.writer = Some(writer);
+    }
+
     /// The text of the next response; `None` when the feed has ended.
     pub async fn next(&mut self) -> Option<Arc<str>> {
         loop {
             if self.ended {
                 return None;
             }
+            // Boxed only when attached: the wait lives as long as the stage writes.
+            let ended = match self.attach() {
+                Some(attached) => Box::pin(self.while_attached(attached)).await,
+                None => None,
+            };
             let item = match &mut self.feed {
-                Feed::Chat(feed) => Item::Chat(feed.chat(), feed.next().await?),
+                Feed::Chat(feed) => match ended {
+                    Some(ended) => Item::Chat(feed.chat(), ended),
+                    None => Item::Chat(feed.chat(), feed.next().await?),
+                },
                 Feed::NewMessages(feed) => {
-                    let item = feed.next().await?;
+                    let item = match ended {
+                        Some(ended) => ended,
+                        None => feed.next().await?,
+                    };
                     // An error (a lag is one here) is the last item.
                     self.ended =
                         !matches!(item, Ok(ChatFeedItem::Live(_) | ChatFeedItem::Replayed(_)));
@@ -332,6 +373,151 @@ impl LiveOperation {
             if let Some(text) = text {
                 return Some(text);
             }
+        }
+    }
+}
+
+impl LiveOperation {
+    /// Attaches the chat feed to its stage when it can (a writer is set, the feed is
+    /// idle and live, the output the same for every viewer).
+    fn attach(&self) -> Option<Attached> {
+        let writer = self.writer.clone()?;
+        let (Feed::Chat(feed) | Feed::NewMessages(feed)) = &self.feed else {
+            return None;
+        };
+        if !self.viewer_independent {
+            return None;
+        }
+        let (back, handed_back) = tokio::sync::oneshot::channel();
+        let direct = Arc::new(DirectSubscriber {
+            filter: feed.filter(),
+            key: self.renderer.template.key.clone(),
+            viewer: self.renderer.viewer,
+            writer,
+            metrics: self.renderer.context.app.metrics().clone(),
+            state: Mutex::new(DirectState {
+                open: true,
+                back: Some(back),
+                last_message_id: None,
+                other_viewers_text: false,
+            }),
+        });
+        let weak: Weak<dyn DirectFeed> = Arc::downgrade(&direct) as Weak<dyn DirectFeed>;
+        feed.attach(weak).then_some(Attached {
+            direct,
+            handed_back,
+        })
+    }
+
+    /// While the stage writes the feed's events: until it hands the feed back (`None`,
+    /// the feed resumed) or the membership check, which goes on meanwhile, ends it (the
+    /// last item).
+    async fn while_attached(&mut self, attached: Attached) -> Option<AppResult<ChatFeedItem>> {
+        let (Feed::Chat(feed) | Feed::NewMessages(feed)) = &mut self.feed else {
+            return None;
+        };
+        let outcome = tokio::select! {
+            back = attached.handed_back => Ok(back),
+            ended = feed.recheck_membership() => Err(ended),
+        };
+        let state = attached.direct.detach();
+        if state.other_viewers_text {
+            self.viewer_independent = false;
+        }
+        match outcome {
+            Ok(Ok(back)) => {
+                feed.resume(back, state.last_message_id);
+                None
+            }
+            // The sender is dropped only with the subscriber, which this holds.
+            Ok(Err(_)) => None,
+            Err(ended) => Some(ended),
+        }
+    }
+}
+
+/// A feed attached to its chat's stage, as its task holds it.
+struct Attached {
+    direct: Arc<DirectSubscriber>,
+    handed_back: tokio::sync::oneshot::Receiver<HandBack>,
+}
+
+/// What the stage offers an attached feed's events to: the feed's filter, the
+/// operation's shared text, and the socket (see `events::direct`).
+struct DirectSubscriber {
+    filter: FeedFilter,
+    key: RenditionKey,
+    viewer: UserId,
+    writer: Arc<dyn FrameWriter>,
+    metrics: Metrics,
+    /// Locked for each offer, so that once detached nothing more is written.
+    state: Mutex<DirectState>,
+}
+
+struct DirectState {
+    open: bool,
+    /// Taken when the stage hands the feed back.
+    back: Option<tokio::sync::oneshot::Sender<HandBack>>,
+    /// The newest message written, for the feed's resync cursor.
+    last_message_id: Option<MessageId>,
+    /// A shared text valid for another viewer only was offered.
+    other_viewers_text: bool,
+}
+
+impl DirectSubscriber {
+    /// Stops the stage writing (an offer under way finishes first); what it did.
+    fn detach(&self) -> DirectState {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.open = false;
+        DirectState {
+            open: false,
+            back: state.back.take(),
+            last_message_id: state.last_message_id,
+            other_viewers_text: state.other_viewers_text,
+        }
+    }
+}
+
+impl DirectFeed for DirectSubscriber {
+    fn offer(&self, event: &Arc<Delivered>) -> Offered {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.open {
+            return Offered::Gone;
+        }
+        match self.filter.step(event) {
+            ChatFeedStep::Skip => return Offered::Kept,
+            ChatFeedStep::Deliver => {}
+            // Ends or resyncs the feed: its task's part.
+            ChatFeedStep::DeliverLast | ChatFeedStep::Resync => return Offered::HandBack,
+        }
+        // Not made when the stage was catching up, or gave up waiting on it.
+        let Some(rendition) = event.rendition_made(&self.key) else {
+            return Offered::HandBack;
+        };
+        if rendition.only_for.is_some_and(|viewer| viewer != self.viewer) {
+            state.other_viewers_text = true;
+            return Offered::HandBack;
+        }
+        if let Some(text) = &rendition.text
+            && self.writer.try_write(text).is_err()
+        {
+            // The task waits for room (and lags, if it must), as without the stage.
+            return Offered::HandBack;
+        }
+        if let crate::events::EventKind::MessageAdded { message_id, .. } = &event.kind {
+            state.last_message_id = state.last_message_id.max(Some(*message_id));
+        }
+        self.metrics.event_delivered();
+        self.metrics.event_rendered(true);
+        Offered::Kept
+    }
+
+    fn hand_back(&self, back: HandBack) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.open = false;
+        if let Some(sender) = state.back.take() {
+            // Its task gone, nothing is left to resume.
+            let _ = sender.send(back);
         }
     }
 }

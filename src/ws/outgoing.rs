@@ -14,12 +14,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Why a frame was not queued.
@@ -29,6 +29,8 @@ pub enum SendError {
     Closed,
     /// The frame would take the queue past its byte budget; the socket is to be closed.
     Overflow,
+    /// Every slot is taken ([`Outgoing::try_send`] only).
+    Full,
 }
 
 /// A frame on its way to the socket, with the bytes and the slot it holds until sent; no
@@ -103,41 +105,61 @@ impl Outgoing {
     /// Sends a frame of a subscription: written at once when nothing else is queued and
     /// the socket is free, else queued (waiting for a free slot).
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self.write_now(message)? {
+            None => Ok(()),
+            Some((message, bytes)) => self.queue(message, bytes).await,
+        }
+    }
+
+    /// [`Outgoing::send`] without waiting: the frame is refused with
+    /// [`SendError::Full`] when it would wait for a slot.
+    pub fn try_send(&self, message: Message) -> Result<(), SendError> {
+        let Some((message, bytes)) = self.write_now(message)? else {
+            return Ok(());
+        };
+        let slot = match Arc::clone(&self.shared.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::NoPermits) => return Err(SendError::Full),
+            Err(TryAcquireError::Closed) => return Err(SendError::Closed),
+        };
+        self.push(Some(message), bytes, Some(slot))
+    }
+
+    /// Writes `message` when nothing else is queued and the socket is free; else gives
+    /// it back, its bytes counted, to be queued.
+    fn write_now(&self, message: Message) -> Result<Option<(Message, Reserved)>, SendError> {
         let Some(claimed) = self.claim_idle(&message) else {
             // Bytes first, so a frame waiting for its slot is already counted.
             let bytes = self.reserve(&message)?;
-            return self.queue(message, bytes).await;
+            return Ok(Some((message, bytes)));
         };
         let Ok(mut socket) = self.shared.sink.try_lock() else {
             // The writer has the socket: queue behind it.
-            return self.queue(message, claimed).await;
+            return Ok(Some((message, claimed)));
         };
         let Some(sink) = socket.as_mut() else {
             // Not handed to the writer yet, or the socket is gone (the queue says which).
-            // Released first: the writer needs it to free a slot.
-            drop(socket);
-            return self.queue(message, claimed).await;
+            return Ok(Some((message, claimed)));
         };
         // Never waits on the client: a socket that cannot take the frame now gets it
         // through the queue, so a client that stops reading still fills the queue up to
-        // its byte budget and is closed (see the module comment).
-        match poll_once(|cx| sink.poll_ready_unpin(cx)).await {
-            Poll::Pending => {
-                drop(socket);
-                return self.queue(message, claimed).await;
-            }
+        // its byte budget and is closed (see the module comment). Nobody is woken when it
+        // could: the writer task takes over whatever is left.
+        let mut cx = Context::from_waker(Waker::noop());
+        match sink.poll_ready_unpin(&mut cx) {
+            Poll::Pending => return Ok(Some((message, claimed))),
             Poll::Ready(Err(_)) => return Err(SendError::Closed),
             Poll::Ready(Ok(())) => {}
         }
         if sink.start_send_unpin(message).is_err() {
             return Err(SendError::Closed);
         }
-        match poll_once(|cx| sink.poll_flush_unpin(cx)).await {
-            Poll::Ready(Ok(())) => Ok(()),
+        match sink.poll_flush_unpin(&mut cx) {
+            Poll::Ready(Ok(())) => Ok(None),
             Poll::Ready(Err(_)) => Err(SendError::Closed),
             // Part of it is still to go: the writer finishes the flush, and the frame's
             // bytes stay counted (and later frames behind it) until then.
-            Poll::Pending => self.push(None, claimed, None),
+            Poll::Pending => self.push(None, claimed, None).map(|()| None),
         }
     }
 
@@ -280,11 +302,6 @@ pub async fn write_all(sink: Sink, mut queue: mpsc::UnboundedReceiver<Queued>, s
     if let Some(mut sink) = sink {
         let _ = sink.close().await;
     }
-}
-
-/// Polls `f` once, with the calling task's context: what it returns, even `Pending`.
-async fn poll_once<T>(mut f: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-    std::future::poll_fn(|cx| Poll::Ready(f(cx))).await
 }
 
 /// What a frame weighs against the budget: its payload.

@@ -1,5 +1,7 @@
 //! One operation on a socket: its results streamed as `next`/`data` messages.
 
+use std::sync::Arc;
+
 use async_graphql::Response as GqlResponse;
 use axum::extract::ws::Message;
 use serde_json::json;
@@ -9,7 +11,8 @@ use super::outgoing::Outgoing;
 use super::protocol::{Protocol, error_message};
 use crate::error::ErrorCode;
 use crate::events::presence::CountGuard;
-use crate::graphql::{self, live::LiveContext, live::Opened};
+use crate::graphql::live::{FrameWriter, LiveContext, Opened, WriteRefused};
+use crate::graphql;
 use crate::metrics::{GaugeGuard, OperationKind};
 
 /// One operation on a socket as the log and `/metrics` see it: counted in
@@ -105,19 +108,17 @@ pub async fn run_subscription(request: async_graphql::Request, live: LiveContext
         Protocol::Transport => "next",
         Protocol::Legacy => "data",
     };
-    // Made once: every frame is this, the payload and `}` (no formatting per delivery).
-    let head = format!(r#"{{"type":"{kind}","id":{id_text},"payload":"#);
-    let frame = |payload: &str| {
-        let mut text = String::with_capacity(head.len() + payload.len() + 1);
-        text.push_str(&head);
-        text.push_str(payload);
-        text.push('}');
-        Message::Text(text.into())
-    };
+    let frames = Arc::new(Frames {
+        // Made once: every frame is this, the payload and `}` (no formatting per delivery).
+        head: format!(r#"{{"type":"{kind}","id":{id_text},"payload":"#),
+        outgoing: outgoing.clone(),
+    });
+    let frame = |payload: &str| frames.frame(payload);
     // Boxed: opening executes the whole operation, and a subscription's future keeps the
     // size of its largest await point for as long as it lives.
     match Box::pin(graphql::live::open(request, live)).await {
         Opened::Live(mut operation) => {
+            operation.write_directly(frames.clone());
             while let Some(payload) = operation.next().await {
                 if outgoing.send(frame(&payload)).await.is_err() {
                     return;
@@ -155,6 +156,31 @@ pub async fn run_subscription(request: async_graphql::Request, live: LiveContext
         .send(Message::Text(complete.to_string().into()))
         .await;
     let _ = finished.send(id);
+}
+
+/// One operation's frames on its socket.
+struct Frames {
+    head: String,
+    outgoing: Outgoing,
+}
+
+impl Frames {
+    fn frame(&self, payload: &str) -> Message {
+        let mut text = String::with_capacity(self.head.len() + payload.len() + 1);
+        text.push_str(&self.head);
+        text.push_str(payload);
+        text.push('}');
+        Message::Text(text.into())
+    }
+}
+
+/// How the chat's stage writes the operation's live events (see `events::direct`).
+impl FrameWriter for Frames {
+    fn try_write(&self, payload: &str) -> Result<(), WriteRefused> {
+        self.outgoing
+            .try_send(self.frame(payload))
+            .map_err(|_| WriteRefused)
+    }
 }
 
 fn never_executed(response: &GqlResponse) -> bool {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::broadcast::error::RecvError;
 
@@ -13,7 +13,7 @@ use crate::db;
 use crate::db::messages::Message;
 use crate::domain::access::{MEMBERSHIP_RECHECK, first_membership_recheck, member_of};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::events::{Delivered, Event, EventKind, Receiver};
+use crate::events::{Delivered, DirectFeed, Event, EventKind, HandBack, Receiver};
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// Messages read from the database per replay batch.
@@ -46,6 +46,9 @@ pub struct ChatFeed {
     /// Newest message delivered, for the resync cursor.
     last_message_id: Option<MessageId>,
     finished: bool,
+    /// An event handed back by the chat's stage (see [`ChatFeed::attach`]), handled
+    /// before anything its receiver holds.
+    handed_back: Option<Arc<Delivered>>,
     /// Fires when membership is checked again if nothing else checks it first (one timer
     /// per feed, reset after each check, not one per event).
     recheck: Pin<Box<tokio::time::Sleep>>,
@@ -94,6 +97,7 @@ impl ChatFeed {
             replayed_up_to: after.unwrap_or(MessageId(0)),
             last_message_id: after,
             finished: false,
+            handed_back: None,
             recheck: Box::pin(tokio::time::sleep(first_membership_recheck())),
         })
     }
@@ -101,6 +105,48 @@ impl ChatFeed {
     /// The chat it follows.
     pub fn chat(&self) -> ChatId {
         self.chat
+    }
+
+    /// Who sees which event in this feed, from now on while it is live.
+    pub fn filter(&self) -> FeedFilter {
+        FeedFilter {
+            chat: self.chat,
+            user: self.user,
+            thread: self.thread,
+            replayed_up_to: self.replayed_up_to,
+        }
+    }
+
+    /// Once the feed is live and has handed on everything it received: has the chat's
+    /// stage offer its events to `direct` from the next one on, instead of this feed
+    /// (`events::direct`), until the stage hands the feed back ([`ChatFeed::resume`]).
+    /// `false` when it cannot now; the feed goes on as before.
+    pub fn attach(&self, direct: Weak<dyn DirectFeed>) -> bool {
+        let idle = !self.finished
+            && self.replay_after.is_none()
+            && self.backlog.is_empty()
+            && self.handed_back.is_none();
+        idle && self.live.attach(direct)
+    }
+
+    /// The feed back from the stage: it handles `back.event` next, then listens on
+    /// `back.receiver`. `last_message_id` is the newest message delivered meanwhile.
+    pub fn resume(&mut self, back: HandBack, last_message_id: Option<MessageId>) {
+        self.live = back.receiver;
+        self.handed_back = Some(back.event);
+        self.last_message_id = self.last_message_id.max(last_message_id);
+    }
+
+    /// While attached: checks membership when it is due, as [`ChatFeed::next`] does; the
+    /// end of the feed when the subscriber is no longer a member. Cancel-safe (a check
+    /// cancelled midway is skipped until the next is due).
+    pub async fn recheck_membership(&mut self) -> AppResult<ChatFeedItem> {
+        loop {
+            self.recheck.as_mut().await;
+            if let Some(ended) = Box::pin(self.end_unless_member()).await {
+                return ended;
+            }
+        }
     }
 
     /// The next item; `None` when the feed ended (the member left, the chat was deleted).
@@ -132,6 +178,12 @@ impl ChatFeed {
             }
         }
         loop {
+            if let Some(event) = self.handed_back.take() {
+                if let Some(item) = self.live_item(event).await {
+                    return Some(item);
+                }
+                continue;
+            }
             let received = tokio::select! {
                 received = self.live.recv() => received,
                 () = self.recheck.as_mut() => {
@@ -148,23 +200,42 @@ impl ChatFeed {
                 Err(RecvError::Lagged(_)) => return Some(Box::pin(self.resync()).await),
                 Err(RecvError::Closed) => return None,
             };
-            match self.step(&event) {
-                ChatFeedStep::Skip => continue,
-                ChatFeedStep::Resync => return Some(Box::pin(self.resync()).await),
-                ChatFeedStep::Deliver => {}
-                ChatFeedStep::DeliverLast => self.finished = true,
+            if let Some(item) = self.live_item(event).await {
+                return Some(item);
             }
-            if let EventKind::MessageAdded { message_id, .. } = &event.kind {
-                self.last_message_id = self.last_message_id.max(Some(*message_id));
-            }
-            self.app.metrics().event_delivered();
-            return Some(Ok(ChatFeedItem::Live(event)));
         }
+    }
+
+    /// What a live event makes of the feed's next item; `None` when it is not for it.
+    async fn live_item(&mut self, event: Arc<Delivered>) -> Option<AppResult<ChatFeedItem>> {
+        match self.filter().step(&event) {
+            ChatFeedStep::Skip => return None,
+            ChatFeedStep::Resync => return Some(Box::pin(self.resync()).await),
+            ChatFeedStep::Deliver => {}
+            ChatFeedStep::DeliverLast => self.finished = true,
+        }
+        if let EventKind::MessageAdded { message_id, .. } = &event.kind {
+            self.last_message_id = self.last_message_id.max(Some(*message_id));
+        }
+        self.app.metrics().event_delivered();
+        Some(Ok(ChatFeedItem::Live(event)))
     }
 }
 
+/// Who sees which event in one member's chat feed once it is live: the one place that
+/// decides it, with an arm for every kind of event.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedFilter {
+    chat: ChatId,
+    user: UserId,
+    /// A thread feed's root.
+    thread: Option<MessageId>,
+    /// Messages up to here came from the replay.
+    replayed_up_to: MessageId,
+}
+
 /// What a live event means to a member's chat feed.
-enum ChatFeedStep {
+pub enum ChatFeedStep {
     /// Not for this feed.
     Skip,
     /// Deliver it.
@@ -175,10 +246,9 @@ enum ChatFeedStep {
     Resync,
 }
 
-impl ChatFeed {
-    /// Who sees which event in a chat feed: the one place that decides it, with an arm
-    /// for every kind of event.
-    fn step(&self, event: &Event) -> ChatFeedStep {
+impl FeedFilter {
+    /// What `event` means to the feed.
+    pub fn step(&self, event: &Event) -> ChatFeedStep {
         if !event.concerns(self.chat) {
             return ChatFeedStep::Skip;
         }
@@ -268,7 +338,9 @@ impl ChatFeed {
             | EventKind::TokensRevoked => ChatFeedStep::Skip,
         }
     }
+}
 
+impl ChatFeed {
     /// The next messages of the replay after `after` (a thread's replies, for a thread
     /// feed).
     async fn replay_batch(&self, after: MessageId) -> Result<Vec<Message>, db::DbError> {
