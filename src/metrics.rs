@@ -206,6 +206,7 @@ struct Inner {
     subscriptions: Gauge,
     events_published: Family<Labels<1>, Counter>,
     events_delivered: Counter,
+    events_written_ahead: Counter,
     /// By whether the rendering was shared (`shared`) or made (`executed`).
     event_renders: [Counter; 2],
     resyncs: Counter,
@@ -282,6 +283,12 @@ impl Metrics {
             "events_delivered",
             "Live events handed to a subscription (one per subscriber that receives it)",
             events_delivered.clone(),
+        );
+        let events_written_ahead = Counter::default();
+        registry.register(
+            "events_written_ahead",
+            "Live events a chat's stage wrote to a subscription's socket itself, the subscription's task not woken (part of events_delivered)",
+            events_written_ahead.clone(),
         );
         let renders_family = Family::<Labels<1>, Counter>::default();
         let event_renders = [("by", "executed"), ("by", "shared")]
@@ -361,6 +368,7 @@ impl Metrics {
                 subscriptions,
                 events_published,
                 events_delivered,
+                events_written_ahead,
                 event_renders,
                 resyncs,
                 rate_limited,
@@ -404,6 +412,12 @@ impl Metrics {
     /// Counts a live event handed to a subscription.
     pub fn event_delivered(&self) {
         self.inner.events_delivered.inc();
+    }
+
+    /// Counts a live event the chat's stage wrote to a subscription itself (see
+    /// `events::direct`); it is counted as delivered too.
+    pub fn event_written_ahead(&self) {
+        self.inner.events_written_ahead.inc();
     }
 
     /// Counts a live event's rendering: `shared` when a subscription reused the output

@@ -81,10 +81,7 @@ impl Shards {
     /// Adds feeds that attached, each to the smallest shard.
     pub(super) fn join(&self, joining: Vec<Attached>) {
         for attached in joining {
-            let smallest = self
-                .shards
-                .iter()
-                .min_by_key(|shard| lock(shard).len());
+            let smallest = self.shards.iter().min_by_key(|shard| lock(shard).len());
             if let Some(shard) = smallest {
                 lock(shard).push(attached);
             }
@@ -113,56 +110,63 @@ fn lock(shard: &Shard) -> std::sync::MutexGuard<'_, Vec<Attached>> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Offers `event` to one shard's feeds, keeping those that stay attached.
+/// Offers `event` to one shard's feeds, keeping those that stay attached (compacted in
+/// place: a list of thousands is not allocated again for every event).
 async fn offer_shard(shard: Shard, routes: Arc<Routes>, chat: ChatId, event: Arc<Delivered>) {
     let feeds = std::mem::take(&mut *lock(&shard));
-    let mut returned = Returned {
-        kept: Vec::with_capacity(feeds.len()),
-        rest: feeds.into_iter(),
+    let mut pass = Pass {
+        feeds,
+        read: 0,
+        kept: 0,
         shard,
     };
     let sequence = event.sequence();
-    let mut offered = 0;
-    while let Some(attached) = returned.rest.next() {
-        let Some(feed) = attached.feed.upgrade() else {
-            continue; // its subscription ended
+    while pass.read < pass.feeds.len() {
+        let attached = &pass.feeds[pass.read];
+        let keep = match attached.feed.upgrade() {
+            // Its subscription ended.
+            None => false,
+            Some(_) if sequence < attached.from => true,
+            Some(feed) => match feed.offer(&event) {
+                Offered::Kept => true,
+                Offered::Gone => false,
+                Offered::HandBack => {
+                    // No later event of the chat is sent before this shard is done, so
+                    // the receiver misses none.
+                    let receiver = routes.chat_after(chat, sequence);
+                    feed.hand_back(HandBack {
+                        event: event.clone(),
+                        receiver,
+                    });
+                    false
+                }
+            },
         };
-        if sequence < attached.from {
-            returned.kept.push(attached);
-            continue;
+        if keep {
+            pass.feeds.swap(pass.kept, pass.read);
+            pass.kept += 1;
         }
-        match feed.offer(&event) {
-            Offered::Kept => returned.kept.push(attached),
-            Offered::Gone => {}
-            Offered::HandBack => {
-                // No later event of the chat is sent before this shard is done, so the
-                // receiver misses none.
-                let receiver = routes.chat_after(chat, sequence);
-                feed.hand_back(HandBack {
-                    event: event.clone(),
-                    receiver,
-                });
-            }
-        }
-        offered += 1;
-        if offered % OFFERS_PER_YIELD == 0 {
+        pass.read += 1;
+        if pass.read % OFFERS_PER_YIELD == 0 {
             tokio::task::yield_now().await;
         }
     }
 }
 
-/// A shard's feeds while they are offered an event: put back into the shard when done,
-/// and also if the offering panics or is dropped, so no attached feed is stranded.
-struct Returned {
-    kept: Vec<Attached>,
-    rest: std::vec::IntoIter<Attached>,
+/// A shard's feeds while they are offered an event: `..kept` stay, `kept..read` are
+/// dropped, `read..` are still to be offered. Put back into the shard when done, and also
+/// if the offering panics or is dropped, so that no attached feed is stranded.
+struct Pass {
+    feeds: Vec<Attached>,
+    read: usize,
+    kept: usize,
     shard: Shard,
 }
 
-impl Drop for Returned {
+impl Drop for Pass {
     fn drop(&mut self) {
-        let mut feeds = std::mem::take(&mut self.kept);
-        feeds.extend(self.rest.by_ref());
+        let mut feeds = std::mem::take(&mut self.feeds);
+        feeds.drain(self.kept..self.read);
         let mut shard = lock(&self.shard);
         // Feeds joined meanwhile (none do: the stage joins them between events).
         feeds.append(&mut shard);

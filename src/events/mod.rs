@@ -335,14 +335,16 @@ impl Broker {
     /// Has `renderer` render `chat`'s events for the operation `key` names before the
     /// chat's feeds are woken, while it lives and a feed of the chat is open (see
     /// `routes`): its subscribers then find the text made, and the first of them no longer
-    /// waits for it behind all the others.
+    /// waits for it behind all the others. Returns the key the renderings are kept
+    /// under: equal to `key`, and the same allocation for every subscriber of the
+    /// operation, so that looking a rendering up does not compare whole documents.
     pub fn render_ahead(
         &self,
         chat: ChatId,
         key: RenditionKey,
         renderer: std::sync::Weak<dyn RenderAhead>,
-    ) {
-        self.routes.render_ahead(chat, key, renderer);
+    ) -> RenditionKey {
+        self.routes.render_ahead(chat, key, renderer)
     }
 
     /// A receiver of the events `user`'s inbox needs, published from now on: every chat's

@@ -325,20 +325,23 @@ impl Routes {
         chat: ChatId,
         key: RenditionKey,
         renderer: Weak<dyn RenderAhead>,
-    ) {
+    ) -> RenditionKey {
         let mut table = self.table();
         let Some(route) = table.chats.get_mut(&chat) else {
-            return;
+            return key;
         };
         if route.feeds.is_none() {
-            return;
+            return key;
         }
-        route.ahead.entry(key).or_default().add(renderer);
+        let entry = route.ahead.entry(key);
+        let key = entry.key().clone();
+        entry.or_default().add(renderer);
         if route.stage.is_none() {
             let (stage, queue) = mpsc::unbounded_channel();
             route.stage = Some(stage);
             tokio::spawn(run_stage(self.clone(), chat, queue));
         }
+        key
     }
 
     /// A live renderer of each operation registered on `chat`; operations whose
@@ -750,6 +753,84 @@ mod tests {
         // A renderer of a chat with no feed open registers nothing.
         renderer.register(&routes, 1);
         assert!(routes.table().chats.is_empty());
+        Ok(())
+    }
+
+    /// Keeps every event it is offered but `ChatDeleted`, which it hands back.
+    #[derive(Default)]
+    struct Attachable {
+        offered: Mutex<Vec<&'static str>>,
+        back: Mutex<Option<super::super::HandBack>>,
+        handed_back: tokio::sync::Notify,
+    }
+
+    impl DirectFeed for Attachable {
+        fn offer(&self, event: &Arc<Delivered>) -> super::super::Offered {
+            let label = event.kind.label();
+            self.offered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(label);
+            match event.kind {
+                EventKind::ChatDeleted => super::super::Offered::HandBack,
+                _ => super::super::Offered::Kept,
+            }
+        }
+
+        fn hand_back(&self, back: super::super::HandBack) {
+            *self.back.lock().unwrap_or_else(|e| e.into_inner()) = Some(back);
+            self.handed_back.notify_one();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attached_feed_is_offered_its_chats_events_until_handed_back_with_what_follows()
+    -> Checked {
+        let routes = Routes::new(16);
+        let mut feed = routes.chat(ChatId(1));
+        Gated::new(100).register(&routes, 1);
+        let direct = Arc::new(Attachable::default());
+        let weak = Arc::downgrade(&direct) as Weak<dyn DirectFeed>;
+        routes.publish(chat_event(1, EventKind::ChatUpdated));
+        let first = feed.recv().await?;
+        assert_eq!(first.kind.label(), "chat_updated");
+        assert!(feed.attach(weak.clone()));
+        routes.publish(chat_event(
+            1,
+            EventKind::MessageEdited {
+                message_id: crate::vocabulary::ids::MessageId(7),
+            },
+        ));
+        routes.publish(chat_event(1, EventKind::ChatDeleted));
+        routes.publish(joined(1, 8));
+        direct.handed_back.notified().await;
+        let back = direct.back.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut back = back.ok_or("handed back")?;
+        assert_eq!(back.event.kind.label(), "chat_deleted");
+        assert_eq!(
+            *direct.offered.lock().unwrap_or_else(|e| e.into_inner()),
+            ["message_edited", "chat_deleted"],
+            "offered from the event after it attached, until it was handed back"
+        );
+        assert_eq!(back.receiver.recv().await?.kind.label(), "member_joined");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_feed_with_an_event_unread_does_not_attach() -> Checked {
+        let routes = Routes::new(16);
+        let mut feed = routes.chat(ChatId(1));
+        let direct = Arc::new(Attachable::default());
+        let weak = Arc::downgrade(&direct) as Weak<dyn DirectFeed>;
+        assert!(!feed.attach(weak.clone()), "no stage: nothing to attach to");
+        Gated::new(100).register(&routes, 1);
+        let mut other = routes.chat(ChatId(1));
+        routes.publish(chat_event(1, EventKind::ChatUpdated));
+        other.recv().await?; // the stage sent it to the feeds
+        assert!(!feed.attach(weak.clone()), "it is unread here");
+        feed.recv().await?;
+        assert!(feed.attach(weak));
+        // (An event the stage still holds is no obstacle: it is offered to the feed.)
         Ok(())
     }
 

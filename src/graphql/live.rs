@@ -157,14 +157,15 @@ pub async fn open(mut request: Request, context: LiveContext) -> Opened {
         viewer,
         shows,
     });
+    let mut shared_key = renderer.template.key.clone();
     if let Shows::Chat(chat) | Shows::NewMessages(chat) = shows {
         let ahead: Arc<dyn RenderAhead> = renderer.clone();
-        let key = renderer.template.key.clone();
         let broker = renderer.context.app.broker();
-        broker.render_ahead(chat, key, Arc::downgrade(&ahead));
+        shared_key = broker.render_ahead(chat, shared_key, Arc::downgrade(&ahead));
     }
     Opened::Live(Box::new(LiveOperation {
         renderer,
+        shared_key,
         feed,
         ended: false,
         writer: None,
@@ -288,6 +289,8 @@ pub struct LiveOperation {
     /// Shared with the broker's stage, which renders live events with it ahead of the
     /// feeds (it holds it weakly: it goes with the operation).
     renderer: Arc<Renderer>,
+    /// The operation's key as the stage keeps its renderings (see `Broker::render_ahead`).
+    shared_key: RenditionKey,
     feed: Feed,
     ended: bool,
     /// Writes the operation's frames without its task, for the chat's stage (see
@@ -391,7 +394,7 @@ impl LiveOperation {
         let (back, handed_back) = tokio::sync::oneshot::channel();
         let direct = Arc::new(DirectSubscriber {
             filter: feed.filter(),
-            key: self.renderer.template.key.clone(),
+            key: self.shared_key.clone(),
             viewer: self.renderer.viewer,
             writer,
             metrics: self.renderer.context.app.metrics().clone(),
@@ -494,7 +497,10 @@ impl DirectFeed for DirectSubscriber {
         let Some(rendition) = event.rendition_made(&self.key) else {
             return Offered::HandBack;
         };
-        if rendition.only_for.is_some_and(|viewer| viewer != self.viewer) {
+        if rendition
+            .only_for
+            .is_some_and(|viewer| viewer != self.viewer)
+        {
             state.other_viewers_text = true;
             return Offered::HandBack;
         }
@@ -508,6 +514,7 @@ impl DirectFeed for DirectSubscriber {
             state.last_message_id = state.last_message_id.max(Some(*message_id));
         }
         self.metrics.event_delivered();
+        self.metrics.event_written_ahead();
         self.metrics.event_rendered(true);
         Offered::Kept
     }

@@ -11,8 +11,8 @@ use super::outgoing::Outgoing;
 use super::protocol::{Protocol, error_message};
 use crate::error::ErrorCode;
 use crate::events::presence::CountGuard;
-use crate::graphql::live::{FrameWriter, LiveContext, Opened, WriteRefused};
 use crate::graphql;
+use crate::graphql::live::{FrameWriter, LiveContext, Opened, WriteRefused};
 use crate::metrics::{GaugeGuard, OperationKind};
 
 /// One operation on a socket as the log and `/metrics` see it: counted in

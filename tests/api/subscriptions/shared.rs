@@ -83,6 +83,43 @@ async fn subscribers_of_one_operation_share_one_rendering_of_each_event() -> Tes
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_stage_writes_to_subscribers_that_keep_up_without_their_tasks() -> TestResult {
+    const WRITTEN: &str = "chatql_events_written_ahead_total";
+    let server = TestServer::start().await?;
+    let (alice, bob, carol) = (
+        server.user("alice").await?,
+        server.user("bob").await?,
+        server.user("carol").await?,
+    );
+    let chat = group(&server, &alice, &[&bob, &carol]).await?;
+    let mut sockets = subscribed(&server, &[&alice, &bob, &carol], &chat, PLAIN).await?;
+    let written = |samples: &std::collections::HashMap<String, f64>| {
+        samples.get(WRITTEN).copied().unwrap_or(0.0)
+    };
+    let metrics = format!("http://{}/metrics", server.addr);
+    let before = written(&scrape(&metrics).await?);
+    for n in 0..5 {
+        let content = format!("written ahead {n}");
+        send(&server, &bob, &chat, &content).await?;
+        let payloads = each_receives(&mut sockets, &content).await?;
+        assert!(
+            payloads
+                .iter()
+                .all(|p| p["data"]["chatEvents"]["message"]["content"] == content)
+        );
+    }
+    // A subscription's task attaches to the stage once it has handed on what it got, and
+    // stays attached while it keeps up: at most its first message here could still have
+    // come through its task.
+    let grew = written(&scrape(&metrics).await?) - before;
+    assert!(
+        (12.0..=15.0).contains(&grew),
+        "{grew} of 15 written by the stage"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_selection_that_depends_on_the_viewer_is_rendered_per_viewer() -> TestResult {
     let server = TestServer::start().await?;
     let (owner, member) = (server.user("owner").await?, server.user("member").await?);
