@@ -147,7 +147,7 @@ async fn offer_shard(shard: Shard, routes: Arc<Routes>, chat: ChatId, event: Arc
             pass.kept += 1;
         }
         pass.read += 1;
-        if pass.read % OFFERS_PER_YIELD == 0 {
+        if pass.read.is_multiple_of(OFFERS_PER_YIELD) {
             tokio::task::yield_now().await;
         }
     }
