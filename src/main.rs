@@ -200,8 +200,7 @@ enum CommandError {
     NoSuchUser(String),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         Some(command) => command,
@@ -211,6 +210,26 @@ async fn main() -> ExitCode {
             Err(e) => e.exit(),
         },
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Command::Serve(config) = &command {
+        // SQLite runs each statement on a blocking thread, at most one per pooled
+        // connection at a time; with tokio's default cap (512), 10,000 clients connecting
+        // at once left ~90 threads behind, each keeping its own allocator pages (several
+        // KB per open subscription, varying run to run). Twice the pool keeps a spare
+        // thread per connection for files and thumbnails.
+        runtime.max_blocking_threads((2 * config.pool_size).max(8));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(command)),
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Serve(config) => {
             init_tracing(&config.log);
