@@ -6,15 +6,14 @@
 //! show through the same loaders queries use, so they never see stale copies.
 
 mod delivered;
-mod direct;
 pub mod pg;
 pub mod presence;
 mod routes;
 pub mod typing;
 
 pub use delivered::{Delivered, RenderAhead, Rendition, RenditionKey};
-pub use direct::{DirectFeed, HandBack, Offered};
 pub use routes::Receiver;
+pub use routes::{DirectFeed, HandBack, Offered};
 
 use std::sync::Arc;
 

@@ -332,7 +332,7 @@ enum Shows {
 
 impl LiveOperation {
     /// Lets the chat's stage write this operation's live events through `writer` while
-    /// its feed keeps up (see `events::direct`): [`LiveOperation::next`] then waits
+    /// its feed keeps up (see `events::routes`): [`LiveOperation::next`] then waits
     /// until the stage hands the feed back, and never sees the events written meanwhile.
     pub fn write_directly(&mut self, writer: Arc<dyn FrameWriter>) {
         self.writer = Some(writer);
@@ -446,7 +446,7 @@ struct Attached {
 }
 
 /// What the stage offers an attached feed's events to: the feed's filter, the
-/// operation's shared text, and the socket (see `events::direct`).
+/// operation's shared text, and the socket (see `events::routes`).
 struct DirectSubscriber {
     filter: FeedFilter,
     key: RenditionKey,
