@@ -48,7 +48,7 @@ struct ChatRoute {
     /// The renderers of each operation live on the chat (any one of them renders it).
     ahead: HashMap<RenditionKey, Cohort>,
     /// The last event sent (or, by the stage, about to be sent) to `feeds`: a feed may
-    /// attach to the stage once it has seen it (see the section on writing ahead).
+    /// attach to the stage once it has seen it (see "Writing ahead of the feeds" below).
     to_feeds: u64,
     /// Feeds attached since the stage's last event, for its next one.
     joining: Vec<Attached>,
@@ -244,7 +244,8 @@ impl Routes {
     }
 
     /// A receiver of `chat`'s events numbered after `sequence`, for a feed the stage
-    /// hands back (see the section on writing ahead): the stage still holds the chat's later events.
+    /// hands back (see "Writing ahead of the feeds" below): the stage still holds the
+    /// chat's later events.
     pub(super) fn chat_after(self: &Arc<Self>, chat: ChatId, sequence: u64) -> Receiver {
         self.chat_from(chat, Some(sequence))
     }
@@ -413,9 +414,9 @@ impl Receiver {
     }
 
     /// For a chat feed that has handled every event it received: has the chat's stage
-    /// offer `feed` the chat's events from its next one on (see the section on writing ahead), while this
-    /// receiver stays open unread. `false` (nothing changes) when the chat has no stage,
-    /// or an event sent to the feeds is still unread here.
+    /// offer `feed` the chat's events from its next one on (see "Writing ahead of the
+    /// feeds" below), while this receiver stays open unread. `false` (nothing changes)
+    /// when the chat has no stage, or an event sent to the feeds is still unread here.
     pub fn attach(&self, feed: Weak<dyn DirectFeed>) -> bool {
         let Listening::Chat(chat) = self.listening else {
             return false;
@@ -507,9 +508,9 @@ impl Drop for Receiver {
 
 /// A chat's stage (see the module comment): renders each event for every operation live
 /// on the chat, then hands it to the chat's feeds and writes it to those attached to it
-/// (see the section on writing ahead), in the order published. Far behind (a channel's worth of events
-/// queued), it hands them on unrendered to catch up: the feeds render what they need, as
-/// without a stage (attached ones are handed back for it).
+/// (see "Writing ahead of the feeds" below), in the order published. Far behind (a
+/// channel's worth of events queued), it hands them on unrendered to catch up: the feeds
+/// render what they need, as without a stage (attached ones are handed back for it).
 async fn run_stage(
     routes: Arc<Routes>,
     chat: ChatId,

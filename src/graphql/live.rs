@@ -378,9 +378,7 @@ impl LiveOperation {
             }
         }
     }
-}
 
-impl LiveOperation {
     /// Attaches the chat feed to its stage when it can (a writer is set, the feed is
     /// idle and live, the output the same for every viewer).
     fn attach(&self) -> Option<Attached> {
@@ -405,7 +403,7 @@ impl LiveOperation {
                 other_viewers_text: false,
             }),
         });
-        let weak: Weak<dyn DirectFeed> = Arc::downgrade(&direct) as Weak<dyn DirectFeed>;
+        let weak = Arc::downgrade(&direct) as Weak<dyn DirectFeed>;
         feed.attach(weak).then_some(Attached {
             direct,
             handed_back,

@@ -118,7 +118,7 @@ impl ChatFeed {
     }
 
     /// Once the feed is live and has handed on everything it received: has the chat's
-    /// stage offer its events to the section on writing ahead from the next one on, instead of this feed
+    /// stage offer its events to `direct` from the next one on, instead of this feed
     /// (`events::routes`), until the stage hands the feed back ([`ChatFeed::resume`]).
     /// `false` when it cannot now; the feed goes on as before.
     pub fn attach(&self, direct: Weak<dyn DirectFeed>) -> bool {
