@@ -110,6 +110,8 @@ const STALL: Duration = Duration::from_secs(15);
 const SLOW_QUIET: Duration = Duration::from_secs(3);
 /// The server's default `--max-message-length` (characters).
 const SERVER_MAX_MESSAGE_LENGTH: usize = 10_000;
+/// Each client socket's WebSocket read buffer.
+const READ_BUFFER_BYTES: usize = 1024;
 /// The message fields every subscription selects. [`content_of`] finds the content by its
 /// key, so no other selected field may be named `content`.
 const MESSAGE_FIELDS: &str = "content";
@@ -728,6 +730,54 @@ fn message_content(seq: usize, sent_at: u64, bytes: usize) -> String {
 // ---------------------------------------------------------------------------------------
 // Subscribers
 
+/// Counts deliveries and keeps the newest one's receive time, in stripes by socket: one
+/// counter that every delivery of every client thread bumps moves its cache line back
+/// and forth between the cores, 10,000 times per message.
+struct Deliveries {
+    stripes: Vec<DeliveryStripe>,
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct DeliveryStripe {
+    count: AtomicU64,
+    /// µs since the epoch.
+    last_us: AtomicU64,
+}
+
+impl Deliveries {
+    const STRIPES: usize = 16;
+
+    fn new() -> Self {
+        Self {
+            stripes: (0..Self::STRIPES)
+                .map(|_| DeliveryStripe::default())
+                .collect(),
+        }
+    }
+
+    fn record(&self, socket: usize, received_at: u64) {
+        let stripe = &self.stripes[socket % Self::STRIPES];
+        stripe.count.fetch_add(1, Ordering::Relaxed);
+        stripe.last_us.fetch_max(received_at, Ordering::Relaxed);
+    }
+
+    fn total(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.count.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    fn last_us(&self) -> u64 {
+        let last = self
+            .stripes
+            .iter()
+            .map(|s| s.last_us.load(Ordering::SeqCst));
+        last.max().unwrap_or(0)
+    }
+}
+
 /// State the coordinator watches while subscriber tasks run.
 struct Shared {
     /// Per subscription (socket × per_socket + id − 1): the highest probe number it
@@ -738,9 +788,7 @@ struct Shared {
     /// Sockets or subscriptions that failed or ended.
     ended: AtomicUsize,
     /// Measured deliveries (first copies of benchmark messages) to normal subscribers.
-    delivered: AtomicU64,
-    /// Receive time of the newest such delivery, µs since the epoch.
-    last_delivery_us: AtomicU64,
+    delivered: Deliveries,
     /// Slow readers that subscribed, saw a probe (went live), failed before that, and
     /// finished draining.
     slow_subscribed: AtomicUsize,
@@ -814,6 +862,7 @@ impl SubStats {
             chat,
             seen: vec![0; words],
             latencies_us: [Vec::with_capacity(expected), Vec::new()],
+            arrivals: Vec::with_capacity(expected),
             ..SubStats::default()
         }
     }
@@ -929,6 +978,10 @@ async fn subscriber(
     shared.subscribed.fetch_add(1, Ordering::SeqCst);
     let first_probe_slot = spec.index * stats.subs.len();
     let mut open = stats.subs.len();
+    // Made once, not per frame: a `changed()` polled anew after every frame joins and
+    // leaves the watch's waiter list each time, a lock shared by all 10,000 sockets.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             biased;
@@ -964,8 +1017,7 @@ async fn subscriber(
                             shared.probe_seen[first_probe_slot + sub].fetch_max(round, Ordering::SeqCst);
                         }
                         Recorded::Delivered => {
-                            shared.delivered.fetch_add(1, Ordering::Relaxed);
-                            shared.last_delivery_us.fetch_max(received_at, Ordering::Relaxed);
+                            shared.delivered.record(spec.index, received_at);
                         }
                         Recorded::Other => {}
                     }
@@ -1002,7 +1054,7 @@ async fn subscriber(
                     }
                 }
             }
-            _ = stop.changed() => return stats,
+            _ = &mut stopped => return stats,
         }
     }
     shared.ended.fetch_add(1, Ordering::SeqCst);
@@ -1025,9 +1077,11 @@ async fn open_socket(
             .headers_mut()
             .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
         // Small buffers keep 10,000 client sockets lean (tungstenite's default read buffer
-        // is 128 KiB per socket); frames here are a few hundred bytes.
+        // is 128 KiB per socket), and cheap: tungstenite zeroes the buffer's free part
+        // before every read. Frames here are a few hundred bytes; a longer one is read
+        // whole all the same (the buffer grows to the frame's length).
         let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
+            .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(0);
         let (mut socket, _) = match receive_buffer {
             None => {
@@ -1599,7 +1653,7 @@ impl Run {
         self.phase = Phase::Sending;
         let shared = &self.ctx.shared;
         let cpu_before = CpuUse::now(servers, self.postmaster);
-        let delivered_before = shared.delivered.load(Ordering::SeqCst);
+        let delivered_before = shared.delivered.total();
         // In the list from the start, so that a run cut short still shows it.
         let window = self.timings.windows.len();
         self.timings.windows.push(WindowTimings {
@@ -1635,7 +1689,7 @@ impl Run {
         self.phase = Phase::Draining;
         let expected = self.expected_total();
         let started = Instant::now();
-        let mut delivered = shared.delivered.load(Ordering::SeqCst);
+        let mut delivered = shared.delivered.total();
         let mut last_progress = Instant::now();
         let outcome = loop {
             if delivered >= expected {
@@ -1651,7 +1705,7 @@ impl Run {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let now = shared.delivered.load(Ordering::SeqCst);
+            let now = shared.delivered.total();
             if now > delivered {
                 delivered = now;
                 last_progress = Instant::now();
@@ -1660,7 +1714,7 @@ impl Run {
         let timings = &mut self.timings.windows[window];
         timings.drain = Some(started.elapsed());
         timings.delivered = delivered - delivered_before;
-        timings.last_delivery_us = shared.last_delivery_us.load(Ordering::SeqCst);
+        timings.last_delivery_us = shared.delivered.last_us();
         let used = CpuUse::now(servers, self.postmaster).since(&cpu_before);
         self.timings.cpu = Some(match &self.timings.cpu {
             Some(earlier) => earlier.plus(&used),
@@ -1858,8 +1912,7 @@ async fn run_on(opts: &Opts, bin: &Path, database: &Database, workdir: &Path) ->
                 .collect(),
             subscribed: AtomicUsize::new(0),
             ended: AtomicUsize::new(0),
-            delivered: AtomicU64::new(0),
-            last_delivery_us: AtomicU64::new(0),
+            delivered: Deliveries::new(),
             slow_subscribed: AtomicUsize::new(0),
             slow_live: AtomicUsize::new(0),
             slow_failed: AtomicUsize::new(0),
@@ -2348,10 +2401,11 @@ impl Report<'_> {
         }
         if let (Some(before), Some(live)) = (run.client_rss_before, run.client_rss_live) {
             println!(
-                "client RSS                  before sockets {}, all live {} ({:.0} bytes per socket, 4 KiB read buffer)",
+                "client RSS                  before sockets {}, all live {} ({:.0} bytes per socket, {} B read buffer)",
                 mib(before),
                 mib(live),
-                live.saturating_sub(before) as f64 / layout.sockets as f64
+                live.saturating_sub(before) as f64 / layout.sockets as f64,
+                READ_BUFFER_BYTES
             );
         }
     }

@@ -414,10 +414,12 @@ impl Metrics {
         self.inner.events_delivered.inc();
     }
 
-    /// Counts a live event the chat's stage wrote to a subscription itself (see
-    /// `events::direct`); it is counted as delivered too.
-    pub fn event_written_ahead(&self) {
-        self.inner.events_written_ahead.inc();
+    /// Counts `count` deliveries a chat's stage wrote itself, each with the rendering it
+    /// shared (one shard's pass over its feeds: see `events::routes`).
+    pub fn events_written_ahead(&self, count: u64) {
+        self.inner.events_delivered.inc_by(count);
+        self.inner.events_written_ahead.inc_by(count);
+        self.inner.event_renders[1].inc_by(count);
     }
 
     /// Counts a live event's rendering: `shared` when a subscription reused the output

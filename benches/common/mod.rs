@@ -254,7 +254,10 @@ pub async fn postmaster_pid(conn: &mut AsyncPgConnection) -> Result<Option<u32>>
 /// Flags decide; the caller's environment must not reconfigure the server.
 pub fn clear_server_env(command: &mut tokio::process::Command) {
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CHATQL_") || key == "DATABASE_URL" {
+        let key_text = key.to_string_lossy();
+        // The runtime's too: the bench's own thread count is the client's, not the server's.
+        if key_text.starts_with("CHATQL_") || key == "DATABASE_URL" || key == "TOKIO_WORKER_THREADS"
+        {
             command.env_remove(key);
         }
     }

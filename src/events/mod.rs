@@ -13,7 +13,7 @@ pub mod typing;
 
 pub use delivered::{Delivered, RenderAhead, Rendition, RenditionKey};
 pub use routes::Receiver;
-pub use routes::{DirectFeed, HandBack, Offered};
+pub use routes::{DirectFeed, HandBack, Offer, Offered};
 
 use std::sync::Arc;
 
@@ -258,7 +258,7 @@ impl Broker {
     /// behind before they are told to resync; it counts what it publishes in `metrics`.
     pub fn new(capacity: usize, metrics: Metrics) -> Self {
         Self {
-            routes: routes::Routes::new(capacity),
+            routes: routes::Routes::new(capacity, metrics.clone()),
             remote: None,
             metrics,
         }

@@ -26,7 +26,8 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
-use super::{Delivered, EventKind, RenderAhead, RenditionKey, Scope};
+use super::{Delivered, EventKind, RenderAhead, Rendition, RenditionKey, Scope};
+use crate::metrics::Metrics;
 use crate::vocabulary::ids::{ChatId, UserId};
 
 type Sender = broadcast::Sender<Arc<Delivered>>;
@@ -144,6 +145,8 @@ impl Table {
 pub(super) struct Routes {
     capacity: usize,
     table: Mutex<Table>,
+    /// Counts what the stages write ahead of the feeds.
+    metrics: Metrics,
     /// Account events (`Scope::User`) and `Scope::Everywhere`, for process-wide listeners
     /// such as the token cache. Always open, so it is no entry of the table.
     accounts: Sender,
@@ -159,11 +162,12 @@ enum Listening {
 
 impl Routes {
     /// Routes whose channels each hold `capacity` events a receiver may lag behind.
-    pub(super) fn new(capacity: usize) -> Arc<Self> {
+    pub(super) fn new(capacity: usize, metrics: Metrics) -> Arc<Self> {
         let capacity = capacity.max(1);
         Arc::new(Self {
             capacity,
             table: Mutex::new(Table::default()),
+            metrics,
             accounts: broadcast::channel(capacity).0,
         })
     }
@@ -568,9 +572,9 @@ async fn run_stage(
 
 /// A live feed the stage can write to without waking its task.
 pub trait DirectFeed: Send + Sync {
-    /// Shows `event` to the feed's subscriber if it can, right now, without waiting.
-    /// Called by one shard at a time, in publish order.
-    fn offer(&self, event: &Arc<Delivered>) -> Offered;
+    /// Shows the offered event to the feed's subscriber if it can, right now, without
+    /// waiting. Called by one shard at a time, in publish order.
+    fn offer(&self, offer: &mut Offer<'_>) -> Offered;
     /// Gives the feed back to its task, with the event the task is to handle first.
     fn hand_back(&self, back: HandBack);
 }
@@ -583,6 +587,49 @@ pub enum Offered {
     Gone,
     /// The feed's task must handle this event (see the module comment).
     HandBack,
+}
+
+/// One event as a shard offers it to its feeds. What every feed takes of the event is
+/// fetched once per shard and kept here: each feed fetching it from the event itself
+/// would take the event's lock and bump reference counts in memory that both shards
+/// write, 10,000 times per event on a big chat. Likewise the feeds written to are counted
+/// here, and added to the metrics once.
+pub struct Offer<'a> {
+    event: &'a Arc<Delivered>,
+    /// The renderings feeds asked for, as they were when first asked: one made later (it
+    /// was not when the stage gave up waiting on it) is left to the tasks of the feeds
+    /// that wanted it.
+    renditions: HashMap<RenditionKey, Option<Rendition>>,
+    written: u64,
+}
+
+impl<'a> Offer<'a> {
+    fn new(event: &'a Arc<Delivered>) -> Self {
+        Self {
+            event,
+            renditions: HashMap::new(),
+            written: 0,
+        }
+    }
+
+    /// The event offered.
+    pub fn event(&self) -> &'a Arc<Delivered> {
+        self.event
+    }
+
+    /// The rendering `key` names, if it was made (see [`Delivered::rendition_made`]).
+    pub fn rendition(&mut self, key: &RenditionKey) -> Option<&Rendition> {
+        let event = self.event;
+        self.renditions
+            .entry(key.clone())
+            .or_insert_with(|| event.rendition_made(key))
+            .as_ref()
+    }
+
+    /// Counts a feed the event was written to, with its operation's shared rendering.
+    pub fn written(&mut self) {
+        self.written += 1;
+    }
 }
 
 /// A feed given back to its task.
@@ -667,13 +714,14 @@ async fn offer_shard(shard: Shard, routes: Arc<Routes>, chat: ChatId, event: Arc
         shard,
     };
     let sequence = event.sequence();
+    let mut offer = Offer::new(&event);
     while pass.read < pass.feeds.len() {
         let attached = &pass.feeds[pass.read];
         let keep = match attached.feed.upgrade() {
             // Its subscription ended.
             None => false,
             Some(_) if sequence < attached.from => true,
-            Some(feed) => match feed.offer(&event) {
+            Some(feed) => match feed.offer(&mut offer) {
                 Offered::Kept => true,
                 Offered::Gone => false,
                 Offered::HandBack => {
@@ -697,6 +745,7 @@ async fn offer_shard(shard: Shard, routes: Arc<Routes>, chat: ChatId, event: Arc
             tokio::task::yield_now().await;
         }
     }
+    routes.metrics.events_written_ahead(offer.written);
 }
 
 /// A shard's feeds while they are offered an event: `..kept` stay, `kept..read` are
@@ -749,7 +798,7 @@ mod tests {
 
     #[test]
     fn a_chat_feed_hears_its_chat_and_resyncs_only() {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut one = routes.chat(ChatId(1));
         let mut two = routes.chat(ChatId(2));
         routes.publish(chat_event(1, EventKind::ChatUpdated));
@@ -770,7 +819,7 @@ mod tests {
 
     #[test]
     fn an_inbox_hears_every_chat_until_it_follows_its_own_then_only_those() {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut inbox = routes.user(UserId(7));
         routes.publish(chat_event(3, EventKind::ChatUpdated));
         assert_eq!(waiting(&mut inbox).len(), 1, "pending: every chat");
@@ -785,7 +834,7 @@ mod tests {
 
     #[test]
     fn a_join_routes_the_chats_next_events_to_the_inbox_and_a_leave_stops_them() {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut inbox = routes.user(UserId(7));
         inbox.follow([]);
         routes.publish(joined(5, 8)); // someone else joins: not for this inbox
@@ -805,7 +854,7 @@ mod tests {
 
     #[test]
     fn a_deleted_chat_stops_reaching_its_followers() {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut inbox = routes.user(UserId(7));
         inbox.follow([ChatId(5)]);
         routes.publish(chat_event(5, EventKind::ChatDeleted));
@@ -818,7 +867,7 @@ mod tests {
 
     #[test]
     fn the_last_receiver_gone_closes_its_channel_and_forgets_what_it_followed() {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let first = routes.chat(ChatId(1));
         let second = routes.chat(ChatId(1));
         let mut inbox = routes.user(UserId(7));
@@ -860,11 +909,11 @@ mod tests {
         fn render(
             self: Arc<Self>,
             event: Arc<Delivered>,
-        ) -> futures_util::future::BoxFuture<'static, super::super::Rendition> {
+        ) -> futures_util::future::BoxFuture<'static, Rendition> {
             Box::pin(async move {
                 self.started.notify_one();
                 let _permit = self.gate.acquire().await;
-                super::super::Rendition {
+                Rendition {
                     text: Some(format!("rendered {}", event.kind.label()).into()),
                     only_for: None,
                 }
@@ -876,7 +925,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chat_with_a_renderer_hears_its_events_rendered_already() -> Checked {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut feed = routes.chat(ChatId(1));
         let renderer = Gated::new(100);
         let key = renderer.register(&routes, 1);
@@ -886,7 +935,7 @@ mod tests {
         let rendition = event
             .rendition(key, || {
                 rendered_again = true;
-                std::future::ready(super::super::Rendition {
+                std::future::ready(Rendition {
                     text: None,
                     only_for: None,
                 })
@@ -899,7 +948,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_feed_opened_while_the_stage_holds_an_event_does_not_hear_it() -> Checked {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut early = routes.chat(ChatId(1));
         let renderer = Gated::new(0);
         renderer.register(&routes, 1);
@@ -916,7 +965,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_feed_gone_forgets_the_chats_renderers_and_its_stage() -> Checked {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let feed = routes.chat(ChatId(1));
         let renderer = Gated::new(100);
         renderer.register(&routes, 1);
@@ -933,24 +982,25 @@ mod tests {
     #[derive(Default)]
     struct Attachable {
         offered: Mutex<Vec<&'static str>>,
-        back: Mutex<Option<super::super::HandBack>>,
+        back: Mutex<Option<HandBack>>,
         handed_back: tokio::sync::Notify,
     }
 
     impl DirectFeed for Attachable {
-        fn offer(&self, event: &Arc<Delivered>) -> super::super::Offered {
+        fn offer(&self, offer: &mut Offer<'_>) -> Offered {
+            let event = offer.event();
             let label = event.kind.label();
             self.offered
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(label);
             match event.kind {
-                EventKind::ChatDeleted => super::super::Offered::HandBack,
-                _ => super::super::Offered::Kept,
+                EventKind::ChatDeleted => Offered::HandBack,
+                _ => Offered::Kept,
             }
         }
 
-        fn hand_back(&self, back: super::super::HandBack) {
+        fn hand_back(&self, back: HandBack) {
             *self.back.lock().unwrap_or_else(|e| e.into_inner()) = Some(back);
             self.handed_back.notify_one();
         }
@@ -959,7 +1009,7 @@ mod tests {
     #[tokio::test]
     async fn an_attached_feed_is_offered_its_chats_events_until_handed_back_with_what_follows()
     -> Checked {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut feed = routes.chat(ChatId(1));
         Gated::new(100).register(&routes, 1);
         let direct = Arc::new(Attachable::default());
@@ -991,7 +1041,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_feed_with_an_event_unread_does_not_attach() -> Checked {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let mut feed = routes.chat(ChatId(1));
         let direct = Arc::new(Attachable::default());
         let weak = Arc::downgrade(&direct) as Weak<dyn DirectFeed>;
@@ -1009,7 +1059,7 @@ mod tests {
 
     #[test]
     fn an_inbox_dropped_before_it_followed_leaves_nothing_pending() {
-        let routes = Routes::new(16);
+        let routes = Routes::new(16, Metrics::new());
         let other = routes.user(UserId(8));
         drop(routes.user(UserId(7)));
         assert_eq!(

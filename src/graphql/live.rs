@@ -39,9 +39,8 @@ use crate::domain::feeds::chat::{ChatFeed, ChatFeedItem, ChatFeedStep, FeedFilte
 use crate::domain::feeds::inbox::{InboxFeed, InboxItem};
 use crate::error::{AppError, AppResult};
 use crate::events::{
-    Delivered, DirectFeed, HandBack, Offered, RenderAhead, Rendition, RenditionKey,
+    Delivered, DirectFeed, HandBack, Offer, Offered, RenderAhead, Rendition, RenditionKey,
 };
-use crate::metrics::Metrics;
 use crate::vocabulary::ids::{ChatId, MessageId, UserId};
 
 /// A subscription's feed, as its root resolver opened it.
@@ -395,7 +394,6 @@ impl LiveOperation {
             key: self.shared_key.clone(),
             viewer: self.renderer.viewer,
             writer,
-            metrics: self.renderer.context.app.metrics().clone(),
             state: Mutex::new(DirectState {
                 open: true,
                 back: Some(back),
@@ -450,7 +448,6 @@ struct DirectSubscriber {
     key: RenditionKey,
     viewer: UserId,
     writer: Arc<dyn FrameWriter>,
-    metrics: Metrics,
     /// Locked for each offer, so that once detached nothing more is written.
     state: Mutex<DirectState>,
 }
@@ -480,11 +477,12 @@ impl DirectSubscriber {
 }
 
 impl DirectFeed for DirectSubscriber {
-    fn offer(&self, event: &Arc<Delivered>) -> Offered {
+    fn offer(&self, offer: &mut Offer<'_>) -> Offered {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.open {
             return Offered::Gone;
         }
+        let event = offer.event();
         match self.filter.step(event) {
             ChatFeedStep::Skip => return Offered::Kept,
             ChatFeedStep::Deliver => {}
@@ -492,7 +490,7 @@ impl DirectFeed for DirectSubscriber {
             ChatFeedStep::DeliverLast | ChatFeedStep::Resync => return Offered::HandBack,
         }
         // Not made when the stage was catching up, or gave up waiting on it.
-        let Some(rendition) = event.rendition_made(&self.key) else {
+        let Some(rendition) = offer.rendition(&self.key) else {
             return Offered::HandBack;
         };
         if rendition
@@ -511,9 +509,7 @@ impl DirectFeed for DirectSubscriber {
         if let crate::events::EventKind::MessageAdded { message_id, .. } = &event.kind {
             state.last_message_id = state.last_message_id.max(Some(*message_id));
         }
-        self.metrics.event_delivered();
-        self.metrics.event_written_ahead();
-        self.metrics.event_rendered(true);
+        offer.written();
         Offered::Kept
     }
 

@@ -174,7 +174,7 @@ impl Frames {
     }
 }
 
-/// How the chat's stage writes the operation's live events (see `events::direct`).
+/// How the chat's stage writes the operation's live events (see `events::routes`).
 impl FrameWriter for Frames {
     fn try_write(&self, payload: &str) -> Result<(), WriteRefused> {
         self.outgoing
