@@ -554,7 +554,7 @@ async fn run_stage(
 // ---------------------------------------------------------------------------------------
 // Writing ahead of the feeds
 //
-// Writing ahead of the feeds: a chat's stage (see `routes`) writes each event to the
+// A chat's stage (see `run_stage` above) writes each event to the
 // sockets of the feeds that keep up, itself, instead of waking one task per subscriber.
 // With 10,000 subscribers on a chat, waking, polling and parking each one's task cost
 // about a quarter of the server's CPU per delivery.
@@ -585,7 +585,7 @@ pub enum Offered {
     Kept,
     /// The feed detached itself (it is ending): forget it.
     Gone,
-    /// The feed's task must handle this event (see the module comment).
+    /// The feed's task must handle this event (see "Writing ahead of the feeds").
     HandBack,
 }
 
@@ -619,11 +619,13 @@ impl<'a> Offer<'a> {
 
     /// The rendering `key` names, if it was made (see [`Delivered::rendition_made`]).
     pub fn rendition(&mut self, key: &RenditionKey) -> Option<&Rendition> {
-        let event = self.event;
-        self.renditions
-            .entry(key.clone())
-            .or_insert_with(|| event.rendition_made(key))
-            .as_ref()
+        // Looked up before any clone: cloning the key per feed would bump the count of
+        // one `Arc` that every subscriber of the operation shares, on both shards.
+        if !self.renditions.contains_key(key) {
+            let made = self.event.rendition_made(key);
+            self.renditions.insert(key.clone(), made);
+        }
+        self.renditions.get(key)?.as_ref()
     }
 
     /// Counts a feed the event was written to, with its operation's shared rendering.
