@@ -96,6 +96,8 @@ async function untilLive(prefix) {
   for (let attempt = 0; attempt < 100; attempt++) {
     const marker = `${prefix}-${attempt}`;
     await send(marker);
+    // The probe may arrive before the send's own HTTP response does: look before waiting.
+    if (received.includes(marker)) return;
     while (await arrival(200)) {
       if (received.includes(marker)) return;
     }
