@@ -388,7 +388,7 @@ async fn store(
         if let Some(parent) = input.parent_id {
             db::threads::set_last_reply(tx, parent, message.id).await?;
         }
-        tx.emit(
+        tx.emit_with_message(
             Event::in_chat(
                 chat,
                 EventKind::MessageAdded {
@@ -397,6 +397,7 @@ async fn store(
                 },
             )
             .in_thread(input.parent_id),
+            message.clone(),
         );
         if let Some(key) = key {
             by_client_id.insert(key, message.clone());

@@ -94,6 +94,15 @@ impl Delivered {
         }
     }
 
+    /// An event about to be delivered whose message (when it names one) is `message`,
+    /// as the transaction that emitted it stored it.
+    pub fn with_message(event: Event, message: Option<Message>) -> Self {
+        Self {
+            message: OnceCell::new_with(message.map(Some)),
+            ..Self::new(event)
+        }
+    }
+
     /// Its place in publish order (0 until published).
     pub(super) fn sequence(&self) -> u64 {
         self.sequence.load(Ordering::Relaxed)

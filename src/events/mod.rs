@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::messages::Message;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::metrics::Metrics;
 use crate::vocabulary::enums::MemberRole;
@@ -211,12 +212,25 @@ impl EventKind {
 pub struct Tx<'c> {
     conn: &'c mut DbConn,
     events: Vec<Event>,
+    /// Per event of `events`: the message it names as this transaction stored it, when
+    /// the emitter gave it.
+    messages: Vec<Option<Message>>,
 }
 
 impl Tx<'_> {
     /// Publishes `event` once the transaction has committed (never if it fails).
     pub fn emit(&mut self, event: Event) {
         self.events.push(event);
+        self.messages.push(None);
+    }
+
+    /// Publishes `event`, which names `message` as this transaction stored it, once the
+    /// transaction has committed: this instance's subscribers are shown `message` without
+    /// reading it back (one query less per message sent, and the first delivery comes
+    /// sooner). Other instances read it, from the committed row.
+    pub fn emit_with_message(&mut self, event: Event, message: Message) {
+        self.events.push(event);
+        self.messages.push(Some(message));
     }
 }
 
@@ -273,8 +287,12 @@ impl Broker {
     /// Delivers an event to this process's subscribers only (used for events that
     /// arrived from other instances).
     pub fn publish_local(&self, event: Event) {
+        self.publish_delivered(Delivered::new(event));
+    }
+
+    fn publish_delivered(&self, event: Delivered) {
         self.metrics.event_published(event.kind.label());
-        self.routes.publish(Arc::new(Delivered::new(event)));
+        self.routes.publish(Arc::new(event));
     }
 
     /// Runs `body` in one transaction ([`DbPool::transaction`]); the events it emits go
@@ -290,21 +308,22 @@ impl Broker {
     where
         E: From<DbError>,
     {
-        let (value, events) = db
+        let (value, events, messages) = db
             .transaction(async |conn| {
                 let mut tx = Tx {
                     conn,
                     events: Vec::new(),
+                    messages: Vec::new(),
                 };
                 let value = body(&mut tx).await?;
                 if let Some(remote) = &self.remote {
                     crate::db::notify::notify(tx.conn, &remote.payloads(&tx.events)).await?;
                 }
-                Ok::<_, E>((value, tx.events))
+                Ok::<_, E>((value, tx.events, tx.messages))
             })
             .await?;
-        for event in events {
-            self.publish_local(event);
+        for (event, message) in events.into_iter().zip(messages) {
+            self.publish_delivered(Delivered::with_message(event, message));
         }
         Ok(value)
     }

@@ -227,3 +227,42 @@ async fn subscribers_resuming_from_different_cursors_share_the_live_renderings()
     assert_eq!(renders(&server).await?, (executed + 1.0, shared + 2.0));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sent_message_reaches_its_subscribers_without_being_read_back() -> TestResult {
+    const CONTENT_ONLY: &str = "subscription($c: ID!) { chatEvents(chatId: $c) {
+      __typename ... on MessageAdded { message { content } } } }";
+    let server = TestServer::start().await?;
+    let (alice, bob) = (server.user("alice").await?, server.user("bob").await?);
+    let chat = group(&server, &alice, &[&bob]).await?;
+    // The least of three sends: background statements (NOTIFYs) only ever add.
+    let mut alone = Vec::new();
+    for n in 0..3 {
+        let before = server.app.db().statements_executed();
+        send(&server, &bob, &chat, &format!("alone {n}")).await?;
+        alone.push(server.app.db().statements_executed() - before);
+    }
+    let mut sockets = subscribed(&server, &[&alice, &bob], &chat, CONTENT_ONLY).await?;
+    let mut watched = Vec::new();
+    for n in 0..3 {
+        let content = format!("watched {n}");
+        let before = server.app.db().statements_executed();
+        send(&server, &bob, &chat, &content).await?;
+        let payloads = each_receives(&mut sockets, &content).await?;
+        watched.push(server.app.db().statements_executed() - before);
+        for payload in payloads {
+            assert_eq!(
+                payload["data"]["chatEvents"]["message"]["content"], content,
+                "{payload}"
+            );
+        }
+    }
+    // The event carries the row its transaction stored: showing it to the subscribers
+    // costs no statement beyond the send's own.
+    assert_eq!(
+        watched.iter().min(),
+        alone.iter().min(),
+        "statements per send, without and with subscribers: {alone:?} {watched:?}"
+    );
+    Ok(())
+}
