@@ -94,11 +94,11 @@ impl Delivered {
         }
     }
 
-    /// An event about to be delivered whose message (when it names one) is `message`,
-    /// as the transaction that emitted it stored it.
-    pub fn with_message(event: Event, message: Option<Message>) -> Self {
+    /// An event about to be delivered that names `message`, as the transaction that
+    /// emitted it stored it.
+    pub fn with_message(event: Event, message: Message) -> Self {
         Self {
-            message: OnceCell::new_with(message.map(Some)),
+            message: OnceCell::new_with(Some(Some(message))),
             ..Self::new(event)
         }
     }

@@ -211,17 +211,15 @@ impl EventKind {
 /// connection, so database functions take it where they take a `DbConn`.
 pub struct Tx<'c> {
     conn: &'c mut DbConn,
-    events: Vec<Event>,
-    /// Per event of `events`: the message it names as this transaction stored it, when
-    /// the emitter gave it.
-    messages: Vec<Option<Message>>,
+    /// What to publish on commit, each with the message it names when the emitter gave
+    /// it (see [`Tx::emit_with_message`]).
+    events: Vec<Delivered>,
 }
 
 impl Tx<'_> {
     /// Publishes `event` once the transaction has committed (never if it fails).
     pub fn emit(&mut self, event: Event) {
-        self.events.push(event);
-        self.messages.push(None);
+        self.events.push(Delivered::new(event));
     }
 
     /// Publishes `event`, which names `message` as this transaction stored it, once the
@@ -229,8 +227,7 @@ impl Tx<'_> {
     /// reading it back (one query less per message sent, and the first delivery comes
     /// sooner). Other instances read it, from the committed row.
     pub fn emit_with_message(&mut self, event: Event, message: Message) {
-        self.events.push(event);
-        self.messages.push(Some(message));
+        self.events.push(Delivered::with_message(event, message));
     }
 }
 
@@ -251,7 +248,7 @@ impl std::ops::DerefMut for Tx<'_> {
 /// The other instances, as the broker sees them (PostgreSQL only; see `pg::Bridge`).
 pub trait Remote: Send + Sync {
     /// The NOTIFY payloads of a transaction's events, in order.
-    fn payloads(&self, events: &[Event]) -> Vec<String>;
+    fn payloads(&self, events: &[Delivered]) -> Vec<String>;
     /// Queues a typing change for the other instances (never stored, so never in a
     /// transaction): bounded, and coalesced per user and chat.
     fn queue_typing(&self, chat: ChatId, user: UserId, typing: bool);
@@ -308,22 +305,21 @@ impl Broker {
     where
         E: From<DbError>,
     {
-        let (value, events, messages) = db
+        let (value, events) = db
             .transaction(async |conn| {
                 let mut tx = Tx {
                     conn,
                     events: Vec::new(),
-                    messages: Vec::new(),
                 };
                 let value = body(&mut tx).await?;
                 if let Some(remote) = &self.remote {
                     crate::db::notify::notify(tx.conn, &remote.payloads(&tx.events)).await?;
                 }
-                Ok::<_, E>((value, tx.events, tx.messages))
+                Ok::<_, E>((value, tx.events))
             })
             .await?;
-        for (event, message) in events.into_iter().zip(messages) {
-            self.publish_delivered(Delivered::with_message(event, message));
+        for event in events {
+            self.publish_delivered(event);
         }
         Ok(value)
     }

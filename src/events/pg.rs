@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, Event, EventKind, Remote};
+use super::{Broker, Delivered, Event, EventKind, Remote};
 use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
 use crate::vocabulary::ids::{ChatId, UserId};
@@ -105,7 +105,7 @@ impl Bridge {
 }
 
 impl Remote for Bridge {
-    fn payloads(&self, events: &[Event]) -> Vec<String> {
+    fn payloads(&self, events: &[Delivered]) -> Vec<String> {
         events.iter().map(|event| self.encode_next(event)).collect()
     }
 
