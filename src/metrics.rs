@@ -419,7 +419,8 @@ impl Metrics {
     pub fn events_written_ahead(&self, count: u64) {
         self.inner.events_delivered.inc_by(count);
         self.inner.events_written_ahead.inc_by(count);
-        self.inner.event_renders[1].inc_by(count);
+        // As `event_rendered(true)` counts it: the rendering was shared.
+        self.inner.event_renders[usize::from(true)].inc_by(count);
     }
 
     /// Counts a live event's rendering: `shared` when a subscription reused the output
